@@ -1,0 +1,49 @@
+"""The audit line: one JSON object per event behind a fixed prefix, greppable in task logs.
+
+    RELEASE_AUDIT {"event": "deploy.finished", "release": "webshop", ...}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+PREFIX = "RELEASE_AUDIT "
+
+
+def audit_line(event: str, *, release: str, run_id: str, outcome: str, environment: str = "",
+               component: str = "", version: str = "", actor: str = "", change: str = "",
+               details: dict[str, Any] | None = None, now: datetime | None = None) -> str:
+    """The text of one audit line (keys in a fixed order)."""
+    record = {
+        "event": event,
+        "release": release,
+        "run_id": run_id,
+        "environment": environment,
+        "component": component,
+        "version": version,
+        "actor": actor,
+        "change": change,
+        "outcome": outcome,
+        "time": (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "details": details or {},
+    }
+    return PREFIX + json.dumps(record, separators=(",", ":"), sort_keys=False, default=str)
+
+
+def emit(log: logging.Logger, event: str, **fields: Any) -> None:
+    """Write one audit line to ``log`` (a task's logger writes it to the task log)."""
+    log.info("%s", audit_line(event, **fields))
+
+
+def parse_line(line: str) -> dict[str, Any] | None:
+    """The record of an audit line found anywhere in ``line``; None when there is none."""
+    at = line.find(PREFIX)
+    if at < 0:
+        return None
+    record = json.loads(line[at + len(PREFIX):])
+    if not isinstance(record, dict) or "event" not in record:
+        raise ValueError(f"malformed audit line: {line[:200]!r}")
+    return record

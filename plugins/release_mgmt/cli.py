@@ -1,0 +1,74 @@
+"""``python -m release_mgmt``: validate definitions, export the definition schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from release_mgmt.definition.loader import load_paths
+from release_mgmt.definition.models import json_schema
+
+DEFAULT_RELEASES = Path("include/releases")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    paths = [Path(p) for p in args.paths] or [DEFAULT_RELEASES]
+    missing = [p for p in paths if not p.exists()]
+    for path in missing:
+        print(f"{path}: no such file or folder", file=sys.stderr)
+    report = load_paths([p for p in paths if p.exists()])
+    for item in report.loaded:
+        defn = item.definition
+        print(f"{item.display}: ok: release {defn.name}, {len(defn.components)} component(s), "
+              f"environments {' -> '.join(e.name for e in defn.environments)}")
+    for error in report.errors:
+        for line in error.lines():
+            print(line)
+    if not report.loaded and not report.errors and not missing:
+        print("no release definitions (*.yaml, *.yml) found in " + ", ".join(map(str, paths)), file=sys.stderr)
+        return 2
+    total = len(report.loaded) + len(report.errors)
+    print(f"{len(report.loaded)} of {total} definition(s) valid")
+    return 1 if report.errors or missing else 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_run_once(args: argparse.Namespace) -> int:
+    """Run one release DAG in-process with Airflow's ``dag.test()`` and print its outcome."""
+    from release_mgmt.local_run import run_once
+
+    return run_once(args.dag_id, json.loads(args.conf), Path(args.log) if args.log else None)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m release_mgmt", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+    validate = sub.add_parser("validate", help="check release definitions; exit 1 when any is invalid")
+    validate.add_argument("paths", nargs="*", help=f"files or folders (default: {DEFAULT_RELEASES})")
+    validate.set_defaults(func=cmd_validate)
+    schema = sub.add_parser("schema", help="print (or write) the JSON schema of a release definition")
+    schema.add_argument("--out", help="write to this file instead of standard output")
+    schema.set_defaults(func=cmd_schema)
+    once = sub.add_parser("run-once", help="run a release DAG once in-process (dag.test) and print its outcome")
+    once.add_argument("dag_id")
+    once.add_argument("--conf", default="{}", help="trigger parameters as JSON, e.g. '{\"version_web\": \"1.3.0\"}'")
+    once.add_argument("--log", help="file for Airflow's own output (default: $AIRFLOW_HOME/run-once.log)")
+    once.set_defaults(func=cmd_run_once)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args))

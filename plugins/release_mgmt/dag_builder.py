@@ -1,0 +1,231 @@
+"""Plan -> Airflow DAG. The only module that creates operators; one builder per task kind."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from airflow.sdk import DAG, BaseOperator, Param, TaskGroup, get_parsing_context
+from airflow.sdk.exceptions import AirflowFailException
+
+from release_mgmt.definition.loader import LoadedDefinition, load_paths
+from release_mgmt.definition.models import NAME_PATTERN, VERSION_PATTERN
+from release_mgmt.definition.yaml_io import parse
+from release_mgmt.errors import DefinitionError
+from release_mgmt.operators import (
+    EnvironmentEntryOperator,
+    EnvironmentResultOperator,
+    PreflightOperator,
+    ReleaseStepOperator,
+    ReleaseSummaryOperator,
+)
+from release_mgmt.planning import ReleasePlan, TaskSpec, dag_id_for, plan_release, version_param
+
+START_DATE = datetime(2024, 1, 1, tzinfo=UTC)  # fixed: the same YAML must give the same DAG
+INVALID_TAG = "invalid-definition"
+
+
+def trigger_params(plan: ReleasePlan) -> dict[str, Param]:
+    """The manual trigger form: a version per component, the environments, dry run, extra fields."""
+    envs = list(plan.environment_names)
+    params: dict[str, Param] = {}
+    for comp in plan.components:
+        params[version_param(comp.name)] = Param(
+            comp.version, type="string", pattern=VERSION_PATTERN, title=f"Version of {comp.name}",
+            description=comp.description or f"The version of {comp.name} to deploy.")
+    params["environments"] = Param(
+        envs, type="array", items={"type": "string", "enum": envs}, examples=envs, minItems=1,
+        title="Environments", description=f"A prefix of the promotion order {' -> '.join(envs)}.")
+    params["dry_run"] = Param(False, type="boolean", title="Dry run",
+                              description="Plan and log what would be done; change nothing.")
+    for key, spec in plan.parameters.items():
+        schema: dict[str, Any] = {"type": spec["type"]}
+        if spec["enum"]:
+            schema["enum"] = list(spec["enum"])
+        params[key] = Param(spec["default"], description=spec["description"] or None, **schema)
+    return params
+
+
+def plan_lines(plan: ReleasePlan) -> list[str]:
+    """The plan in words, one line per task, for the preflight log and the DAG docs."""
+    lines = []
+    for env in plan.environments:
+        for task in env.tasks:
+            if task.kind in ("deploy", "validate", "rollback"):
+                what = "; ".join(s.describe() for s in task.steps)
+                lines.append(f"{task.task_id}: {what}")
+    return lines
+
+
+def _doc_md(plan: ReleasePlan) -> str:
+    rows = "\n".join(f"- `{line.split(': ', 1)[0]}`: {line.split(': ', 1)[1]}" for line in plan_lines(plan))
+    comps = ", ".join(f"{c.name} {c.version}" for c in plan.components)
+    return (f"### Release {plan.release}\n\n{plan.description}\n\n"
+            f"- definition: `{plan.source}`\n- owner: {plan.owner} {plan.team}\n"
+            f"- promotion order: {' → '.join(plan.environment_names)}\n- default versions: {comps}\n\n"
+            f"#### Steps\n{rows}\n")
+
+
+Builder = Callable[[ReleasePlan, TaskSpec, dict[str, Any]], BaseOperator]
+
+
+def _step_dicts(task: TaskSpec) -> list[dict[str, Any]]:
+    return [s.model_dump(mode="json", exclude_defaults=False) for s in task.steps]
+
+
+def _build_step(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
+    env = next(e for e in plan.environments if e.name == task.environment)
+    probe = task.probe.model_dump(mode="json") if task.probe is not None else None
+    return ReleaseStepOperator(action=task.kind, environment=env.name, component=task.component or "",
+                               steps=_step_dicts(task), probe=probe, variables=env.variables,
+                               workdir=plan.workdir, **common)
+
+
+def _build_enter(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
+    return EnvironmentEntryOperator(environment=task.environment or "", **common)
+
+
+def _build_result(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
+    env = next(e for e in plan.environments if e.name == task.environment)
+    local = [t.local_id for t in env.tasks if t.kind != "result"]
+    return EnvironmentResultOperator(environment=env.name, local_task_ids=local, **common)
+
+
+def _build_preflight(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
+    return PreflightOperator(plan_lines=plan_lines(plan), **common)
+
+
+def _build_summary(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
+    by_env = {e.name: [t.local_id for t in e.tasks if t.kind != "result"] for e in plan.environments}
+    return ReleaseSummaryOperator(tasks_by_environment=by_env, **common)
+
+
+BUILDERS: dict[str, Builder] = {
+    "preflight": _build_preflight,
+    "enter": _build_enter,
+    "deploy": _build_step,
+    "validate": _build_step,
+    "rollback": _build_step,
+    "result": _build_result,
+    "summary": _build_summary,
+}
+
+
+def build_dag(plan: ReleasePlan) -> DAG:
+    """The Airflow DAG of one plan."""
+    tags = ["release"] + ([f"team:{plan.team}"] if plan.team else [])
+    dag = DAG(
+        dag_id=plan.dag_id,
+        description=(plan.description.strip().splitlines() or [f"Release {plan.release}"])[0][:200],
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=tags,
+        params=trigger_params(plan),
+        doc_md=_doc_md(plan),
+        default_args={"owner": plan.owner, "retries": 0},
+        template_undefined=jinja2.StrictUndefined,
+    )
+    common = {"release": plan.release, "components": [c.name for c in plan.components],
+              "environments": list(plan.environment_names)}
+    made: dict[str, BaseOperator] = {}
+    with dag:
+        made["preflight"] = _make(plan, plan.preflight, common)
+        for env in plan.environments:
+            with TaskGroup(group_id=env.name, tooltip=env.description or f"Environment {env.name}"):
+                for task in env.tasks:
+                    made[task.task_id] = _make(plan, task, common)
+        made["summary"] = _make(plan, plan.summary, common)
+    for task in plan.tasks():
+        for up in task.upstream:
+            made[up] >> made[task.task_id]
+    return dag
+
+
+def _make(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
+    return BUILDERS[task.kind](plan, task, {"task_id": task.local_id, "trigger_rule": task.trigger_rule,
+                                            **common})
+
+
+class DefinitionErrorOperator(BaseOperator):
+    """Stands in a broken definition's DAG: running it fails with the definition's errors."""
+
+    ui_color = "#ffd7d7"
+
+    def __init__(self, *, errors: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.errors = list(errors)
+
+    def execute(self, context: Any) -> None:
+        for line in self.errors:
+            self.log.error("%s", line)
+        raise AirflowFailException("invalid release definition:\n" + "\n".join(self.errors))
+
+
+def broken_dag_id(path: Path) -> str:
+    """The DAG id a broken file would have had: from its ``name`` when readable, else its file name."""
+    try:
+        data, _ = parse(path.read_text(encoding="utf-8"))
+        name = data.get("name") if isinstance(data, dict) else None
+    except Exception:  # noqa: BLE001 - any unreadable file falls back to the file name
+        name = None
+    if not (isinstance(name, str) and re.fullmatch(NAME_PATTERN, name)):
+        name = _safe_stem(path)
+    return dag_id_for(name)
+
+
+def build_broken_dag(error: DefinitionError, dag_id: str) -> DAG:
+    """A visible, unrunnable DAG carrying a broken definition's errors in its description and docs."""
+    errors = error.lines()
+    dag = DAG(
+        dag_id=dag_id,
+        description=f"INVALID DEFINITION {error.file}: {error.problems[0].message}"[:200],
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        tags=["release", INVALID_TAG],
+        doc_md="### Invalid release definition\n\nFix these problems in the file:\n\n"
+               + "\n".join(f"- `{line}`" for line in errors) + "\n\nThen run `python -m release_mgmt validate`.",
+        is_paused_upon_creation=True,
+    )
+    with dag:
+        DefinitionErrorOperator(task_id="definition_error", errors=errors)
+    return dag
+
+
+def build_release_dags(releases_dir: Path, display_root: Path | None = None,
+                       only: str | None = None) -> dict[str, DAG]:
+    """Every release DAG of a folder, broken definitions included as error DAGs.
+
+    ``only`` (default: the dag id Airflow's parsing context names, for a worker running one
+    task) builds just that DAG; definitions are still all read, since names live inside them.
+    """
+    wanted = only if only is not None else get_parsing_context().dag_id
+    report = load_paths([releases_dir], root=display_root)
+    dags: dict[str, DAG] = {}
+    valid_ids = {dag_id_for(item.definition.name) for item in report.loaded}
+    for item in report.loaded:
+        dag_id = dag_id_for(item.definition.name)
+        if wanted is None or wanted == dag_id:
+            dags[dag_id] = build_dag(_plan(item))
+    for error in report.errors:
+        path = error.path
+        dag_id = broken_dag_id(path)
+        if dag_id in valid_ids:  # e.g. a second file reusing a release name: never hide either
+            dag_id = dag_id_for(f"invalid_{_safe_stem(path)}")
+        if wanted is None or wanted == dag_id:
+            dags[dag_id] = build_broken_dag(error, dag_id)
+    return dags
+
+
+def _plan(item: LoadedDefinition) -> ReleasePlan:
+    return plan_release(item.definition, item.display, str(item.path.resolve().parent))
+
+
+def _safe_stem(path: Path) -> str:
+    return re.sub(r"[^a-z0-9_-]", "_", path.stem.lower()) or "unnamed"

@@ -1,0 +1,1 @@
+"""Release definitions: the schema (models), reading YAML (loader) and the checks across keys."""

@@ -1,0 +1,182 @@
+"""Read release definition files: YAML -> models -> checks across keys; every problem reported."""
+
+from __future__ import annotations
+
+import dataclasses
+import graphlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from release_mgmt.definition import yaml_io
+from release_mgmt.definition.messages import problems_from
+from release_mgmt.definition.models import ReleaseDefinition
+from release_mgmt.errors import DefinitionError, Problem
+
+SUFFIXES = (".yaml", ".yml")
+RESERVED_PARAMETERS = ("environments", "dry_run")
+
+
+@dataclass(frozen=True)
+class LoadedDefinition:
+    """A valid definition and the file it came from."""
+
+    path: Path
+    display: str
+    definition: ReleaseDefinition
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """Every definition of a folder: the valid ones and the errors of the others."""
+
+    loaded: tuple[LoadedDefinition, ...]
+    errors: tuple[DefinitionError, ...]
+
+
+def display_path(path: Path, root: Path | None = None) -> str:
+    """``path`` relative to ``root`` (or the working directory) when inside it, else absolute."""
+    base = (root or Path.cwd()).resolve()
+    resolved = path.resolve()
+    return str(resolved.relative_to(base)) if resolved.is_relative_to(base) else str(resolved)
+
+
+def definition_files(paths: Iterable[Path]) -> list[Path]:
+    """The definition files named, folders expanded to their *.yaml/*.yml files, sorted."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file()))
+        else:
+            files.append(path)
+    return files
+
+
+def load_file(path: Path, display: str | None = None) -> LoadedDefinition:
+    """Load and check one definition file; raise :class:`DefinitionError` with every problem."""
+    shown = display or display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DefinitionError(shown, path=path, problems=[Problem("", f"cannot read the file: {exc}")]) from exc
+    try:
+        data, node = yaml_io.parse(text)
+    except yaml.MarkedYAMLError as exc:
+        raise DefinitionError(shown, path=path, problems=[_yaml_problem(exc)]) from exc
+    if data is None:
+        raise DefinitionError(shown, path=path, problems=[Problem("", "the file is empty; write a release definition "
+                                                  "(name, owner, components, environments)")])
+    if not isinstance(data, dict):
+        raise DefinitionError(shown, path=path, problems=[Problem("", "the top level must be a mapping of keys to values "
+                                                  f"(name, owner, components, environments), not a {_kind(data)}",
+                                              line=1)])
+    try:
+        definition = ReleaseDefinition.model_validate(data)
+    except ValidationError as exc:
+        problems = [_with_line(p, node) for p in problems_from(exc, data)]
+        raise DefinitionError(shown, problems, path) from None
+    problems = [_with_line(p, node) for p in semantic_problems(definition)]
+    if problems:
+        raise DefinitionError(shown, problems, path)
+    return LoadedDefinition(path=path, display=shown, definition=definition)
+
+
+def load_paths(paths: Iterable[Path], root: Path | None = None) -> LoadReport:
+    """Load every definition named; a broken file never stops the others from loading."""
+    loaded: list[LoadedDefinition] = []
+    errors: list[DefinitionError] = []
+    owners: dict[str, LoadedDefinition] = {}
+    for path in definition_files(paths):
+        shown = display_path(path, root)
+        try:
+            item = load_file(path, shown)
+        except DefinitionError as exc:
+            errors.append(exc)
+            continue
+        first = owners.get(item.definition.name)
+        if first is not None:
+            errors.append(DefinitionError(shown, path=path, problems=[Problem(
+                "name", f"release name {item.definition.name!r} is already used by {first.display}; "
+                        "give each release its own name", line=1)]))
+            continue
+        owners[item.definition.name] = item
+        loaded.append(item)
+    return LoadReport(tuple(loaded), tuple(errors))
+
+
+def semantic_problems(defn: ReleaseDefinition) -> list[Problem]:
+    """Checks that span keys: unique names, known and acyclic dependencies, required rollbacks."""
+    problems = _duplicates("components", [c.name for c in defn.components], "component")
+    problems += _duplicates("environments", [e.name for e in defn.environments], "environment")
+    names = [c.name for c in defn.components]
+    for i, comp in enumerate(defn.components):
+        for j, dep in enumerate(comp.depends_on):
+            where = f"components[{i}].depends_on[{j}]"
+            if dep == comp.name:
+                problems.append(Problem(where, f"component {comp.name!r} cannot depend on itself"))
+            elif dep not in names:
+                problems.append(Problem(where, f"unknown component {dep!r}; known components: "
+                                               f"{', '.join(names)}"))
+        if defn.policy.require_rollback and comp.rollback is None:
+            problems.append(Problem(f"components[{i}].rollback", "required key is missing: "
+                                    "policy.require_rollback is true; add a rollback step, or set "
+                                    "policy.require_rollback: false"))
+    if not problems:
+        problems += _cycle_problems(defn)
+    reserved = {*RESERVED_PARAMETERS, *(f"version_{n}" for n in names)}
+    for key in sorted(defn.parameters.keys() & reserved):
+        problems.append(Problem(f"parameters.{key}", f"{key!r} is a built-in trigger parameter; "
+                                                     "choose another name"))
+    return problems
+
+
+def _cycle_problems(defn: ReleaseDefinition) -> list[Problem]:
+    sorter = graphlib.TopologicalSorter({c.name: c.depends_on for c in defn.components})
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        cycle = list(reversed(exc.args[1]))
+        return [Problem("components", f"dependency cycle: {' -> '.join(cycle)}; remove one of "
+                                      "these depends_on entries")]
+    return []
+
+
+def _duplicates(key: str, names: list[str], what: str) -> list[Problem]:
+    problems = []
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            first = names.index(name)
+            problems.append(Problem(f"{key}[{i}].name", f"duplicate {what} name {name!r} "
+                                                        f"(first at {key}[{first}]); names must be unique"))
+    return problems
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    text = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+    line = mark.line + 1 if mark else None
+    column = f"column {mark.column + 1}: " if mark else ""
+    return Problem("", f"{column}invalid YAML: {text}", line=line)
+
+
+def _kind(data: Any) -> str:
+    return "list" if isinstance(data, list) else type(data).__name__
+
+
+def _with_line(problem: Problem, node: yaml.Node | None) -> Problem:
+    return dataclasses.replace(problem, line=yaml_io.line_of(node, _loc_from_path(problem.path)))
+
+
+def _loc_from_path(path: str) -> tuple[Any, ...]:
+    loc: list[Any] = []
+    for part in path.replace("[", ".[").split("."):
+        if not part:
+            continue
+        loc.append(int(part[1:-1]) if part.startswith("[") else part)
+    return tuple(loc)
+
+

@@ -1,0 +1,103 @@
+"""The release definition schema: strict pydantic models, exported as JSON schema for editors."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from release_mgmt.steps import Step
+
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,49}$"
+NAME_RULE = "lowercase letters, digits, '_' or '-', starting with a letter, at most 50 characters"
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"
+VERSION_RULE = "letters, digits, '.', '_', '+' or '-', starting with a letter or digit, at most 128 characters"
+KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+KEY_RULE = "letters, digits or '_', starting with a letter or '_' (usable in templates)"
+
+#: pattern -> the sentence an error message uses for it
+PATTERN_RULES = {NAME_PATTERN: NAME_RULE, VERSION_PATTERN: VERSION_RULE, KEY_PATTERN: KEY_RULE}
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+Version = Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
+Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
+Scalar = str | bool | None
+
+
+class Strict(BaseModel):
+    """Base of every definition model: unknown keys are errors, values never change after loading."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+
+class Component(Strict):
+    """A versioned thing the release moves: how it is deployed, checked and rolled back."""
+
+    name: Name
+    description: str = ""
+    version: Version = Field(description="Version offered by default in the trigger form.")
+    depends_on: tuple[Name, ...] = Field(
+        default=(), description="Components deployed and validated before this one."
+    )
+    current_version: Step | None = Field(
+        default=None,
+        description="Step whose last output line is the version running now; "
+        "rollback restores that version.",
+    )
+    deploy: Step
+    validation: tuple[Step, ...] = Field(
+        default=(), alias="validate", description="Checks run after deploy, in order."
+    )
+    rollback: Step | None = Field(
+        default=None, description="Restores the previous version ({{ previous_version }})."
+    )
+
+
+class Environment(Strict):
+    """A stage of the promotion order (dev, staging, prod, ...)."""
+
+    name: Name
+    description: str = ""
+    variables: dict[Key, Scalar] = Field(
+        default_factory=dict, description="Available in templates as {{ vars.NAME }}."
+    )
+
+
+class Parameter(Strict):
+    """An extra field of the manual trigger form, available in templates as {{ params.NAME }}."""
+
+    type: Literal["string", "integer", "number", "boolean"] = "string"
+    default: Scalar = None
+    description: str = ""
+    enum: tuple[str, ...] | None = None
+
+
+class Policy(Strict):
+    """Release-wide rules the checks enforce."""
+
+    require_rollback: bool = Field(
+        default=True, description="Every component must declare a rollback step."
+    )
+
+
+class ReleaseDefinition(Strict):
+    """One release: its components, the environments they move through, and its rules."""
+
+    name: Name = Field(description="Release name; the DAG id is release_<name>.")
+    description: str = ""
+    owner: Annotated[str, StringConstraints(min_length=1)]
+    team: str = ""
+    components: tuple[Component, ...] = Field(min_length=1)
+    environments: tuple[Environment, ...] = Field(
+        min_length=1, description="In promotion order: each starts only after the one before succeeded."
+    )
+    parameters: dict[Key, Parameter] = Field(default_factory=dict)
+    policy: Policy = Policy()
+
+
+def json_schema() -> dict:
+    """The JSON schema of a release definition file (by alias, as users write it)."""
+    schema = ReleaseDefinition.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "release_mgmt release definition"
+    return schema

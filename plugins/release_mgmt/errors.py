@@ -1,0 +1,49 @@
+"""The exception root of release_mgmt and its few precise subclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ReleaseMgmtError(Exception):
+    """Root of every error release_mgmt raises on purpose."""
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong in one definition file: where (key path) and what to do."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def render(self, file: str) -> str:
+        """One line: ``file:line: path: message`` (line and path left out when unknown)."""
+        where = f"{file}:{self.line}" if self.line else file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class DefinitionError(ReleaseMgmtError):
+    """A release definition file that cannot be used, with every problem found in it."""
+
+    def __init__(self, file: str, problems: list[Problem], path: Path | None = None) -> None:
+        self.file = file
+        self.path = path or Path(file)
+        self.problems = tuple(problems)
+        super().__init__(self.render())
+
+    def lines(self) -> list[str]:
+        """One line per problem, each naming the file and the key path."""
+        return [p.render(self.file) for p in self.problems]
+
+    def render(self) -> str:
+        return "\n".join(self.lines())
+
+
+class ParameterError(ReleaseMgmtError):
+    """A trigger parameter of a run (version, environments) that the release cannot accept."""
+
+
+class StepFailed(ReleaseMgmtError):
+    """A deploy, validation or rollback step ended without success."""

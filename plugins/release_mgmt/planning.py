@@ -1,0 +1,182 @@
+"""Definition -> plan: the release DAG as plain data (task ids, kinds, upstream ids). No Airflow here.
+
+Per environment (a task group, in promotion order) the plan holds:
+
+- ``enter``: the environment's entry (gates live here); skips when the run does not select it;
+- ``deploy_<c>``: after ``enter`` and after every dependency of ``c`` is deployed and validated;
+- ``validate_<c>``: after ``deploy_<c>`` (only when ``c`` has validation steps);
+- ``rollback_<c>``: once everything in the environment is done, dependents first; acts only
+  when a deploy or validation in the environment failed and ``c`` was touched;
+- ``result``: fails when the environment failed, so the next environment never starts.
+
+A top-level ``preflight`` checks the trigger parameters first and a top-level ``summary``
+reports every environment's outcome last, failing the run when any environment failed.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from release_mgmt.definition.models import Component, ReleaseDefinition
+from release_mgmt.steps import StepModel
+
+TaskKind = Literal["preflight", "enter", "deploy", "validate", "rollback", "result", "summary"]
+ALL_SUCCESS = "all_success"
+ALL_DONE = "all_done"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of the release DAG, as data."""
+
+    task_id: str
+    kind: TaskKind
+    environment: str | None = None
+    component: str | None = None
+    upstream: tuple[str, ...] = ()
+    trigger_rule: str = ALL_SUCCESS
+    steps: tuple[StepModel, ...] = ()
+    probe: StepModel | None = None
+
+    @property
+    def local_id(self) -> str:
+        """The id inside its task group (what the builder passes to the operator)."""
+        return self.task_id.split(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class EnvironmentPlan:
+    """An environment and its tasks in dependency order."""
+
+    name: str
+    description: str
+    variables: dict[str, Any]
+    tasks: tuple[TaskSpec, ...]
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """Everything the DAG builder needs, derived from one definition and nothing else."""
+
+    dag_id: str
+    release: str
+    description: str
+    owner: str
+    team: str
+    source: str
+    workdir: str
+    components: tuple[Component, ...]
+    environments: tuple[EnvironmentPlan, ...]
+    preflight: TaskSpec
+    summary: TaskSpec
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def environment_names(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.environments)
+
+    def tasks(self) -> list[TaskSpec]:
+        """Every task, in a stable order."""
+        return [self.preflight, *(t for e in self.environments for t in e.tasks), self.summary]
+
+
+def dag_id_for(release_name: str) -> str:
+    """The DAG id of a release."""
+    return f"release_{release_name}"
+
+
+def version_param(component: str) -> str:
+    """The trigger-form key holding the version of ``component``."""
+    return f"version_{component}"
+
+
+def deploy_order(components: tuple[Component, ...]) -> list[Component]:
+    """Components in dependency order; among independent ones, the order of the definition."""
+    by_name = {c.name: c for c in components}
+    sorter = graphlib.TopologicalSorter({c.name: c.depends_on for c in components})
+    sorter.prepare()
+    order: list[Component] = []
+    position = {c.name: i for i, c in enumerate(components)}
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)
+        order.extend(by_name[n] for n in ready)
+        sorter.done(*ready)
+    return order
+
+
+def _dependents(components: list[Component]) -> dict[str, set[str]]:
+    """For each component, every component that depends on it directly or transitively."""
+    direct: dict[str, set[str]] = {c.name: set() for c in components}
+    for comp in components:
+        for dep in comp.depends_on:
+            direct[dep].add(comp.name)
+    result: dict[str, set[str]] = {}
+    for comp in reversed(components):  # dependents come later in deploy order
+        result[comp.name] = set(direct[comp.name])
+        for d in direct[comp.name]:
+            result[comp.name] |= result[d]
+    return result
+
+
+def _environment_tasks(env: str, ordered: list[Component], entry_upstream: tuple[str, ...]) -> list[TaskSpec]:
+    enter = f"{env}.enter"
+    tasks = [TaskSpec(f"{env}.enter", "enter", env, upstream=entry_upstream)]
+    ready: dict[str, str] = {}  # component -> the task after which it counts as deployed and healthy
+    for comp in ordered:
+        deploy_id = f"{env}.deploy_{comp.name}"
+        upstream = tuple(ready[d] for d in comp.depends_on) or (enter,)
+        tasks.append(TaskSpec(deploy_id, "deploy", env, comp.name, upstream, steps=(comp.deploy,),
+                              probe=comp.current_version))
+        ready[comp.name] = deploy_id
+        if comp.validation:
+            validate_id = f"{env}.validate_{comp.name}"
+            tasks.append(TaskSpec(validate_id, "validate", env, comp.name, (deploy_id,),
+                                  steps=comp.validation))
+            ready[comp.name] = validate_id
+    work = tuple(t.task_id for t in tasks if t.kind in ("deploy", "validate"))
+    dependents = _dependents(ordered)
+    rollbacks: list[TaskSpec] = []
+    with_rollback = {c.name for c in ordered if c.rollback is not None}
+    for comp in reversed(ordered):
+        if comp.rollback is None:
+            continue
+        first = tuple(f"{env}.rollback_{d}" for d in sorted(dependents[comp.name] & with_rollback))
+        rollbacks.append(TaskSpec(f"{env}.rollback_{comp.name}", "rollback", env, comp.name,
+                                  work + first, ALL_DONE, steps=(comp.rollback,)))
+    tasks.extend(rollbacks)
+    everything = tuple(t.task_id for t in tasks)
+    tasks.append(TaskSpec(f"{env}.result", "result", env, upstream=everything, trigger_rule=ALL_DONE))
+    return tasks
+
+
+def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> ReleasePlan:
+    """The plan of one valid definition. Same definition, same plan: no clock, no randomness.
+
+    ``source`` names the definition file in messages; ``workdir`` is where its commands run.
+    """
+    ordered = deploy_order(defn.components)
+    preflight = TaskSpec("preflight", "preflight")
+    envs: list[EnvironmentPlan] = []
+    previous = (preflight.task_id,)
+    for env in defn.environments:
+        tasks = _environment_tasks(env.name, ordered, previous)
+        envs.append(EnvironmentPlan(env.name, env.description, dict(env.variables), tuple(tasks)))
+        previous = (f"{env.name}.result",)
+    summary = TaskSpec("summary", "summary", upstream=tuple(f"{e.name}.result" for e in envs),
+                       trigger_rule=ALL_DONE)
+    return ReleasePlan(
+        dag_id=dag_id_for(defn.name),
+        release=defn.name,
+        description=defn.description,
+        owner=defn.owner,
+        team=defn.team,
+        source=source,
+        workdir=workdir,
+        components=tuple(ordered),
+        environments=tuple(envs),
+        preflight=preflight,
+        summary=summary,
+        parameters={k: v.model_dump() for k, v in sorted(defn.parameters.items())},
+    )

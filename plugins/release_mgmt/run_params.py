@@ -1,0 +1,56 @@
+"""Trigger parameters of a release run: the form's fields and their checks at run time."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from release_mgmt.definition.models import VERSION_PATTERN, VERSION_RULE
+from release_mgmt.errors import ParameterError
+from release_mgmt.planning import version_param
+
+
+@dataclass(frozen=True)
+class RunSelection:
+    """What one run does: the version per component, the environments, and whether it is a dry run."""
+
+    versions: dict[str, str]
+    environments: tuple[str, ...]
+    dry_run: bool
+
+
+def check_version(component: str, value: Any) -> str:
+    """``value`` if it is a safe version string (it ends up in shell commands), else ParameterError."""
+    if not isinstance(value, str) or not re.fullmatch(VERSION_PATTERN, value):
+        raise ParameterError(
+            f"parameter {version_param(component)}: {value!r} is not a valid version; "
+            f"a version is {VERSION_RULE}"
+        )
+    return value
+
+
+def select(params: Mapping[str, Any], components: list[str], environments: list[str]) -> RunSelection:
+    """Read and check a run's parameters against the release's components and promotion order."""
+    versions = {c: check_version(c, params.get(version_param(c))) for c in components}
+    chosen = params.get("environments")
+    if chosen is None:
+        chosen = list(environments)
+    if not isinstance(chosen, list | tuple) or not chosen:
+        raise ParameterError("parameter environments: choose at least one environment, "
+                             f"a prefix of the promotion order {' -> '.join(environments)}")
+    unknown = [e for e in chosen if e not in environments]
+    if unknown:
+        raise ParameterError(f"parameter environments: unknown environment(s) {', '.join(map(str, unknown))}; "
+                             f"this release has {', '.join(environments)}")
+    if list(chosen) != environments[: len(chosen)]:
+        raise ParameterError(
+            f"parameter environments: {', '.join(chosen)} is not a prefix of the promotion order "
+            f"{' -> '.join(environments)}; an environment runs only after every one before it "
+            f"(choose e.g. {', '.join(environments[: len(chosen)])})"
+        )
+    dry_run = params.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise ParameterError(f"parameter dry_run: must be true or false (got {dry_run!r})")
+    return RunSelection(versions, tuple(chosen), dry_run)

@@ -1,0 +1,59 @@
+"""What every step type shares: its strict model base and the context it runs in."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class StepModel(BaseModel):
+    """Base of every step type; ``type`` is the discriminator of the step union."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    #: Keys whose values may hold Jinja templates rendered at run time.
+    templated: ClassVar[tuple[str, ...]] = ()
+
+    def describe(self) -> str:
+        """One line saying what this step would do, for plans, dry runs and logs."""
+        raise NotImplementedError
+
+    def run(self, ctx: StepContext) -> StepOutcome:
+        """Do the step; raise :class:`release_mgmt.errors.StepFailed` when it does not succeed."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Who and what a step acts on; steps read it, never change it."""
+
+    release: str
+    environment: str
+    component: str
+    version: str
+    action: str
+    workdir: str
+    previous_version: str = ""
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("release_mgmt.steps"))
+
+    def env_vars(self) -> dict[str, str]:
+        """The RELEASE_* variables every local process of a step receives."""
+        return {
+            "RELEASE_NAME": self.release,
+            "RELEASE_ENVIRONMENT": self.environment,
+            "RELEASE_COMPONENT": self.component,
+            "RELEASE_VERSION": self.version,
+            "RELEASE_ACTION": self.action,
+            "RELEASE_PREVIOUS_VERSION": self.previous_version,
+        }
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What a finished step reports: the last line it printed (a version probe's answer)."""
+
+    output: str = ""

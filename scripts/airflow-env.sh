@@ -1,0 +1,14 @@
+# Sourced by the scripts: a local Airflow whose DAGs and plugins folders are this repository's.
+# AIRFLOW_HOME lives in the ignored folder .airflow/ unless already set.
+repo=${repo:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+export PATH="$repo/.venv/bin:$PATH"
+export AIRFLOW_HOME=${AIRFLOW_HOME:-$repo/.airflow}
+export AIRFLOW__CORE__DAGS_FOLDER="$repo/dags"
+export AIRFLOW__CORE__PLUGINS_FOLDER="$repo/plugins"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-admin:admin}
+export AIRFLOW__API__HOST=${AIRFLOW__API__HOST:-127.0.0.1}
+export AIRFLOW__API__PORT=${AIRFLOW__API__PORT:-8080}
+export RELEASE_MGMT_SAMPLE_ROOT=${RELEASE_MGMT_SAMPLE_ROOT:-$AIRFLOW_HOME/sample_environments}
+mkdir -p "$AIRFLOW_HOME"

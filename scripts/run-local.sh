@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The main job: set up (virtualenv, pinned install) and start a local Airflow (airflow standalone:
+# SQLite, LocalExecutor) with this repository's DAGs and plugin, release DAGs unpaused.
+#   scripts/run-local.sh          start Airflow; prints the URL and the login; Ctrl-C stops it
+#   scripts/run-local.sh --once   run the sample release once end to end (no browser), print its outcome
+#   scripts/run-local.sh --once --conf '{"version_web": "2.0.0"}'   ... with the known-bad version
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+scripts/bootstrap.sh
+source scripts/airflow-env.sh
+
+passwords="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
+if [ ! -s "$passwords" ]; then
+  python -c 'import json, secrets, sys; json.dump({"admin": secrets.token_urlsafe(12)}, open(sys.argv[1], "w"))' "$passwords"
+fi
+password=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["admin"])' "$passwords")
+airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || { cat "$AIRFLOW_HOME/db-migrate.log"; exit 1; }
+
+if [ "${1:-}" = "--once" ]; then
+  shift
+  conf='{}'
+  if [ "${1:-}" = "--conf" ]; then conf=$2; fi
+  exec python -m release_mgmt run-once release_sample_webshop --conf "$conf"
+fi
+
+url="http://$AIRFLOW__API__HOST:$AIRFLOW__API__PORT"
+airflow standalone >"$AIRFLOW_HOME/standalone.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT INT TERM
+echo "starting Airflow (log: $AIRFLOW_HOME/standalone.log) ..."
+for _ in $(seq 1 180); do
+  if curl -fsS "$url/api/v2/monitor/health" >/dev/null 2>&1; then break; fi
+  kill -0 $pid 2>/dev/null || { tail -50 "$AIRFLOW_HOME/standalone.log"; exit 1; }
+  sleep 1
+done
+echo
+echo "Airflow is up:  $url"
+echo "login:          admin / $password"
+echo "release DAGs:   $url/dags?tags=release"
+echo "Ctrl-C stops it."
+wait $pid
