@@ -25,9 +25,12 @@ if [ "${1:-}" = "--once" ]; then
 fi
 
 url="http://$AIRFLOW__API__HOST:$AIRFLOW__API__PORT"
-airflow standalone >"$AIRFLOW_HOME/standalone.log" 2>&1 &
+# own process group, so stopping this script stops every process standalone started
+setsid airflow standalone >"$AIRFLOW_HOME/standalone.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT INT TERM
+stop() { kill -TERM -- "-$pid" 2>/dev/null; sleep 5; kill -KILL -- "-$pid" 2>/dev/null; }
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 echo "starting Airflow (log: $AIRFLOW_HOME/standalone.log) ..."
 for _ in $(seq 1 180); do
   if curl -fsS "$url/api/v2/monitor/health" >/dev/null 2>&1; then break; fi

@@ -53,7 +53,7 @@ def stop(root: Path) -> None:
 
 def _health(port: int, timeout: float = 2.0) -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
@@ -65,10 +65,23 @@ def start(root: Path, port: int, version: str, environment: str) -> None:
     shutil.copy2(HERE / "service.py", release / "service.py")
     stop(root)
     log = (root / "service.log").open("ab")
-    proc = subprocess.Popen(  # noqa: S603 - our own script
-        [sys.executable, str(release / "service.py"), "--port", str(port), "--version", version,
-         "--environment", environment],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(release / "service.py"),
+            "--port",
+            str(port),
+            "--version",
+            version,
+            "--environment",
+            environment,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+        close_fds=True,
+    )
     (root / "service.pid").write_text(str(proc.pid))
     (root / "current").write_text(version)
     deadline = time.monotonic() + 10

@@ -18,11 +18,10 @@ def make_handler(version: str, environment: str) -> type[BaseHTTPRequestHandler]
     healthy = version not in BROKEN_VERSIONS
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             if self.path == "/health":
                 status = 200 if healthy else 503
-                body = {"status": "ok" if healthy else "failing", "version": version,
-                        "environment": environment}
+                body = {"status": "ok" if healthy else "failing", "version": version, "environment": environment}
             elif self.path == "/":
                 status, body = 200, {"service": "sample", "version": version, "environment": environment}
             else:

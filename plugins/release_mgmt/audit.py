@@ -1,21 +1,31 @@
 """The audit line: one JSON object per event behind a fixed prefix, greppable in task logs.
 
-    RELEASE_AUDIT {"event": "deploy.finished", "release": "webshop", ...}
+RELEASE_AUDIT {"event": "deploy.finished", "release": "webshop", ...}
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 PREFIX = "RELEASE_AUDIT "
 
 
-def audit_line(event: str, *, release: str, run_id: str, outcome: str, environment: str = "",
-               component: str = "", version: str = "", actor: str = "", change: str = "",
-               details: dict[str, Any] | None = None, now: datetime | None = None) -> str:
+def audit_line(
+    event: str,
+    *,
+    release: str,
+    run_id: str,
+    outcome: str,
+    environment: str = "",
+    component: str = "",
+    version: str = "",
+    actor: str = "",
+    change: str = "",
+    details: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> str:
     """The text of one audit line (keys in a fixed order)."""
     record = {
         "event": event,
@@ -33,7 +43,13 @@ def audit_line(event: str, *, release: str, run_id: str, outcome: str, environme
     return PREFIX + json.dumps(record, separators=(",", ":"), sort_keys=False, default=str)
 
 
-def emit(log: logging.Logger, event: str, **fields: Any) -> None:
+class InfoLog(Protocol):
+    """Anything with ``info`` like a logger: Airflow's task logger or the standard library's."""
+
+    def info(self, event: Any, /, *args: Any) -> Any: ...
+
+
+def emit(log: InfoLog, event: str, **fields: Any) -> None:
     """Write one audit line to ``log`` (a task's logger writes it to the task log)."""
     log.info("%s", audit_line(event, **fields))
 
@@ -43,7 +59,10 @@ def parse_line(line: str) -> dict[str, Any] | None:
     at = line.find(PREFIX)
     if at < 0:
         return None
-    record = json.loads(line[at + len(PREFIX):])
+    try:  # log renderers may add text after the object (logger name, source location)
+        record, _ = json.JSONDecoder().raw_decode(line, at + len(PREFIX))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"malformed audit line: {line[:200]!r}") from exc
     if not isinstance(record, dict) or "event" not in record:
         raise ValueError(f"malformed audit line: {line[:200]!r}")
     return record

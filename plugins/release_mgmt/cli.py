@@ -22,8 +22,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     report = load_paths([p for p in paths if p.exists()])
     for item in report.loaded:
         defn = item.definition
-        print(f"{item.display}: ok: release {defn.name}, {len(defn.components)} component(s), "
-              f"environments {' -> '.join(e.name for e in defn.environments)}")
+        print(
+            f"{item.display}: ok: release {defn.name}, {len(defn.components)} component(s), "
+            f"environments {' -> '.join(e.name for e in defn.environments)}"
+        )
     for error in report.errors:
         for line in error.lines():
             print(line)
@@ -63,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=cmd_schema)
     once = sub.add_parser("run-once", help="run a release DAG once in-process (dag.test) and print its outcome")
     once.add_argument("dag_id")
-    once.add_argument("--conf", default="{}", help="trigger parameters as JSON, e.g. '{\"version_web\": \"1.3.0\"}'")
+    once.add_argument("--conf", default="{}", help='trigger parameters as JSON, e.g. \'{"version_web": "1.3.0"}\'')
     once.add_argument("--log", help="file for Airflow's own output (default: $AIRFLOW_HOME/run-once.log)")
     once.set_defaults(func=cmd_run_once)
     return root

@@ -35,13 +35,24 @@ def trigger_params(plan: ReleasePlan) -> dict[str, Param]:
     params: dict[str, Param] = {}
     for comp in plan.components:
         params[version_param(comp.name)] = Param(
-            comp.version, type="string", pattern=VERSION_PATTERN, title=f"Version of {comp.name}",
-            description=comp.description or f"The version of {comp.name} to deploy.")
+            comp.version,
+            type="string",
+            pattern=VERSION_PATTERN,
+            title=f"Version of {comp.name}",
+            description=comp.description or f"The version of {comp.name} to deploy.",
+        )
     params["environments"] = Param(
-        envs, type="array", items={"type": "string", "enum": envs}, examples=envs, minItems=1,
-        title="Environments", description=f"A prefix of the promotion order {' -> '.join(envs)}.")
-    params["dry_run"] = Param(False, type="boolean", title="Dry run",
-                              description="Plan and log what would be done; change nothing.")
+        envs,
+        type="array",
+        items={"type": "string", "enum": envs},
+        examples=envs,
+        minItems=1,
+        title="Environments",
+        description=f"A prefix of the promotion order {' -> '.join(envs)}.",
+    )
+    params["dry_run"] = Param(
+        False, type="boolean", title="Dry run", description="Plan and log what would be done; change nothing."
+    )
     for key, spec in plan.parameters.items():
         schema: dict[str, Any] = {"type": spec["type"]}
         if spec["enum"]:
@@ -64,10 +75,12 @@ def plan_lines(plan: ReleasePlan) -> list[str]:
 def _doc_md(plan: ReleasePlan) -> str:
     rows = "\n".join(f"- `{line.split(': ', 1)[0]}`: {line.split(': ', 1)[1]}" for line in plan_lines(plan))
     comps = ", ".join(f"{c.name} {c.version}" for c in plan.components)
-    return (f"### Release {plan.release}\n\n{plan.description}\n\n"
-            f"- definition: `{plan.source}`\n- owner: {plan.owner} {plan.team}\n"
-            f"- promotion order: {' → '.join(plan.environment_names)}\n- default versions: {comps}\n\n"
-            f"#### Steps\n{rows}\n")
+    return (
+        f"### Release {plan.release}\n\n{plan.description}\n\n"
+        f"- definition: `{plan.source}`\n- owner: {plan.owner} {plan.team}\n"
+        f"- promotion order: {' → '.join(plan.environment_names)}\n- default versions: {comps}\n\n"
+        f"#### Steps\n{rows}\n"
+    )
 
 
 Builder = Callable[[ReleasePlan, TaskSpec, dict[str, Any]], BaseOperator]
@@ -80,9 +93,16 @@ def _step_dicts(task: TaskSpec) -> list[dict[str, Any]]:
 def _build_step(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
     env = next(e for e in plan.environments if e.name == task.environment)
     probe = task.probe.model_dump(mode="json") if task.probe is not None else None
-    return ReleaseStepOperator(action=task.kind, environment=env.name, component=task.component or "",
-                               steps=_step_dicts(task), probe=probe, variables=env.variables,
-                               workdir=plan.workdir, **common)
+    return ReleaseStepOperator(
+        action=task.kind,
+        environment=env.name,
+        component=task.component or "",
+        steps=_step_dicts(task),
+        probe=probe,
+        variables=env.variables,
+        workdir=plan.workdir,
+        **common,
+    )
 
 
 def _build_enter(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
@@ -131,8 +151,11 @@ def build_dag(plan: ReleasePlan) -> DAG:
         default_args={"owner": plan.owner, "retries": 0},
         template_undefined=jinja2.StrictUndefined,
     )
-    common = {"release": plan.release, "components": [c.name for c in plan.components],
-              "environments": list(plan.environment_names)}
+    common = {
+        "release": plan.release,
+        "components": [c.name for c in plan.components],
+        "environments": list(plan.environment_names),
+    }
     made: dict[str, BaseOperator] = {}
     with dag:
         made["preflight"] = _make(plan, plan.preflight, common)
@@ -148,8 +171,7 @@ def build_dag(plan: ReleasePlan) -> DAG:
 
 
 def _make(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
-    return BUILDERS[task.kind](plan, task, {"task_id": task.local_id, "trigger_rule": task.trigger_rule,
-                                            **common})
+    return BUILDERS[task.kind](plan, task, {"task_id": task.local_id, "trigger_rule": task.trigger_rule, **common})
 
 
 class DefinitionErrorOperator(BaseOperator):
@@ -190,7 +212,8 @@ def build_broken_dag(error: DefinitionError, dag_id: str) -> DAG:
         catchup=False,
         tags=["release", INVALID_TAG],
         doc_md="### Invalid release definition\n\nFix these problems in the file:\n\n"
-               + "\n".join(f"- `{line}`" for line in errors) + "\n\nThen run `python -m release_mgmt validate`.",
+        + "\n".join(f"- `{line}`" for line in errors)
+        + "\n\nThen run `python -m release_mgmt validate`.",
         is_paused_upon_creation=True,
     )
     with dag:
@@ -198,8 +221,7 @@ def build_broken_dag(error: DefinitionError, dag_id: str) -> DAG:
     return dag
 
 
-def build_release_dags(releases_dir: Path, display_root: Path | None = None,
-                       only: str | None = None) -> dict[str, DAG]:
+def build_release_dags(releases_dir: Path, display_root: Path | None = None, only: str | None = None) -> dict[str, DAG]:
     """Every release DAG of a folder, broken definitions included as error DAGs.
 
     ``only`` (default: the dag id Airflow's parsing context names, for a worker running one

@@ -45,5 +45,5 @@ class ParameterError(ReleaseMgmtError):
     """A trigger parameter of a run (version, environments) that the release cannot accept."""
 
 
-class StepFailed(ReleaseMgmtError):
+class StepError(ReleaseMgmtError):
     """A deploy, validation or rollback step ended without success."""

@@ -40,18 +40,18 @@ def run_once(dag_id: str, conf: dict[str, Any], log_path: Path | None = None) ->
     print(f"running {dag_id} with {conf or 'default parameters'} (Airflow output: {log_path})", flush=True)
     with _output_to(log_path):
         bag = DagBag()
-        dag = bag.dags.get(dag_id)
-        run = dag.test(run_conf=conf) if dag is not None else None
+    dag = bag.dags.get(dag_id)
     if dag is None:
         print(f"no DAG {dag_id}; import errors: {bag.import_errors or 'none'}")
         return 2
+    with _output_to(log_path):
+        run = dag.test(run_conf=conf)
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     environments = list(dag.task_group.children)  # task groups, in promotion order
     environments = [e for e in environments if e not in ("preflight", "summary")]
     chosen = (run.conf or {}).get("environments") or environments
     for env in environments:
-        local = {t.split(".", 1)[1]: (str(s) if s else None) for t, s in states.items()
-                 if t.startswith(f"{env}.")}
+        local = {t.split(".", 1)[1]: (str(s) if s else None) for t, s in states.items() if t.startswith(f"{env}.")}
         print("  " + outcomes.environment_outcome(local, env in chosen).sentence(env))
     print(f"run {run.run_id}: {run.state}")
     return 0 if str(run.state) == "success" else 1

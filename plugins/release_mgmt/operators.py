@@ -5,8 +5,8 @@ Every task writes one audit line naming the release, environment, component and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -16,8 +16,7 @@ from release_mgmt.errors import ParameterError
 from release_mgmt.steps import STEP_ADAPTER, StepContext
 
 
-def _selection(context: Mapping[str, Any], components: list[str],
-               environments: list[str]) -> run_params.RunSelection:
+def _selection(context: Mapping[str, Any], components: list[str], environments: list[str]) -> run_params.RunSelection:
     try:
         return run_params.select(context["params"], components, environments)
     except ParameterError as exc:
@@ -44,8 +43,15 @@ class _ReleaseOperator(BaseOperator):
         self.environments = list(environments)
 
     def _audit(self, context: Mapping[str, Any], event: str, outcome: str, **fields: Any) -> None:
-        audit.emit(self.log, event, release=self.release, run_id=context["run_id"], outcome=outcome,
-                   actor=str(context["dag_run"].triggering_user_name or ""), **fields)
+        audit.emit(
+            self.log,
+            event,
+            release=self.release,
+            run_id=context["run_id"],
+            outcome=outcome,
+            actor=str(context["dag_run"].triggering_user_name or ""),
+            **fields,
+        )
 
 
 class PreflightOperator(_ReleaseOperator):
@@ -63,11 +69,21 @@ class PreflightOperator(_ReleaseOperator):
             self.log.info("  %s %s", comp, selection.versions[comp])
         for line in self.plan_lines:
             self.log.info("  plan: %s", line)
-        self._audit(context, "run.planned", "ok", details={
-            "versions": selection.versions, "environments": list(selection.environments),
-            "dry_run": selection.dry_run})
-        return {"versions": selection.versions, "environments": list(selection.environments),
-                "dry_run": selection.dry_run}
+        self._audit(
+            context,
+            "run.planned",
+            "ok",
+            details={
+                "versions": selection.versions,
+                "environments": list(selection.environments),
+                "dry_run": selection.dry_run,
+            },
+        )
+        return {
+            "versions": selection.versions,
+            "environments": list(selection.environments),
+            "dry_run": selection.dry_run,
+        }
 
 
 class EnvironmentEntryOperator(_ReleaseOperator):
@@ -82,8 +98,13 @@ class EnvironmentEntryOperator(_ReleaseOperator):
         if self.environment not in selection.environments:
             self._audit(context, "environment.skipped", "not_selected", environment=self.environment)
             raise AirflowSkipException(f"environment {self.environment} is not selected for this run")
-        self._audit(context, "environment.entered", "ok", environment=self.environment,
-                    details={"versions": selection.versions, "dry_run": selection.dry_run})
+        self._audit(
+            context,
+            "environment.entered",
+            "ok",
+            environment=self.environment,
+            details={"versions": selection.versions, "dry_run": selection.dry_run},
+        )
 
 
 class ReleaseStepOperator(_ReleaseOperator):
@@ -94,12 +115,21 @@ class ReleaseStepOperator(_ReleaseOperator):
     ``previous_version``, ``vars`` and ``params`` available.
     """
 
-    template_fields: ClassVar[tuple[str, ...]] = ("steps", "probe")
+    template_fields: Sequence[str] = ("steps", "probe")
     ACTIONS = ("deploy", "validate", "rollback")
 
-    def __init__(self, *, action: str, environment: str, component: str, steps: list[dict[str, Any]],
-                 variables: dict[str, Any], workdir: str, probe: dict[str, Any] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        action: str,
+        environment: str,
+        component: str,
+        steps: list[dict[str, Any]],
+        variables: dict[str, Any],
+        workdir: str,
+        probe: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if action not in self.ACTIONS:
             raise ValueError(f"action must be one of {', '.join(self.ACTIONS)}, not {action!r}")
@@ -113,16 +143,14 @@ class ReleaseStepOperator(_ReleaseOperator):
 
     def _version(self, context: Mapping[str, Any]) -> str:
         try:
-            return run_params.check_version(
-                self.component, context["params"].get(f"version_{self.component}"))
+            return run_params.check_version(self.component, context["params"].get(f"version_{self.component}"))
         except ParameterError as exc:
             raise AirflowFailException(str(exc)) from exc
 
     def _previous_version(self, context: Mapping[str, Any]) -> str:
         if self.action == "deploy":
             return ""
-        value = context["ti"].xcom_pull(task_ids=f"{self.environment}.deploy_{self.component}",
-                                        key="previous_version")
+        value = context["ti"].xcom_pull(task_ids=f"{self.environment}.deploy_{self.component}", key="previous_version")
         return value or ""
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
@@ -134,19 +162,33 @@ class ReleaseStepOperator(_ReleaseOperator):
             "previous_version": self._previous_version(context),
             "vars": self.variables,
         }
-        super().render_template_fields({**context, **extras}, jinja_env)
+        super().render_template_fields(cast("Any", {**dict(context), **extras}), jinja_env)
 
     def _context(self, context: Mapping[str, Any], previous: str) -> StepContext:
-        return StepContext(release=self.release, environment=self.environment, component=self.component,
-                           version=self._version(context), action=self.action, workdir=self.workdir,
-                           previous_version=previous, log=self.log)
+        return StepContext(
+            release=self.release,
+            environment=self.environment,
+            component=self.component,
+            version=self._version(context),
+            action=self.action,
+            workdir=self.workdir,
+            previous_version=previous,
+            log=self.log,
+        )
 
     def execute(self, context: Any) -> dict[str, Any]:
         version = self._version(context)
         dry_run = bool(context["params"].get("dry_run", False))
         where = {"environment": self.environment, "component": self.component, "version": version}
-        self.log.info("%s: release %s, environment %s, component %s, version %s%s", self.action,
-                      self.release, self.environment, self.component, version, " (DRY RUN)" if dry_run else "")
+        self.log.info(
+            "%s: release %s, environment %s, component %s, version %s%s",
+            self.action,
+            self.release,
+            self.environment,
+            self.component,
+            version,
+            " (DRY RUN)" if dry_run else "",
+        )
         if self.action == "rollback":
             self._skip_unless_needed(context, dry_run, where)
         previous = self._previous_version(context)
@@ -158,8 +200,13 @@ class ReleaseStepOperator(_ReleaseOperator):
             return {"version": version, "dry_run": True}
         if self.action == "deploy":
             previous = self._probe(context)
-        self._audit(context, f"{self.action}.started", "started", **where,
-                    details={"previous_version": previous} if previous else None)
+        self._audit(
+            context,
+            f"{self.action}.started",
+            "started",
+            **where,
+            details={"previous_version": previous} if previous else None,
+        )
         step_ctx = self._context(context, previous)
         try:
             for number, step in enumerate(steps, start=1):
@@ -193,12 +240,21 @@ class ReleaseStepOperator(_ReleaseOperator):
         states = _local_states(context, self.environment, work)
         if dry_run or not outcomes.needs_rollback(states, self.component):
             env_failed = any(s in outcomes.FAILED for s in states.values())
-            reason = ("dry run" if dry_run else f"{self.component} was not deployed by this run"
-                      if env_failed else "the environment succeeded")
+            reason = (
+                "dry run"
+                if dry_run
+                else f"{self.component} was not deployed by this run"
+                if env_failed
+                else "the environment succeeded"
+            )
             self._audit(context, "rollback.skipped", "skipped", **where, details={"reason": reason})
             raise AirflowSkipException(f"no rollback needed: {reason}")
-        self.log.info("rolling back %s in %s: failed tasks: %s", self.component, self.environment,
-                      ", ".join(outcomes.work_failed(states)) or "upstream")
+        self.log.info(
+            "rolling back %s in %s: failed tasks: %s",
+            self.component,
+            self.environment,
+            ", ".join(outcomes.work_failed(states)) or "upstream",
+        )
 
 
 class EnvironmentResultOperator(_ReleaseOperator):
@@ -211,12 +267,19 @@ class EnvironmentResultOperator(_ReleaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         selected = self.environment in _selection(context, self.components, self.environments).environments
-        outcome = outcomes.environment_outcome(
-            _local_states(context, self.environment, self.local_task_ids), selected)
+        outcome = outcomes.environment_outcome(_local_states(context, self.environment, self.local_task_ids), selected)
         sentence = outcome.sentence(self.environment)
-        self._audit(context, "environment.finished", outcome.status, environment=self.environment,
-                    details={"failed": list(outcome.failed_tasks), "rolled_back": list(outcome.rolled_back),
-                             "rollback_failed": list(outcome.rollback_failed)})
+        self._audit(
+            context,
+            "environment.finished",
+            outcome.status,
+            environment=self.environment,
+            details={
+                "failed": list(outcome.failed_tasks),
+                "rolled_back": list(outcome.rolled_back),
+                "rollback_failed": list(outcome.rollback_failed),
+            },
+        )
         if outcome.status in ("not_selected", "not_started"):
             raise AirflowSkipException(sentence)
         if outcome.is_failure:
@@ -239,7 +302,8 @@ class ReleaseSummaryOperator(_ReleaseOperator):
         failed = False
         for env in self.environments:
             outcome = outcomes.environment_outcome(
-                _local_states(context, env, self.tasks_by_environment[env]), env in selection.environments)
+                _local_states(context, env, self.tasks_by_environment[env]), env in selection.environments
+            )
             statuses[env] = outcome.status
             lines.append(outcome.sentence(env))
             failed = failed or outcome.is_failure

@@ -41,8 +41,7 @@ class EnvironmentOutcome:
 
 def work_failed(states: Mapping[str, str | None]) -> tuple[str, ...]:
     """The deploy/validate task ids (local ids) that failed, in name order."""
-    return tuple(sorted(t for t, s in states.items()
-                        if t.startswith(("deploy_", "validate_")) and s == "failed"))
+    return tuple(sorted(t for t, s in states.items() if t.startswith(("deploy_", "validate_")) and s == "failed"))
 
 
 def needs_rollback(states: Mapping[str, str | None], component: str) -> bool:
@@ -68,10 +67,12 @@ def environment_outcome(states: Mapping[str, str | None], selected: bool = True)
         failed = ("enter", *failed)
     if not failed and not work_bad:
         return EnvironmentOutcome("succeeded")
-    rolled = tuple(sorted(t.removeprefix("rollback_") for t, s in states.items()
-                          if t.startswith("rollback_") and s == "success"))
-    broken = tuple(sorted(t.removeprefix("rollback_") for t, s in states.items()
-                          if t.startswith("rollback_") and s in FAILED))
+    rolled = tuple(
+        sorted(t.removeprefix("rollback_") for t, s in states.items() if t.startswith("rollback_") and s == "success")
+    )
+    broken = tuple(
+        sorted(t.removeprefix("rollback_") for t, s in states.items() if t.startswith("rollback_") and s in FAILED)
+    )
     if broken:
         return EnvironmentOutcome("rollback_failed", failed, rolled, broken)
     return EnvironmentOutcome("rolled_back" if rolled else "failed", failed, rolled)

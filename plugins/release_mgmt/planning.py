@@ -127,13 +127,13 @@ def _environment_tasks(env: str, ordered: list[Component], entry_upstream: tuple
     for comp in ordered:
         deploy_id = f"{env}.deploy_{comp.name}"
         upstream = tuple(ready[d] for d in comp.depends_on) or (enter,)
-        tasks.append(TaskSpec(deploy_id, "deploy", env, comp.name, upstream, steps=(comp.deploy,),
-                              probe=comp.current_version))
+        tasks.append(
+            TaskSpec(deploy_id, "deploy", env, comp.name, upstream, steps=(comp.deploy,), probe=comp.current_version)
+        )
         ready[comp.name] = deploy_id
         if comp.validation:
             validate_id = f"{env}.validate_{comp.name}"
-            tasks.append(TaskSpec(validate_id, "validate", env, comp.name, (deploy_id,),
-                                  steps=comp.validation))
+            tasks.append(TaskSpec(validate_id, "validate", env, comp.name, (deploy_id,), steps=comp.validation))
             ready[comp.name] = validate_id
     work = tuple(t.task_id for t in tasks if t.kind in ("deploy", "validate"))
     dependents = _dependents(ordered)
@@ -143,8 +143,17 @@ def _environment_tasks(env: str, ordered: list[Component], entry_upstream: tuple
         if comp.rollback is None:
             continue
         first = tuple(f"{env}.rollback_{d}" for d in sorted(dependents[comp.name] & with_rollback))
-        rollbacks.append(TaskSpec(f"{env}.rollback_{comp.name}", "rollback", env, comp.name,
-                                  work + first, ALL_DONE, steps=(comp.rollback,)))
+        rollbacks.append(
+            TaskSpec(
+                f"{env}.rollback_{comp.name}",
+                "rollback",
+                env,
+                comp.name,
+                work + first,
+                ALL_DONE,
+                steps=(comp.rollback,),
+            )
+        )
     tasks.extend(rollbacks)
     everything = tuple(t.task_id for t in tasks)
     tasks.append(TaskSpec(f"{env}.result", "result", env, upstream=everything, trigger_rule=ALL_DONE))
@@ -164,8 +173,7 @@ def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> Re
         tasks = _environment_tasks(env.name, ordered, previous)
         envs.append(EnvironmentPlan(env.name, env.description, dict(env.variables), tuple(tasks)))
         previous = (f"{env.name}.result",)
-    summary = TaskSpec("summary", "summary", upstream=tuple(f"{e.name}.result" for e in envs),
-                       trigger_rule=ALL_DONE)
+    summary = TaskSpec("summary", "summary", upstream=tuple(f"{e.name}.result" for e in envs), trigger_rule=ALL_DONE)
     return ReleasePlan(
         dag_id=dag_id_for(defn.name),
         release=defn.name,

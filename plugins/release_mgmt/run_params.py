@@ -25,8 +25,7 @@ def check_version(component: str, value: Any) -> str:
     """``value`` if it is a safe version string (it ends up in shell commands), else ParameterError."""
     if not isinstance(value, str) or not re.fullmatch(VERSION_PATTERN, value):
         raise ParameterError(
-            f"parameter {version_param(component)}: {value!r} is not a valid version; "
-            f"a version is {VERSION_RULE}"
+            f"parameter {version_param(component)}: {value!r} is not a valid version; a version is {VERSION_RULE}"
         )
     return value
 
@@ -38,12 +37,16 @@ def select(params: Mapping[str, Any], components: list[str], environments: list[
     if chosen is None:
         chosen = list(environments)
     if not isinstance(chosen, list | tuple) or not chosen:
-        raise ParameterError("parameter environments: choose at least one environment, "
-                             f"a prefix of the promotion order {' -> '.join(environments)}")
+        raise ParameterError(
+            "parameter environments: choose at least one environment, "
+            f"a prefix of the promotion order {' -> '.join(environments)}"
+        )
     unknown = [e for e in chosen if e not in environments]
     if unknown:
-        raise ParameterError(f"parameter environments: unknown environment(s) {', '.join(map(str, unknown))}; "
-                             f"this release has {', '.join(environments)}")
+        raise ParameterError(
+            f"parameter environments: unknown environment(s) {', '.join(map(str, unknown))}; "
+            f"this release has {', '.join(environments)}"
+        )
     if list(chosen) != environments[: len(chosen)]:
         raise ParameterError(
             f"parameter environments: {', '.join(chosen)} is not a prefix of the promotion order "

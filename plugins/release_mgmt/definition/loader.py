@@ -68,16 +68,30 @@ def load_file(path: Path, display: str | None = None) -> LoadedDefinition:
     except yaml.MarkedYAMLError as exc:
         raise DefinitionError(shown, path=path, problems=[_yaml_problem(exc)]) from exc
     if data is None:
-        raise DefinitionError(shown, path=path, problems=[Problem("", "the file is empty; write a release definition "
-                                                  "(name, owner, components, environments)")])
+        raise DefinitionError(
+            shown,
+            path=path,
+            problems=[
+                Problem("", "the file is empty; write a release definition (name, owner, components, environments)")
+            ],
+        )
     if not isinstance(data, dict):
-        raise DefinitionError(shown, path=path, problems=[Problem("", "the top level must be a mapping of keys to values "
-                                                  f"(name, owner, components, environments), not a {_kind(data)}",
-                                              line=1)])
+        raise DefinitionError(
+            shown,
+            path=path,
+            problems=[
+                Problem(
+                    "",
+                    "the top level must be a mapping of keys to values "
+                    f"(name, owner, components, environments), not a {_kind(data)}",
+                    line=1,
+                )
+            ],
+        )
     try:
         definition = ReleaseDefinition.model_validate(data)
     except ValidationError as exc:
-        problems = [_with_line(p, node) for p in problems_from(exc, data)]
+        problems = sorted((_with_line(p, node) for p in problems_from(exc, data)), key=lambda p: p.line or 0)
         raise DefinitionError(shown, problems, path) from None
     problems = [_with_line(p, node) for p in semantic_problems(definition)]
     if problems:
@@ -99,9 +113,20 @@ def load_paths(paths: Iterable[Path], root: Path | None = None) -> LoadReport:
             continue
         first = owners.get(item.definition.name)
         if first is not None:
-            errors.append(DefinitionError(shown, path=path, problems=[Problem(
-                "name", f"release name {item.definition.name!r} is already used by {first.display}; "
-                        "give each release its own name", line=1)]))
+            errors.append(
+                DefinitionError(
+                    shown,
+                    path=path,
+                    problems=[
+                        Problem(
+                            "name",
+                            f"release name {item.definition.name!r} is already used by {first.display}; "
+                            "give each release its own name",
+                            line=1,
+                        )
+                    ],
+                )
+            )
             continue
         owners[item.definition.name] = item
         loaded.append(item)
@@ -119,18 +144,21 @@ def semantic_problems(defn: ReleaseDefinition) -> list[Problem]:
             if dep == comp.name:
                 problems.append(Problem(where, f"component {comp.name!r} cannot depend on itself"))
             elif dep not in names:
-                problems.append(Problem(where, f"unknown component {dep!r}; known components: "
-                                               f"{', '.join(names)}"))
+                problems.append(Problem(where, f"unknown component {dep!r}; known components: {', '.join(names)}"))
         if defn.policy.require_rollback and comp.rollback is None:
-            problems.append(Problem(f"components[{i}].rollback", "required key is missing: "
-                                    "policy.require_rollback is true; add a rollback step, or set "
-                                    "policy.require_rollback: false"))
+            problems.append(
+                Problem(
+                    f"components[{i}].rollback",
+                    "required key is missing: "
+                    "policy.require_rollback is true; add a rollback step, or set "
+                    "policy.require_rollback: false",
+                )
+            )
     if not problems:
         problems += _cycle_problems(defn)
     reserved = {*RESERVED_PARAMETERS, *(f"version_{n}" for n in names)}
     for key in sorted(defn.parameters.keys() & reserved):
-        problems.append(Problem(f"parameters.{key}", f"{key!r} is a built-in trigger parameter; "
-                                                     "choose another name"))
+        problems.append(Problem(f"parameters.{key}", f"{key!r} is a built-in trigger parameter; choose another name"))
     return problems
 
 
@@ -140,8 +168,9 @@ def _cycle_problems(defn: ReleaseDefinition) -> list[Problem]:
         sorter.prepare()
     except graphlib.CycleError as exc:
         cycle = list(reversed(exc.args[1]))
-        return [Problem("components", f"dependency cycle: {' -> '.join(cycle)}; remove one of "
-                                      "these depends_on entries")]
+        return [
+            Problem("components", f"dependency cycle: {' -> '.join(cycle)}; remove one of these depends_on entries")
+        ]
     return []
 
 
@@ -150,14 +179,22 @@ def _duplicates(key: str, names: list[str], what: str) -> list[Problem]:
     for i, name in enumerate(names):
         if name in names[:i]:
             first = names.index(name)
-            problems.append(Problem(f"{key}[{i}].name", f"duplicate {what} name {name!r} "
-                                                        f"(first at {key}[{first}]); names must be unique"))
+            problems.append(
+                Problem(
+                    f"{key}[{i}].name",
+                    f"duplicate {what} name {name!r} (first at {key}[{first}]); names must be unique",
+                )
+            )
     return problems
 
 
 def _yaml_problem(exc: yaml.MarkedYAMLError) -> Problem:
     mark = exc.problem_mark or exc.context_mark
-    text = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+    text = str(exc.problem or "")
+    if exc.context and exc.context_mark is not None:
+        text += f" ({exc.context} at line {exc.context_mark.line + 1})"
+    if "but got '{'" in text:
+        text += "; a Jinja {{ }} inside a flow mapping {...} needs quotes, or write the mapping in block style"
     line = mark.line + 1 if mark else None
     column = f"column {mark.column + 1}: " if mark else ""
     return Problem("", f"{column}invalid YAML: {text}", line=line)
@@ -178,5 +215,3 @@ def _loc_from_path(path: str) -> tuple[Any, ...]:
             continue
         loc.append(int(part[1:-1]) if part.startswith("[") else part)
     return tuple(loc)
-
-

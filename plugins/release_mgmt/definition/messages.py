@@ -44,9 +44,7 @@ def _models_at(loc: tuple[Any, ...]) -> list[type[BaseModel]]:
             if isinstance(part, int) or part == "[key]":
                 nxt.extend(a for a in get_args(tp) if a is not Ellipsis)
             elif isinstance(tp, type) and issubclass(tp, BaseModel):
-                field = next(
-                    (f for n, f in tp.model_fields.items() if (f.alias or n) == part), None
-                )
+                field = next((f for n, f in tp.model_fields.items() if (f.alias or n) == part), None)
                 if field is not None:
                     nxt.append(field.annotation)
             elif get_origin(tp) is dict:
@@ -93,37 +91,61 @@ def _value_at(data: Any, loc: tuple[Any, ...]) -> Any:
     return data
 
 
-def _sentence(err: dict[str, Any], data: Any) -> str:  # noqa: PLR0911 - one return per error kind
-    kind, loc, ctx, value = err["type"], err["loc"], err.get("ctx") or {}, err.get("input")
-    if kind == "missing":
-        return "required key is missing"
+def _is_step(loc: tuple[Any, ...]) -> bool:
+    models = _models_at(loc)
+    return bool(models) and all(m in STEP_TYPES for m in models)
+
+
+#: error kind -> sentence template; ``{got}`` is the offending value, other names come from pydantic's ctx
+TEMPLATES = {
+    "bool_parsing": "must be true or false (got {got})",
+    "bool_type": "must be true or false (got {got})",
+    "int_parsing": "must be a whole number (got {got})",
+    "int_type": "must be a whole number (got {got})",
+    "greater_than": "must be greater than {gt} (got {got})",
+    "greater_than_equal": "must be at least {ge} (got {got})",
+    "less_than_equal": "must be at most {le} (got {got})",
+    "less_than": "must be less than {lt} (got {got})",
+    "missing": "required key is missing",
+    "model_type": "must be a mapping of keys to values (got {got})",
+    "dict_type": "must be a mapping of keys to values (got {got})",
+    "model_attributes_type": "must be a mapping of keys to values (got {got})",
+    "tuple_type": "must be a list (got {got})",
+    "list_type": "must be a list (got {got})",
+    "too_short": "must have at least {min_length} item(s)",
+    "string_too_short": "must not be empty",
+    "string_type": "must be a string (got {got})",
+    "literal_error": "must be one of {expected} (got {got})",
+    "value_error": "{error}",
+    "union_tag_invalid": "unknown step type {tag!r}; expected one of: {step_types}",
+    "union_tag_not_found": "required key 'type' is missing; expected one of: {step_types}",
+}
+#: error kinds that read differently on a step's ``type`` key
+STEP_TYPE_TEMPLATES = {
+    "missing": "required key is missing; expected one of: {step_types}",
+    "literal_error": "unknown step type {value!r}; expected one of: {step_types}",
+}
+
+
+def _sentence(err: dict[str, Any], data: Any) -> str:
+    kind, loc, value = err["type"], err["loc"], err.get("input")
     if kind == "extra_forbidden":
         return _unknown_key(loc, data)
     if kind == "string_pattern_mismatch":
-        rule = PATTERN_RULES.get(ctx.get("pattern"), f"match {ctx.get('pattern')}")
-        return f"must be {rule} (got {value!r})"
-    if kind in ("model_type", "dict_type", "model_attributes_type"):
-        return f"must be a mapping of keys to values (got {_type_name(value)})"
-    if kind in ("tuple_type", "list_type"):
-        return f"must be a list (got {_type_name(value)})"
-    if kind == "too_short":
-        return f"must have at least {ctx.get('min_length')} item(s)"
-    if kind == "string_too_short":
-        return "must not be empty"
-    if kind == "string_type":
-        return f"must be a string (got {_type_name(value)})"
-    if kind == "literal_error" and loc and loc[-1] == "type" and _models_at(loc[:-1])[:1] and all(
-        m in STEP_TYPES for m in _models_at(loc[:-1])
-    ):
-        return f"unknown step type {value!r}; expected one of: {', '.join(step_type_names())}"
-    if kind == "union_tag_invalid":
-        return f"unknown step type {ctx.get('tag')!r}; expected one of: {', '.join(step_type_names())}"
-    if kind == "union_tag_not_found":
-        return f"required key 'type' is missing; expected one of: {', '.join(step_type_names())}"
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')} (got {value!r})"
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"{msg[0].lower()}{msg[1:]} (got {_type_name(value)})"
+        pattern = str((err.get("ctx") or {}).get("pattern"))
+        return f"must be {PATTERN_RULES.get(pattern, f'match {pattern}')} (got {value!r})"
+    names = {
+        **(err.get("ctx") or {}),
+        "got": _type_name(value),
+        "value": value,
+        "step_types": ", ".join(step_type_names()),
+    }
+    if kind in STEP_TYPE_TEMPLATES and loc[-1:] == ("type",) and _is_step(loc[:-1]):
+        return STEP_TYPE_TEMPLATES[kind].format(**names)
+    if kind in TEMPLATES:
+        return TEMPLATES[kind].format(**names)
+    msg = err["msg"]
+    return f"{msg[0].lower()}{msg[1:]} (got {names['got']})"
 
 
 def _is_noise(err: dict[str, Any], errors: list[dict[str, Any]]) -> bool:
@@ -133,16 +155,14 @@ def _is_noise(err: dict[str, Any], errors: list[dict[str, Any]]) -> bool:
     if err["type"] == "too_short":
         return any(e is not err and e["loc"][: len(loc)] == loc for e in errors)
     bad_type_steps = [
-        e["loc"][:-1]
-        for e in errors
-        if e["type"] == "literal_error" and e["loc"] and e["loc"][-1] == "type"
+        e["loc"][:-1] for e in errors if e["type"] == "literal_error" and e["loc"] and e["loc"][-1] == "type"
     ]
     return any(loc[: len(p)] == p and loc != (*p, "type") for p in bad_type_steps)
 
 
 def problems_from(exc: ValidationError, data: Any) -> list[Problem]:
     """Every validation error of one file as a :class:`Problem`, noise removed."""
-    errors = exc.errors()
+    errors: list[dict[str, Any]] = [dict(e) for e in exc.errors()]
     problems = []
     for err in errors:
         if _is_noise(err, errors):

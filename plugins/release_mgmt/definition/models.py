@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from release_mgmt.steps import Step
 
@@ -21,7 +21,16 @@ PATTERN_RULES = {NAME_PATTERN: NAME_RULE, VERSION_PATTERN: VERSION_RULE, KEY_PAT
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Version = Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
 Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
-Scalar = str | bool | None
+
+
+def _scalar(value: object) -> object:
+    if isinstance(value, dict | list | tuple):
+        kind = "a mapping" if isinstance(value, dict) else "a list"
+        raise ValueError(f"must be a single value (text, number, true/false or null), not {kind}")
+    return value
+
+
+Scalar = Annotated[str | bool | None, BeforeValidator(_scalar)]
 
 
 class Strict(BaseModel):
@@ -36,21 +45,14 @@ class Component(Strict):
     name: Name
     description: str = ""
     version: Version = Field(description="Version offered by default in the trigger form.")
-    depends_on: tuple[Name, ...] = Field(
-        default=(), description="Components deployed and validated before this one."
-    )
+    depends_on: tuple[Name, ...] = Field(default=(), description="Components deployed and validated before this one.")
     current_version: Step | None = Field(
         default=None,
-        description="Step whose last output line is the version running now; "
-        "rollback restores that version.",
+        description="Step whose last output line is the version running now; rollback restores that version.",
     )
     deploy: Step
-    validation: tuple[Step, ...] = Field(
-        default=(), alias="validate", description="Checks run after deploy, in order."
-    )
-    rollback: Step | None = Field(
-        default=None, description="Restores the previous version ({{ previous_version }})."
-    )
+    validation: tuple[Step, ...] = Field(default=(), alias="validate", description="Checks run after deploy, in order.")
+    rollback: Step | None = Field(default=None, description="Restores the previous version ({{ previous_version }}).")
 
 
 class Environment(Strict):
@@ -58,9 +60,7 @@ class Environment(Strict):
 
     name: Name
     description: str = ""
-    variables: dict[Key, Scalar] = Field(
-        default_factory=dict, description="Available in templates as {{ vars.NAME }}."
-    )
+    variables: dict[Key, Scalar] = Field(default_factory=dict, description="Available in templates as {{ vars.NAME }}.")
 
 
 class Parameter(Strict):
@@ -75,9 +75,7 @@ class Parameter(Strict):
 class Policy(Strict):
     """Release-wide rules the checks enforce."""
 
-    require_rollback: bool = Field(
-        default=True, description="Every component must declare a rollback step."
-    )
+    require_rollback: bool = Field(default=True, description="Every component must declare a rollback step.")
 
 
 class ReleaseDefinition(Strict):

@@ -21,14 +21,17 @@ DefinitionLoader.yaml_implicit_resolvers = {
     first: [
         (tag, regexp)
         for tag, regexp in resolvers
-        if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
-                       "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")
+        if tag
+        not in (
+            "tag:yaml.org,2002:int",
+            "tag:yaml.org,2002:float",
+            "tag:yaml.org,2002:timestamp",
+            "tag:yaml.org,2002:bool",
+        )
     ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-DefinitionLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|false)$"), list("tf")
-)
+DefinitionLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|false)$"), list("tf"))
 
 
 def _construct_mapping(loader: DefinitionLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -39,8 +42,7 @@ def _construct_mapping(loader: DefinitionLoader, node: yaml.MappingNode, deep: b
             raise yaml.constructor.ConstructorError(
                 None,
                 None,
-                f"duplicate key {key!r} (first at line {seen[key].start_mark.line + 1}); "
-                "remove one of them",
+                f"duplicate key {key!r} (first at line {seen[key].start_mark.line + 1}); remove one of them",
                 key_node.start_mark,
             )
         seen[key] = key_node

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,7 +23,7 @@ class StepModel(BaseModel):
         raise NotImplementedError
 
     def run(self, ctx: StepContext) -> StepOutcome:
-        """Do the step; raise :class:`release_mgmt.errors.StepFailed` when it does not succeed."""
+        """Do the step; raise :class:`release_mgmt.errors.StepError` when it does not succeed."""
         raise NotImplementedError
 
 
@@ -38,7 +38,7 @@ class StepContext:
     action: str
     workdir: str
     previous_version: str = ""
-    log: logging.Logger = field(default_factory=lambda: logging.getLogger("release_mgmt.steps"))
+    log: Any = field(default_factory=lambda: logging.getLogger("release_mgmt.steps"))  # a task's logger
 
     def env_vars(self) -> dict[str, str]:
         """The RELEASE_* variables every local process of a step receives."""

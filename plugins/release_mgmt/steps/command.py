@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from release_mgmt.errors import StepFailed
+from release_mgmt.errors import StepError
 from release_mgmt.steps.base import StepContext, StepModel, StepOutcome
 
 
@@ -18,9 +18,7 @@ class CommandStep(StepModel):
     type: Literal["command"]
     command: str = Field(min_length=1, description="Shell command (bash), Jinja-templated.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
-    cwd: str | None = Field(
-        default=None, description="Working directory; default: the definition file's folder."
-    )
+    cwd: str | None = Field(default=None, description="Working directory; default: the definition file's folder.")
     timeout_seconds: int = Field(default=600, gt=0, le=86400, description="Time limit of the command.")
 
     templated: ClassVar[tuple[str, ...]] = ("command", "env", "cwd")
@@ -46,12 +44,12 @@ class CommandStep(StepModel):
         finally:
             timer.cancel()
         if timed_out.is_set():
-            raise StepFailed(
+            raise StepError(
                 f"{ctx.action} of {ctx.component} in {ctx.environment}: command timed out after "
                 f"{self.timeout_seconds}s (raise timeout_seconds or make the command faster)"
             )
         if result.exit_code != 0:
-            raise StepFailed(
+            raise StepError(
                 f"{ctx.action} of {ctx.component} in {ctx.environment}: command exited with "
                 f"code {result.exit_code}; last output line: {result.output!r}"
             )

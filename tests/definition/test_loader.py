@@ -1,0 +1,101 @@
+"""Loader: YAML rules, every problem reported with file, line and key path, broken files isolated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from release_mgmt.definition.loader import load_file, load_paths
+from release_mgmt.errors import DefinitionError
+from tests.helpers import command, minimal_definition, write_definition
+
+INVALID = Path(__file__).parent / "invalid"
+CASES = sorted(p.stem for p in INVALID.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_invalid_definition_reports_exact_text(case: str) -> None:
+    """Each invalid definition fails with exactly the lines in its .expected file."""
+    path = INVALID / f"{case}.yaml"
+    with pytest.raises(DefinitionError) as info:
+        load_file(path, display=path.name)
+    assert info.value.render() + "\n" == (INVALID / f"{case}.expected").read_text()
+
+
+def test_every_invalid_case_has_expected_text() -> None:
+    """No golden case is silently missing its expected output."""
+    assert CASES
+    assert sorted(p.stem for p in INVALID.glob("*.expected")) == CASES
+
+
+def test_versions_stay_strings(tmp_path: Path) -> None:
+    """`1.10` stays "1.10" (not the float 1.1) and `on` stays text, not a boolean."""
+    text = (
+        "name: shop\nowner: o\nenvironments: [{name: dev, variables: {flag: on, n: 08}}]\n"
+        "components:\n  - name: api\n    version: 1.10\n"
+        "    deploy: {type: command, command: x}\n    rollback: {type: command, command: y}\n"
+    )
+    loaded = load_file(write_definition(tmp_path, "v.yaml", text))
+    assert loaded.definition.components[0].version == "1.10"
+    assert loaded.definition.environments[0].variables == {"flag": "on", "n": "08"}
+
+
+def test_valid_definition_loads(tmp_path: Path) -> None:
+    """A minimal definition loads with defaults filled in."""
+    loaded = load_file(write_definition(tmp_path, "shop.yaml", minimal_definition()))
+    defn = loaded.definition
+    assert defn.name == "shop"
+    assert [e.name for e in defn.environments] == ["dev", "prod"]
+    assert defn.components[0].rollback is not None
+    assert defn.policy.require_rollback is True
+
+
+def test_rollback_optional_when_policy_allows(tmp_path: Path) -> None:
+    """policy.require_rollback: false accepts components without rollback."""
+    data = minimal_definition(policy={"require_rollback": False})
+    del data["components"][0]["rollback"]
+    assert load_file(write_definition(tmp_path, "shop.yaml", data)).definition.components[0].rollback is None
+
+
+def test_broken_file_never_hides_the_others(tmp_path: Path) -> None:
+    """One invalid file is reported; every valid file beside it still loads."""
+    write_definition(tmp_path, "a.yaml", minimal_definition("alpha"))
+    write_definition(tmp_path, "b.yaml", "name: [unclosed\n")
+    write_definition(tmp_path, "c.yml", minimal_definition("gamma"))
+    write_definition(tmp_path, "notes.txt", "not a definition")
+    report = load_paths([tmp_path], root=tmp_path)
+    assert [i.definition.name for i in report.loaded] == ["alpha", "gamma"]
+    assert [e.file for e in report.errors] == ["b.yaml"]
+    assert "invalid YAML" in report.errors[0].render()
+
+
+def test_duplicate_release_name_across_files(tmp_path: Path) -> None:
+    """A second file reusing a release name is an error naming the first file."""
+    write_definition(tmp_path, "a.yaml", minimal_definition("shop"))
+    write_definition(tmp_path, "b.yaml", minimal_definition("shop"))
+    report = load_paths([tmp_path], root=tmp_path)
+    assert [i.display for i in report.loaded] == ["a.yaml"]
+    assert report.errors[0].lines() == [
+        "b.yaml:1: name: release name 'shop' is already used by a.yaml; give each release its own name"
+    ]
+
+
+def test_problem_lines_name_file_line_and_path(tmp_path: Path) -> None:
+    """Errors point at the line of the offending key."""
+    data = minimal_definition()
+    data["components"][0]["validate"] = [command("ok"), {"type": "command"}]
+    path = write_definition(tmp_path, "shop.yaml", data)
+    with pytest.raises(DefinitionError) as info:
+        load_file(path, display="shop.yaml")
+    starts = [i for i, text in enumerate(path.read_text().splitlines(), 1) if text.strip() == "- type: command"]
+    line = starts[-1]  # the second validation step, the one without a command
+    assert info.value.lines() == [f"shop.yaml:{line}: components[0].validate[1].command: required key is missing"]
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    """A file that is not UTF-8 text is reported, not raised as a crash."""
+    path = tmp_path / "bin.yaml"
+    path.write_bytes(b"\xff\xfe\x00name")
+    with pytest.raises(DefinitionError, match="cannot read the file"):
+        load_file(path)

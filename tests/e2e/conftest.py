@@ -1,0 +1,89 @@
+"""End-to-end fixtures: the sample release on free loopback ports in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from release_mgmt.dag_builder import build_release_dags
+from tests.helpers import free_port
+
+
+@dataclass
+class SampleRelease:
+    """The sample release wired to this test's ports and folders."""
+
+    folder: Path
+    root: Path
+    ports: dict[str, int]
+    ctl: Path
+
+    def dag(self, name: str = "release_sample_webshop") -> Any:
+        return build_release_dags(self.folder, only=name)[name]
+
+    def health(self, env: str) -> dict[str, Any] | None:
+        """The /health answer of ``env``'s service, or None when nothing listens."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[env]}/health", timeout=2) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return json.loads(exc.read())
+        except OSError:
+            return None
+
+    def version(self, env: str) -> str | None:
+        answer = self.health(env)
+        return answer.get("version") if answer and answer.get("status") == "ok" else None
+
+
+@pytest.fixture
+def sample(tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path):
+    """The sample release copied to a temporary folder with free ports; its services stopped afterwards."""
+    folder = tmp_path / "releases"
+    folder.mkdir()
+    (tmp_path / "sample_service").symlink_to(repo / "include/sample_service")
+    data = yaml.safe_load((repo / "include/releases/sample_webshop.yaml").read_text())
+    ports = {}
+    for env in data["environments"]:
+        ports[env["name"]] = env["variables"]["port"] = free_port()
+    (folder / "sample_webshop.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    root = tmp_path / "environments"
+    monkeypatch.setenv("RELEASE_MGMT_SAMPLE_ROOT", str(root))
+    use_releases(folder, monkeypatch)
+    release = SampleRelease(folder, root, ports, repo / "include/sample_service/ctl.py")
+    yield release
+    for env in ports:
+        if (root / env).exists():
+            subprocess.run(
+                [sys.executable, str(release.ctl), "stop", "--root", str(root / env)],
+                check=False,
+                capture_output=True,
+                timeout=30,
+            )
+
+
+def use_releases(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the repository's DAG file at ``folder``: dag.test() syncs the DAGs folder to the database
+    and needs the tested DAG to be found there."""
+    monkeypatch.setenv("RELEASE_MGMT_RELEASES_DIR", str(folder))
+
+
+def states(run: Any) -> dict[str, str | None]:
+    """Task id -> state of a finished dag run."""
+    return {ti.task_id: (str(ti.state) if ti.state else None) for ti in run.get_task_instances()}
+
+
+def audit_records(text: str) -> list[dict[str, Any]]:
+    """Every audit record in captured output."""
+    from release_mgmt.audit import parse_line
+
+    return [r for r in (parse_line(line) for line in text.splitlines()) if r is not None]

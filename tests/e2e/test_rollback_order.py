@@ -1,0 +1,60 @@
+"""Rollback after a failure: touched components only, dependents before their dependencies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from release_mgmt.dag_builder import build_release_dags
+from tests.e2e.conftest import states, use_releases
+from tests.helpers import command, minimal_definition, write_definition
+
+pytestmark = pytest.mark.e2e
+
+
+def _component(name: str, *deps: str, check: str = "true") -> dict:
+    return {
+        "name": name,
+        "version": "2.0.0",
+        "depends_on": list(deps),
+        "current_version": command("echo 1.0.0"),
+        "deploy": command(f'echo "deploy {name} {{{{ version }}}}" >> "$JOURNAL"'),
+        "validate": [command(check)],
+        "rollback": command(f'echo "rollback {name} {{{{ previous_version }}}}" >> "$JOURNAL"'),
+    }
+
+
+def test_failed_validation_rolls_back_touched_components_in_reverse_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path
+) -> None:
+    """api fails validation: api, db and worker are rolled back (api before db); web never deployed."""
+    journal = tmp_path / "journal"
+    monkeypatch.setenv("JOURNAL", str(journal))
+    data = minimal_definition(
+        "chain",
+        environments=[{"name": "dev"}, {"name": "prod"}],
+        components=[
+            _component("db"),
+            _component("api", "db", check="echo api unhealthy; exit 1"),
+            _component("web", "api"),
+            _component("worker"),
+        ],
+    )
+    write_definition(tmp_path / "releases", "chain.yaml", data)
+    use_releases(tmp_path / "releases", monkeypatch)
+    run = build_release_dags(tmp_path / "releases")["release_chain"].test()
+    assert str(run.state) == "failed"
+    lines = journal.read_text().splitlines()
+    assert sorted(line for line in lines if line.startswith("deploy")) == [
+        "deploy api 2.0.0",
+        "deploy db 2.0.0",
+        "deploy worker 2.0.0",
+    ]
+    rollbacks = [line for line in lines if line.startswith("rollback")]
+    assert sorted(rollbacks) == ["rollback api 1.0.0", "rollback db 1.0.0", "rollback worker 1.0.0"]
+    assert rollbacks.index("rollback api 1.0.0") < rollbacks.index("rollback db 1.0.0")
+    got = states(run)
+    assert got["dev.deploy_web"] == "upstream_failed"
+    assert got["dev.rollback_web"] == "skipped"
+    assert got["prod.enter"] == "upstream_failed"

@@ -1,0 +1,58 @@
+"""`python -m release_mgmt validate|schema` as CI and pre-commit use them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import minimal_definition, write_definition
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "release_mgmt", *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_validate_repository_definitions(repo: Path) -> None:
+    """With no argument it checks include/releases and exits 0 when all are valid."""
+    out = _cli("validate", cwd=repo)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "include/releases/sample_webshop.yaml: ok: release sample_webshop" in out.stdout
+
+
+def test_validate_reports_every_broken_file_and_exits_1(tmp_path: Path, repo: Path) -> None:
+    """Broken files print the loader's lines; valid ones still say ok; exit code 1."""
+    write_definition(tmp_path, "good.yaml", minimal_definition("good"))
+    out = _cli("validate", str(tmp_path), str(repo / "tests/definition/invalid/cycle.yaml"), cwd=tmp_path)
+    assert out.returncode == 1
+    assert "good.yaml: ok: release good" in out.stdout
+    expected = (repo / "tests/definition/invalid/cycle.expected").read_text().strip()
+    assert str(repo / "tests/definition/invalid") + "/" + expected in out.stdout
+    assert "1 of 2 definition(s) valid" in out.stdout
+
+
+def test_validate_missing_path_and_empty_folder(tmp_path: Path) -> None:
+    """A path that does not exist fails; a folder without definitions fails with exit 2."""
+    assert _cli("validate", "nope.yaml", cwd=tmp_path).returncode == 1
+    empty = _cli("validate", str(tmp_path), cwd=tmp_path)
+    assert empty.returncode == 2
+    assert "no release definitions" in empty.stderr
+
+
+def test_schema_prints_json_schema(tmp_path: Path) -> None:
+    """`schema` prints the definition's JSON schema."""
+    out = _cli("schema", cwd=tmp_path)
+    assert out.returncode == 0
+    assert json.loads(out.stdout)["title"] == "release_mgmt release definition"
+
+
+def test_readme_example_is_valid(tmp_path: Path, repo: Path) -> None:
+    """The definition shown in the README validates, so the docs never teach a broken file."""
+    readme = (repo / "README.md").read_text()
+    start = readme.index("```yaml\nname: webshop") + len("```yaml\n")
+    example = write_definition(tmp_path, "webshop.yaml", readme[start : readme.index("```", start)])
+    out = _cli("validate", str(example), cwd=tmp_path)
+    assert out.returncode == 0, out.stdout

@@ -1,0 +1,95 @@
+"""Planner: the release DAG as data, checked without Airflow."""
+
+from __future__ import annotations
+
+from release_mgmt.definition.models import ReleaseDefinition
+from release_mgmt.planning import deploy_order, plan_release
+from tests.helpers import command, minimal_definition
+
+
+def _component(name: str, *deps: str, validate: bool = True) -> dict:
+    comp = {
+        "name": name,
+        "version": "1.0.0",
+        "depends_on": list(deps),
+        "deploy": command(f"deploy {name}"),
+        "rollback": command(f"rollback {name}"),
+    }
+    if validate:
+        comp["validate"] = [command(f"check {name}")]
+    return comp
+
+
+def _definition(*components: dict, envs: tuple[str, ...] = ("dev", "prod")) -> ReleaseDefinition:
+    return ReleaseDefinition.model_validate(
+        minimal_definition(components=list(components), environments=[{"name": e} for e in envs])
+    )
+
+
+def _upstream(plan, task_id: str) -> set[str]:
+    return set(next(t for t in plan.tasks() if t.task_id == task_id).upstream)
+
+
+def test_deploy_order_respects_dependencies_and_definition_order() -> None:
+    """Dependencies come first; independent components keep the order they were written in."""
+    defn = _definition(_component("web", "api"), _component("worker"), _component("api", "db"), _component("db"))
+    assert [c.name for c in deploy_order(defn.components)] == ["worker", "db", "api", "web"]
+
+
+def test_dependents_deploy_after_dependencies_are_validated() -> None:
+    """deploy_api waits for validate_db; independent components start right after enter."""
+    plan = plan_release(_definition(_component("db"), _component("api", "db"), _component("worker")), "x.yaml")
+    assert _upstream(plan, "dev.deploy_db") == {"dev.enter"}
+    assert _upstream(plan, "dev.deploy_worker") == {"dev.enter"}
+    assert _upstream(plan, "dev.deploy_api") == {"dev.validate_db"}
+    assert _upstream(plan, "dev.validate_api") == {"dev.deploy_api"}
+
+
+def test_component_without_validation_counts_as_ready_after_deploy() -> None:
+    """With no validation steps there is no validate task and dependents wait for the deploy."""
+    plan = plan_release(_definition(_component("db", validate=False), _component("api", "db")), "x.yaml")
+    ids = {t.task_id for t in plan.tasks()}
+    assert "dev.validate_db" not in ids
+    assert _upstream(plan, "dev.deploy_api") == {"dev.deploy_db"}
+
+
+def test_rollback_runs_after_all_work_and_dependents_first() -> None:
+    """rollback_db waits for every deploy/validate and for the rollback of everything depending on it."""
+    plan = plan_release(
+        _definition(_component("db"), _component("api", "db"), _component("web", "api"), _component("worker")), "x.yaml"
+    )
+    work = {f"dev.{kind}_{c}" for kind in ("deploy", "validate") for c in ("db", "api", "web", "worker")}
+    assert _upstream(plan, "dev.rollback_db") == work | {"dev.rollback_api", "dev.rollback_web"}
+    assert _upstream(plan, "dev.rollback_api") == work | {"dev.rollback_web"}
+    assert _upstream(plan, "dev.rollback_worker") == work
+    rollback = next(t for t in plan.tasks() if t.task_id == "dev.rollback_db")
+    assert rollback.trigger_rule == "all_done"
+
+
+def test_environments_chain_through_results() -> None:
+    """An environment starts only after the previous one's result; the summary waits for all."""
+    plan = plan_release(_definition(_component("api"), envs=("dev", "staging", "prod")), "x.yaml")
+    assert _upstream(plan, "dev.enter") == {"preflight"}
+    assert _upstream(plan, "staging.enter") == {"dev.result"}
+    assert _upstream(plan, "prod.enter") == {"staging.result"}
+    assert _upstream(plan, "summary") == {"dev.result", "staging.result", "prod.result"}
+    result = next(t for t in plan.tasks() if t.task_id == "prod.result")
+    assert set(result.upstream) == {"prod.enter", "prod.deploy_api", "prod.validate_api", "prod.rollback_api"}
+
+
+def test_plan_is_deterministic() -> None:
+    """The same definition gives the same plan, task for task."""
+    defn = _definition(_component("db"), _component("api", "db"), _component("worker"))
+    assert plan_release(defn, "x.yaml") == plan_release(defn, "x.yaml")
+
+
+def test_component_without_rollback_has_no_rollback_task() -> None:
+    """With policy.require_rollback false, a component may have no rollback task."""
+    comp = _component("api")
+    del comp["rollback"]
+    defn = ReleaseDefinition.model_validate(
+        minimal_definition(components=[comp, _component("db")], policy={"require_rollback": False})
+    )
+    ids = {t.task_id for t in plan_release(defn, "x.yaml").tasks()}
+    assert "dev.rollback_api" not in ids
+    assert "dev.rollback_db" in ids

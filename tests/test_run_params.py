@@ -1,0 +1,54 @@
+"""Trigger parameters: versions are safe strings, environments a prefix of the promotion order."""
+
+from __future__ import annotations
+
+import pytest
+
+from release_mgmt.errors import ParameterError
+from release_mgmt.run_params import select
+
+ENVS = ["dev", "staging", "prod"]
+
+
+def test_defaults_select_every_environment() -> None:
+    """Without an environments parameter the run goes through the whole promotion order."""
+    sel = select({"version_api": "1.2.3"}, ["api"], ENVS)
+    assert sel.environments == ("dev", "staging", "prod")
+    assert sel.versions == {"api": "1.2.3"}
+    assert sel.dry_run is False
+
+
+def test_prefix_is_accepted() -> None:
+    """dev and staging (without prod) is a valid selection."""
+    assert select({"version_api": "1", "environments": ["dev", "staging"]}, ["api"], ENVS).environments == (
+        "dev",
+        "staging",
+    )
+
+
+@pytest.mark.parametrize(
+    ("chosen", "message"),
+    [
+        (["staging", "prod"], "is not a prefix of the promotion order dev -> staging -> prod"),
+        (["dev", "prod"], "is not a prefix"),
+        (["qa"], "unknown environment(s) qa"),
+        ([], "choose at least one environment"),
+    ],
+)
+def test_bad_environment_selection(chosen: list[str], message: str) -> None:
+    """Selections that skip an environment or name an unknown one are refused with the reason."""
+    with pytest.raises(ParameterError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        select({"version_api": "1", "environments": chosen}, ["api"], ENVS)
+
+
+@pytest.mark.parametrize("version", ["1.0; rm -rf /", "$(id)", "", " 1.0", "1.0\n", None, 3])
+def test_unsafe_versions_are_refused(version: object) -> None:
+    """A version goes into shell commands, so only plain version characters are accepted."""
+    with pytest.raises(ParameterError, match="version_api"):
+        select({"version_api": version}, ["api"], ENVS)
+
+
+def test_dry_run_must_be_boolean() -> None:
+    """dry_run 'yes' is refused rather than guessed."""
+    with pytest.raises(ParameterError, match="dry_run"):
+        select({"version_api": "1", "dry_run": "yes"}, ["api"], ENVS)
