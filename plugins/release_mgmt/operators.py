@@ -208,6 +208,8 @@ class ReleaseStepOperator(_ReleaseOperator):
             details={"previous_version": previous} if previous else None,
         )
         step_ctx = self._context(context, previous)
+        if self.action == "deploy":  # from here on the target may have changed: rollback must act
+            context["ti"].xcom_push(key="deploy_started", value=True)
         try:
             for number, step in enumerate(steps, start=1):
                 self.log.info("step %d/%d: %s", number, len(steps), step.describe())
@@ -238,15 +240,15 @@ class ReleaseStepOperator(_ReleaseOperator):
     def _skip_unless_needed(self, context: Any, dry_run: bool, where: dict[str, str]) -> None:
         work = [f"deploy_{c}" for c in self.components] + [f"validate_{c}" for c in self.components]
         states = _local_states(context, self.environment, work)
-        if dry_run or not outcomes.needs_rollback(states, self.component):
+        started = context["ti"].xcom_pull(task_ids=f"{self.environment}.deploy_{self.component}", key="deploy_started")
+        if dry_run or not started or not outcomes.needs_rollback(states, self.component):
             env_failed = any(s in outcomes.FAILED for s in states.values())
-            reason = (
-                "dry run"
-                if dry_run
-                else f"{self.component} was not deployed by this run"
-                if env_failed
-                else "the environment succeeded"
-            )
+            if dry_run:
+                reason = "dry run"
+            elif not env_failed:
+                reason = "the environment succeeded"
+            else:
+                reason = f"{self.component} was not changed by this run"
             self._audit(context, "rollback.skipped", "skipped", **where, details={"reason": reason})
             raise AirflowSkipException(f"no rollback needed: {reason}")
         self.log.info(

@@ -58,3 +58,21 @@ def test_failed_validation_rolls_back_touched_components_in_reverse_order(
     assert got["dev.deploy_web"] == "upstream_failed"
     assert got["dev.rollback_web"] == "skipped"
     assert got["prod.enter"] == "upstream_failed"
+
+
+def test_deploy_failing_before_any_change_is_not_rolled_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path
+) -> None:
+    """When the current-version probe fails, nothing was changed, so no rollback runs; the run fails."""
+    journal = tmp_path / "journal"
+    monkeypatch.setenv("JOURNAL", str(journal))
+    comp = _component("api")
+    comp["current_version"] = command("echo cannot reach host; exit 7")
+    write_definition(tmp_path / "releases", "probe.yaml", minimal_definition("probe", components=[comp]))
+    use_releases(tmp_path / "releases", monkeypatch)
+    run = build_release_dags(tmp_path / "releases")["release_probe"].test()
+    got = states(run)
+    assert str(run.state) == "failed"
+    assert got["dev.deploy_api"] == "failed"
+    assert got["dev.rollback_api"] == "skipped"
+    assert not journal.exists()
