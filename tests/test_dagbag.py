@@ -41,16 +41,16 @@ def test_sample_release_task_graph(releases: Path, repo: Path) -> None:
     dag = _bag(repo).dags[SAMPLE]
     edges = {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}
     expected = {"preflight": [], "summary": ["dev.result", "prod.result", "staging.result"]}
-    previous = "preflight"
+    previous = ["preflight"]
     for env in ("dev", "staging", "prod"):
         expected |= {
-            f"{env}.enter": [previous],
+            f"{env}.enter": sorted(previous),
             f"{env}.deploy_web": [f"{env}.enter"],
             f"{env}.validate_web": [f"{env}.deploy_web"],
             f"{env}.rollback_web": [f"{env}.deploy_web", f"{env}.validate_web"],
             f"{env}.result": sorted(f"{env}.{t}" for t in ("enter", "deploy_web", "validate_web", "rollback_web")),
         }
-        previous = f"{env}.result"
+        previous = [*previous, f"{env}.result"]
     assert edges == expected
     rules = {t.task_id: getattr(t.trigger_rule, "value", t.trigger_rule) for t in dag.tasks}
     assert rules["prod.rollback_web"] == "all_done"

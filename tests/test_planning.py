@@ -67,11 +67,12 @@ def test_rollback_runs_after_all_work_and_dependents_first() -> None:
 
 
 def test_environments_chain_through_results() -> None:
-    """An environment starts only after the previous one's result; the summary waits for all."""
+    """An environment starts after preflight and every earlier result (none failed); the summary waits for all."""
     plan = plan_release(_definition(_component("api"), envs=("dev", "staging", "prod")), "x.yaml")
     assert _upstream(plan, "dev.enter") == {"preflight"}
-    assert _upstream(plan, "staging.enter") == {"dev.result"}
-    assert _upstream(plan, "prod.enter") == {"staging.result"}
+    assert _upstream(plan, "staging.enter") == {"preflight", "dev.result"}
+    assert _upstream(plan, "prod.enter") == {"preflight", "dev.result", "staging.result"}
+    assert next(t for t in plan.tasks() if t.task_id == "prod.enter").trigger_rule == "none_failed"
     assert _upstream(plan, "summary") == {"dev.result", "staging.result", "prod.result"}
     result = next(t for t in plan.tasks() if t.task_id == "prod.result")
     assert set(result.upstream) == {"prod.enter", "prod.deploy_api", "prod.validate_api", "prod.rollback_api"}

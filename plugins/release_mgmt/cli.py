@@ -54,6 +54,21 @@ def cmd_run_once(args: argparse.Namespace) -> int:
     return run_once(args.dag_id, json.loads(args.conf), Path(args.log) if args.log else None)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Per release, environment and component: the version running, since when, from which run."""
+    from release_mgmt import status
+
+    rows = status.running(args.release)
+    if not rows:
+        print(f"no deployments recorded{' for release ' + args.release if args.release else ''}")
+        return 0
+    report = load_paths([Path(args.releases)]) if Path(args.releases).is_dir() else None
+    order = {i.definition.name: [e.name for e in i.definition.environments] for i in report.loaded} if report else {}
+    for line in status.table(rows, order):
+        print(line)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m release_mgmt", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -63,6 +78,10 @@ def parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print (or write) the JSON schema of a release definition")
     schema.add_argument("--out", help="write to this file instead of standard output")
     schema.set_defaults(func=cmd_schema)
+    stat = sub.add_parser("status", help="what runs where: the deployment record per environment and component")
+    stat.add_argument("release", nargs="?", help="one release (its name, not the DAG id); default: all")
+    stat.add_argument("--releases", default=str(DEFAULT_RELEASES), help="definitions folder, for promotion order")
+    stat.set_defaults(func=cmd_status)
     once = sub.add_parser("run-once", help="run a release DAG once in-process (dag.test) and print its outcome")
     once.add_argument("dag_id")
     once.add_argument("--conf", default="{}", help='trigger parameters as JSON, e.g. \'{"version_web": "1.3.0"}\'')

@@ -17,13 +17,16 @@ from release_mgmt.definition.models import NAME_PATTERN, VERSION_PATTERN
 from release_mgmt.definition.yaml_io import parse
 from release_mgmt.errors import DefinitionError
 from release_mgmt.operators import (
+    DeployOperator,
     EnvironmentEntryOperator,
     EnvironmentResultOperator,
     PreflightOperator,
-    ReleaseStepOperator,
     ReleaseSummaryOperator,
+    RollbackOperator,
+    ValidateOperator,
 )
 from release_mgmt.planning import ReleasePlan, TaskSpec, dag_id_for, plan_release, version_param
+from release_mgmt.records import record_asset
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)  # fixed: the same YAML must give the same DAG
 INVALID_TAG = "invalid-definition"
@@ -48,7 +51,8 @@ def trigger_params(plan: ReleasePlan) -> dict[str, Param]:
         examples=envs,
         minItems=1,
         title="Environments",
-        description=f"A prefix of the promotion order {' -> '.join(envs)}.",
+        description=f"Consecutive environments of the promotion order {' -> '.join(envs)}. A run starting "
+        "after the first may only deploy versions the environment before it already runs.",
     )
     params["dry_run"] = Param(
         False, type="boolean", title="Dry run", description="Plan and log what would be done; change nothing."
@@ -86,23 +90,26 @@ def _doc_md(plan: ReleasePlan) -> str:
 Builder = Callable[[ReleasePlan, TaskSpec, dict[str, Any]], BaseOperator]
 
 
-def _step_dicts(task: TaskSpec) -> list[dict[str, Any]]:
-    return [s.model_dump(mode="json", exclude_defaults=False) for s in task.steps]
+def _dicts(steps: tuple[Any, ...]) -> list[dict[str, Any]]:
+    return [s.model_dump(mode="json") for s in steps]
 
 
 def _build_step(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
     env = next(e for e in plan.environments if e.name == task.environment)
-    probe = task.probe.model_dump(mode="json") if task.probe is not None else None
-    return ReleaseStepOperator(
-        action=task.kind,
-        environment=env.name,
-        component=task.component or "",
-        steps=_step_dicts(task),
-        probe=probe,
-        variables=env.variables,
-        workdir=plan.workdir,
+    args: dict[str, Any] = {
+        "environment": env.name,
+        "component": task.component or "",
+        "steps": _dicts(task.steps),
+        "variables": env.variables,
+        "workdir": plan.workdir,
+        "records": task.records,
         **common,
-    )
+    }
+    if task.kind == "deploy":
+        return DeployOperator(probe=_dicts((task.probe,))[0] if task.probe else None, **args)
+    if task.kind == "validate":
+        return ValidateOperator(**args)
+    return RollbackOperator(fallback=_dicts(task.fallback), **args)
 
 
 def _build_enter(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
@@ -116,7 +123,8 @@ def _build_result(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> 
 
 
 def _build_preflight(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
-    return PreflightOperator(plan_lines=plan_lines(plan), **common)
+    inlets = [record_asset(plan.release, e.name, c.name) for e in plan.environments for c in plan.components]
+    return PreflightOperator(plan_lines=plan_lines(plan), inlets=inlets, **common)
 
 
 def _build_summary(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:

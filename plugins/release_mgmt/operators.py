@@ -6,12 +6,14 @@ Every task writes one audit line naming the release, environment, component and 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from release_mgmt import audit, outcomes, run_params
+from release_mgmt import records as records_mod
 from release_mgmt.errors import ParameterError
 from release_mgmt.steps import STEP_ADAPTER, StepContext
 
@@ -63,6 +65,8 @@ class PreflightOperator(_ReleaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         selection = _selection(context, self.components, self.environments)
+        if selection.source_environment:
+            self._check_promotion(context, selection)
         mode = "DRY RUN: nothing will be changed" if selection.dry_run else "live run"
         self.log.info("release %s, %s, environments %s", self.release, mode, " -> ".join(selection.environments))
         for comp in self.components:
@@ -84,6 +88,27 @@ class PreflightOperator(_ReleaseOperator):
             "environments": list(selection.environments),
             "dry_run": selection.dry_run,
         }
+
+    def _check_promotion(self, context: Any, selection: run_params.RunSelection) -> None:
+        """A run starting after the first environment may only deploy what the one before runs."""
+        source = selection.source_environment or ""
+        problems = []
+        for comp, version in selection.versions.items():
+            record = records_mod.latest(context, records_mod.record_asset(self.release, source, comp))
+            if record is None:
+                problems.append(f"{comp} {version} was never deployed to {source}")
+            elif record.version != version:
+                problems.append(f"{comp} {version} is not what {source} runs ({record.describe()})")
+            else:
+                self.log.info("promotion: %s %s runs in %s (%s)", comp, version, source, record.describe())
+        if problems:
+            self._audit(context, "run.refused", "promotion_rule", details={"source": source, "problems": problems})
+            raise AirflowFailException(
+                f"promotion rule: a run starting at {selection.environments[0]} may only deploy versions that "
+                f"{source} already runs successfully: "
+                + "; ".join(problems)
+                + f". Deploy them to {source} first, or start the run there."
+            )
 
 
 class EnvironmentEntryOperator(_ReleaseOperator):
@@ -107,39 +132,37 @@ class EnvironmentEntryOperator(_ReleaseOperator):
         )
 
 
-class ReleaseStepOperator(_ReleaseOperator):
-    """Deploys, validates or rolls back one component in one environment by running its steps.
+class _StepOperator(_ReleaseOperator):
+    """Runs one component's steps in one environment; deploy, validate and rollback build on it.
 
-    ``steps`` (and ``probe``) are step definitions as plain dicts; every string in them is
-    rendered with Jinja, with ``release``, ``environment``, ``component``, ``version``,
+    ``steps`` (and ``probe``, ``fallback``) are step definitions as plain dicts; every string in
+    them is rendered with Jinja, with ``release``, ``environment``, ``component``, ``version``,
     ``previous_version``, ``vars`` and ``params`` available.
     """
 
-    template_fields: Sequence[str] = ("steps", "probe")
-    ACTIONS = ("deploy", "validate", "rollback")
+    template_fields: Sequence[str] = ("steps",)
+    action = ""
 
     def __init__(
         self,
         *,
-        action: str,
         environment: str,
         component: str,
         steps: list[dict[str, Any]],
         variables: dict[str, Any],
         workdir: str,
-        probe: dict[str, Any] | None = None,
+        records: bool = False,
         **kwargs: Any,
     ) -> None:
+        if records:  # the deployment record is added through this alias, never on a dry run
+            kwargs["outlets"] = [records_mod.record_alias(kwargs["release"], environment, component)]
         super().__init__(**kwargs)
-        if action not in self.ACTIONS:
-            raise ValueError(f"action must be one of {', '.join(self.ACTIONS)}, not {action!r}")
-        self.action = action
         self.environment = environment
         self.component = component
         self.steps = steps
-        self.probe = probe
         self.variables = dict(variables)
         self.workdir = workdir
+        self.records = records
 
     def _version(self, context: Mapping[str, Any]) -> str:
         try:
@@ -148,10 +171,9 @@ class ReleaseStepOperator(_ReleaseOperator):
             raise AirflowFailException(str(exc)) from exc
 
     def _previous_version(self, context: Mapping[str, Any]) -> str:
-        if self.action == "deploy":
-            return ""
-        value = context["ti"].xcom_pull(task_ids=f"{self.environment}.deploy_{self.component}", key="previous_version")
-        return value or ""
+        """The last known good version the deploy task found (empty when there is none)."""
+        task = f"{self.environment}.deploy_{self.component}"
+        return context["ti"].xcom_pull(task_ids=task, key="previous_version") or ""
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         extras = {
@@ -159,12 +181,15 @@ class ReleaseStepOperator(_ReleaseOperator):
             "environment": self.environment,
             "component": self.component,
             "version": self._version(context),
-            "previous_version": self._previous_version(context),
+            "previous_version": "" if self.action == "deploy" else self._previous_version(context),
             "vars": self.variables,
         }
         super().render_template_fields(cast("Any", {**dict(context), **extras}), jinja_env)
 
-    def _context(self, context: Mapping[str, Any], previous: str) -> StepContext:
+    def _where(self, context: Mapping[str, Any]) -> dict[str, str]:
+        return {"environment": self.environment, "component": self.component, "version": self._version(context)}
+
+    def _step_context(self, context: Mapping[str, Any], previous: str) -> StepContext:
         return StepContext(
             release=self.release,
             environment=self.environment,
@@ -176,68 +201,147 @@ class ReleaseStepOperator(_ReleaseOperator):
             log=self.log,
         )
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        version = self._version(context)
+    def _announce(self, context: Mapping[str, Any]) -> bool:
+        """Log who and what this task acts on; True on a dry run."""
         dry_run = bool(context["params"].get("dry_run", False))
-        where = {"environment": self.environment, "component": self.component, "version": version}
         self.log.info(
             "%s: release %s, environment %s, component %s, version %s%s",
             self.action,
             self.release,
             self.environment,
             self.component,
-            version,
+            self._version(context),
             " (DRY RUN)" if dry_run else "",
         )
-        if self.action == "rollback":
-            self._skip_unless_needed(context, dry_run, where)
-        previous = self._previous_version(context)
-        steps = [STEP_ADAPTER.validate_python(s) for s in self.steps]
-        if dry_run:
-            for step in steps:
-                self.log.info("DRY RUN: would %s", step.describe())
-            self._audit(context, f"{self.action}.dry_run", "skipped", **where)
-            return {"version": version, "dry_run": True}
-        if self.action == "deploy":
-            previous = self._probe(context)
-        self._audit(
-            context,
-            f"{self.action}.started",
-            "started",
-            **where,
-            details={"previous_version": previous} if previous else None,
-        )
-        step_ctx = self._context(context, previous)
-        if self.action == "deploy":  # from here on the target may have changed: rollback must act
-            context["ti"].xcom_push(key="deploy_started", value=True)
+        return dry_run
+
+    def _dry_run(self, context: Mapping[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
+        for step in steps:
+            self.log.info("DRY RUN: would %s", STEP_ADAPTER.validate_python(step).describe())
+        self._audit(context, f"{self.action}.dry_run", "skipped", **self._where(context))
+        return {"version": self._version(context), "dry_run": True}
+
+    def _run_steps(self, context: Mapping[str, Any], steps: list[dict[str, Any]], previous: str) -> None:
+        where = self._where(context)
+        details = {"previous_version": previous} if previous else None
+        self._audit(context, f"{self.action}.started", "started", **where, details=details)
+        step_ctx = self._step_context(context, previous)
+        models = [STEP_ADAPTER.validate_python(s) for s in steps]
         try:
-            for number, step in enumerate(steps, start=1):
-                self.log.info("step %d/%d: %s", number, len(steps), step.describe())
+            for number, step in enumerate(models, start=1):
+                self.log.info("step %d/%d: %s", number, len(models), step.describe())
                 step.run(step_ctx)
         except Exception as exc:
             self._audit(context, f"{self.action}.finished", "failed", **where, details={"error": str(exc)})
             raise
         self._audit(context, f"{self.action}.finished", "success", **where)
-        return {"version": previous if self.action == "rollback" else version, "previous_version": previous}
 
-    def _probe(self, context: Any) -> str:
-        """Ask the component which version runs now (for rollback) and keep it in XCom."""
+    def _record(self, context: Mapping[str, Any]) -> None:
+        """Add the deployment record when this task is the component's last step in the environment."""
+        if not self.records:
+            return
+        record = records_mod.DeploymentRecord(
+            version=self._version(context),
+            run_id=context["run_id"],
+            deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        records_mod.add(context, self.release, self.environment, self.component, record)
+        self._audit(context, "deployment.recorded", "success", **self._where(context))
+
+
+class DeployOperator(_StepOperator):
+    """Finds the last known good version, then deploys the component."""
+
+    action = "deploy"
+    template_fields: Sequence[str] = ("steps", "probe")
+
+    def __init__(self, *, probe: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        kwargs["inlets"] = [records_mod.record_asset(kwargs["release"], kwargs["environment"], kwargs["component"])]
+        super().__init__(**kwargs)
+        self.probe = probe
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        if self._announce(context):
+            return self._dry_run(context, self.steps)
+        previous = self._last_known_good(context)
+        context["ti"].xcom_push(key="previous_version", value=previous)
+        context["ti"].xcom_push(key="deploy_started", value=True)  # the target may change from here on
+        self._run_steps(context, self.steps, previous)
+        self._record(context)
+        return {"version": self._version(context), "previous_version": previous}
+
+    def _last_known_good(self, context: Any) -> str:
+        """The recorded version; without a record, what ``current_version`` reports; else nothing."""
+        asset = records_mod.record_asset(self.release, self.environment, self.component)
+        record = records_mod.latest(context, asset)
+        if record is not None:
+            self.log.info("last known good (deployment record): %s", record.describe())
+            return record.version
         if self.probe is None:
-            self.log.info("no current_version step: a rollback will not know which version to restore")
+            self.log.info("no deployment record and no current_version step: nothing to restore on failure")
             return ""
         step = STEP_ADAPTER.validate_python(self.probe)
-        self.log.info("current version: %s", step.describe())
-        answer = step.run(self._context(context, "")).output
+        self.log.info("no deployment record yet; asking the target: %s", step.describe())
+        answer = step.run(self._step_context(context, "")).output
         try:
             previous = run_params.check_version(self.component, answer) if answer else ""
         except ParameterError:
             self.log.warning("current_version printed %r, which is not a version; treating as unknown", answer)
             previous = ""
         self.log.info("running before this deploy: %s", previous or "nothing")
-        context["ti"].xcom_push(key="previous_version", value=previous)
         return previous
 
-    def _skip_unless_needed(self, context: Any, dry_run: bool, where: dict[str, str]) -> None:
+
+class ValidateOperator(_StepOperator):
+    """Runs the component's checks after its deploy; the last one records the deployment."""
+
+    action = "validate"
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        if self._announce(context):
+            return self._dry_run(context, self.steps)
+        self._run_steps(context, self.steps, self._previous_version(context))
+        self._record(context)
+        return {"version": self._version(context)}
+
+
+class RollbackOperator(_StepOperator):
+    """Restores the last known good version when the environment failed and this component was changed.
+
+    With no version to restore it runs ``fallback`` (the component's ``undeploy``) or says so.
+    """
+
+    action = "rollback"
+    template_fields: Sequence[str] = ("steps", "fallback")
+
+    def __init__(self, *, fallback: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fallback = fallback or []
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        dry_run = self._announce(context)
+        self._skip_unless_needed(context, dry_run)
+        previous = self._previous_version(context)
+        if previous and self.steps:
+            self.log.info("restoring %s %s in %s", self.component, previous, self.environment)
+            self._run_steps(context, self.steps, previous)
+            return {"restored": previous}
+        if self.fallback:
+            self.log.info(
+                "nothing to restore (no earlier deployment of %s in %s): undeploying", self.component, self.environment
+            )
+            self._run_steps(context, self.fallback, "")
+            return {"restored": "", "undeployed": True}
+        reason = (
+            f"nothing to restore: no earlier deployment of {self.component} in {self.environment} is "
+            "recorded and it has no undeploy step; the failed version may still be running"
+        )
+        self._audit(
+            context, "rollback.skipped", "nothing_to_restore", **self._where(context), details={"reason": reason}
+        )
+        raise AirflowFailException(reason)
+
+    def _skip_unless_needed(self, context: Any, dry_run: bool) -> None:
         work = [f"deploy_{c}" for c in self.components] + [f"validate_{c}" for c in self.components]
         states = _local_states(context, self.environment, work)
         started = context["ti"].xcom_pull(task_ids=f"{self.environment}.deploy_{self.component}", key="deploy_started")
@@ -249,7 +353,7 @@ class ReleaseStepOperator(_ReleaseOperator):
                 reason = "the environment succeeded"
             else:
                 reason = f"{self.component} was not changed by this run"
-            self._audit(context, "rollback.skipped", "skipped", **where, details={"reason": reason})
+            self._audit(context, "rollback.skipped", "skipped", **self._where(context), details={"reason": reason})
             raise AirflowSkipException(f"no rollback needed: {reason}")
         self.log.info(
             "rolling back %s in %s: failed tasks: %s",

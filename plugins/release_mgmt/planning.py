@@ -2,12 +2,14 @@
 
 Per environment (a task group, in promotion order) the plan holds:
 
-- ``enter``: the environment's entry (gates live here); skips when the run does not select it;
+- ``enter``: the environment's entry (gates live here); waits for ``preflight`` and every earlier
+  environment's ``result`` (none may fail; unselected ones skip) and skips when the run does not
+  select its environment;
 - ``deploy_<c>``: after ``enter`` and after every dependency of ``c`` is deployed and validated;
 - ``validate_<c>``: after ``deploy_<c>`` (only when ``c`` has validation steps);
 - ``rollback_<c>``: once everything in the environment is done, dependents first; acts only
   when a deploy or validation in the environment failed and ``c`` was touched;
-- ``result``: fails when the environment failed, so the next environment never starts.
+- ``result``: fails when the environment failed, so no later environment starts.
 
 A top-level ``preflight`` checks the trigger parameters first and a top-level ``summary``
 reports every environment's outcome last, failing the run when any environment failed.
@@ -25,6 +27,7 @@ from release_mgmt.steps import StepModel
 TaskKind = Literal["preflight", "enter", "deploy", "validate", "rollback", "result", "summary"]
 ALL_SUCCESS = "all_success"
 ALL_DONE = "all_done"
+NONE_FAILED = "none_failed"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,10 @@ class TaskSpec:
     trigger_rule: str = ALL_SUCCESS
     steps: tuple[StepModel, ...] = ()
     probe: StepModel | None = None
+    #: rollback only: steps run when there is no previous version to restore (undeploy)
+    fallback: tuple[StepModel, ...] = ()
+    #: the task after which the component counts as deployed and healthy: it records the deployment
+    records: bool = False
 
     @property
     def local_id(self) -> str:
@@ -122,25 +129,35 @@ def _dependents(components: list[Component]) -> dict[str, set[str]]:
 
 def _environment_tasks(env: str, ordered: list[Component], entry_upstream: tuple[str, ...]) -> list[TaskSpec]:
     enter = f"{env}.enter"
-    tasks = [TaskSpec(f"{env}.enter", "enter", env, upstream=entry_upstream)]
+    tasks = [TaskSpec(f"{env}.enter", "enter", env, upstream=entry_upstream, trigger_rule=NONE_FAILED)]
     ready: dict[str, str] = {}  # component -> the task after which it counts as deployed and healthy
     for comp in ordered:
         deploy_id = f"{env}.deploy_{comp.name}"
         upstream = tuple(ready[d] for d in comp.depends_on) or (enter,)
-        tasks.append(
-            TaskSpec(deploy_id, "deploy", env, comp.name, upstream, steps=(comp.deploy,), probe=comp.current_version)
+        deploy = TaskSpec(
+            deploy_id,
+            "deploy",
+            env,
+            comp.name,
+            upstream,
+            steps=(comp.deploy,),
+            probe=comp.current_version,
+            records=not comp.validation,
         )
+        tasks.append(deploy)
         ready[comp.name] = deploy_id
         if comp.validation:
             validate_id = f"{env}.validate_{comp.name}"
-            tasks.append(TaskSpec(validate_id, "validate", env, comp.name, (deploy_id,), steps=comp.validation))
+            tasks.append(
+                TaskSpec(validate_id, "validate", env, comp.name, (deploy_id,), steps=comp.validation, records=True)
+            )
             ready[comp.name] = validate_id
     work = tuple(t.task_id for t in tasks if t.kind in ("deploy", "validate"))
     dependents = _dependents(ordered)
     rollbacks: list[TaskSpec] = []
-    with_rollback = {c.name for c in ordered if c.rollback is not None}
+    with_rollback = {c.name for c in ordered if c.rollback is not None or c.undeploy is not None}
     for comp in reversed(ordered):
-        if comp.rollback is None:
+        if comp.name not in with_rollback:
             continue
         first = tuple(f"{env}.rollback_{d}" for d in sorted(dependents[comp.name] & with_rollback))
         rollbacks.append(
@@ -151,7 +168,8 @@ def _environment_tasks(env: str, ordered: list[Component], entry_upstream: tuple
                 comp.name,
                 work + first,
                 ALL_DONE,
-                steps=(comp.rollback,),
+                steps=(comp.rollback,) if comp.rollback is not None else (),
+                fallback=(comp.undeploy,) if comp.undeploy is not None else (),
             )
         )
     tasks.extend(rollbacks)
@@ -168,11 +186,11 @@ def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> Re
     ordered = deploy_order(defn.components)
     preflight = TaskSpec("preflight", "preflight")
     envs: list[EnvironmentPlan] = []
-    previous = (preflight.task_id,)
+    previous: tuple[str, ...] = (preflight.task_id,)
     for env in defn.environments:
         tasks = _environment_tasks(env.name, ordered, previous)
         envs.append(EnvironmentPlan(env.name, env.description, dict(env.variables), tuple(tasks)))
-        previous = (f"{env.name}.result",)
+        previous = (*previous, f"{env.name}.result")
     summary = TaskSpec("summary", "summary", upstream=tuple(f"{e.name}.result" for e in envs), trigger_rule=ALL_DONE)
     return ReleasePlan(
         dag_id=dag_id_for(defn.name),

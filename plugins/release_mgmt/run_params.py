@@ -19,6 +19,8 @@ class RunSelection:
     versions: dict[str, str]
     environments: tuple[str, ...]
     dry_run: bool
+    #: the environment before the first selected one, whose record the promotion rule checks
+    source_environment: str | None = None
 
 
 def check_version(component: str, value: Any) -> str:
@@ -31,7 +33,11 @@ def check_version(component: str, value: Any) -> str:
 
 
 def select(params: Mapping[str, Any], components: list[str], environments: list[str]) -> RunSelection:
-    """Read and check a run's parameters against the release's components and promotion order."""
+    """Read and check a run's parameters against the release's components and promotion order.
+
+    The environments must be consecutive in the promotion order. A run that starts after the
+    first environment must also pass the promotion rule (checked against the deployment record).
+    """
     versions = {c: check_version(c, params.get(version_param(c))) for c in components}
     chosen = params.get("environments")
     if chosen is None:
@@ -39,7 +45,7 @@ def select(params: Mapping[str, Any], components: list[str], environments: list[
     if not isinstance(chosen, list | tuple) or not chosen:
         raise ParameterError(
             "parameter environments: choose at least one environment, "
-            f"a prefix of the promotion order {' -> '.join(environments)}"
+            f"consecutive environments of the promotion order {' -> '.join(environments)}"
         )
     unknown = [e for e in chosen if e not in environments]
     if unknown:
@@ -47,13 +53,14 @@ def select(params: Mapping[str, Any], components: list[str], environments: list[
             f"parameter environments: unknown environment(s) {', '.join(map(str, unknown))}; "
             f"this release has {', '.join(environments)}"
         )
-    if list(chosen) != environments[: len(chosen)]:
+    start = environments.index(chosen[0])
+    if list(chosen) != environments[start : start + len(chosen)]:
         raise ParameterError(
-            f"parameter environments: {', '.join(chosen)} is not a prefix of the promotion order "
-            f"{' -> '.join(environments)}; an environment runs only after every one before it "
-            f"(choose e.g. {', '.join(environments[: len(chosen)])})"
+            f"parameter environments: {', '.join(chosen)} skips an environment of the promotion order "
+            f"{' -> '.join(environments)}; choose consecutive environments "
+            f"(e.g. {', '.join(environments[start : start + len(chosen)])})"
         )
     dry_run = params.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise ParameterError(f"parameter dry_run: must be true or false (got {dry_run!r})")
-    return RunSelection(versions, tuple(chosen), dry_run)
+    return RunSelection(versions, tuple(chosen), dry_run, environments[start - 1] if start else None)

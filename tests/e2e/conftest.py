@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -17,6 +18,8 @@ import yaml
 from release_mgmt.dag_builder import build_release_dags
 from tests.helpers import free_port
 
+_numbers = itertools.count(1)
+
 
 @dataclass
 class SampleRelease:
@@ -27,8 +30,11 @@ class SampleRelease:
     ports: dict[str, int]
     ctl: Path
 
-    def dag(self, name: str = "release_sample_webshop") -> Any:
-        return build_release_dags(self.folder, only=name)[name]
+    name: str
+
+    def dag(self) -> Any:
+        dag_id = f"release_{self.name}"
+        return build_release_dags(self.folder, only=dag_id)[dag_id]
 
     def health(self, env: str) -> dict[str, Any] | None:
         """The /health answer of ``env``'s service, or None when nothing listens."""
@@ -52,6 +58,8 @@ def sample(tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch, airflow_
     folder.mkdir()
     (tmp_path / "sample_service").symlink_to(repo / "include/sample_service")
     data = yaml.safe_load((repo / "include/releases/sample_webshop.yaml").read_text())
+    # a release name of its own: deployment records live in the session's Airflow database
+    data["name"] = f"sample_{next(_numbers)}"
     ports = {}
     for env in data["environments"]:
         ports[env["name"]] = env["variables"]["port"] = free_port()
@@ -59,7 +67,7 @@ def sample(tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch, airflow_
     root = tmp_path / "environments"
     monkeypatch.setenv("RELEASE_MGMT_SAMPLE_ROOT", str(root))
     use_releases(folder, monkeypatch)
-    release = SampleRelease(folder, root, ports, repo / "include/sample_service/ctl.py")
+    release = SampleRelease(folder, root, ports, repo / "include/sample_service/ctl.py", data["name"])
     yield release
     for env in ports:
         if (root / env).exists():

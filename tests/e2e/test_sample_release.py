@@ -19,7 +19,7 @@ def test_good_version_reaches_prod(sample, capfd) -> None:
     assert all(got[f"{env}.rollback_web"] == "skipped" for env in ENVS)
     deploys = [r for r in audit_records(capfd.readouterr().out) if r["event"] == "deploy.finished"]
     assert [(r["release"], r["environment"], r["component"], r["version"], r["outcome"]) for r in deploys] == [
-        ("sample_webshop", env, "web", "1.3.0", "success") for env in ENVS
+        (sample.name, env, "web", "1.3.0", "success") for env in ENVS
     ]
 
 
@@ -49,12 +49,13 @@ def test_bad_version_rolls_back_and_fails(sample, capfd) -> None:
     }
 
 
-def test_first_deploy_failing_says_nothing_to_restore(sample, capfd) -> None:
-    """With nothing running before, rollback stops the bad version and says there was nothing to restore."""
+def test_first_deploy_failing_undeploys(sample, capfd) -> None:
+    """With no earlier deployment, rollback runs the component's undeploy and says there was nothing to restore."""
     run = sample.dag().test(run_conf={"version_web": "2.0.0", "environments": ["dev"]})
     assert str(run.state) == "failed"
+    assert states(run)["dev.rollback_web"] == "success"
     assert sample.health("dev") is None
-    assert "nothing to restore: service stopped" in capfd.readouterr().out
+    assert "nothing to restore (no earlier deployment of web in dev): undeploying" in capfd.readouterr().out
 
 
 def test_dry_run_changes_nothing(sample, capfd) -> None:
@@ -76,8 +77,8 @@ def test_prefix_of_environments(sample) -> None:
     assert states(run)["staging.enter"] == "skipped"
 
 
-def test_non_prefix_environments_fail_before_touching_anything(sample) -> None:
-    """Environments that skip one fail in preflight; no environment is entered."""
+def test_skipping_environments_fails_before_touching_anything(sample) -> None:
+    """A later start without the earlier environment deployed fails in preflight; nothing is entered."""
     run = sample.dag().test(run_conf={"environments": ["staging"]})
     got = states(run)
     assert str(run.state) == "failed"

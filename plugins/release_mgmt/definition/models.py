@@ -52,7 +52,12 @@ class Component(Strict):
     )
     deploy: Step
     validation: tuple[Step, ...] = Field(default=(), alias="validate", description="Checks run after deploy, in order.")
-    rollback: Step | None = Field(default=None, description="Restores the previous version ({{ previous_version }}).")
+    rollback: Step | None = Field(
+        default=None, description="Restores the last known good version ({{ previous_version }})."
+    )
+    undeploy: Step | None = Field(
+        default=None, description="Removes the component when its first deployment fails (nothing to restore)."
+    )
 
 
 class Environment(Strict):

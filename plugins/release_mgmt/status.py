@@ -1,0 +1,65 @@
+"""``python -m release_mgmt status``: what runs where, read from the deployment record.
+
+Reads Airflow's metadata database (as the ``airflow`` CLI does), so it runs where Airflow is
+configured: on the scheduler or API server host, or any machine with the same settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from release_mgmt.records import DeploymentRecord
+
+PREFIX = "release_mgmt/"
+
+
+@dataclass(frozen=True)
+class Running:
+    """One row of the status: a component's recorded version in one environment of one release."""
+
+    release: str
+    environment: str
+    component: str
+    record: DeploymentRecord
+
+
+def running(release: str | None = None) -> list[Running]:
+    """The latest recorded deployment of every component, per release and environment."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    pattern = f"{PREFIX}{release}/%" if release else f"{PREFIX}%"
+    rows: list[Running] = []
+    with create_session() as session:
+        assets = session.scalars(select(AssetModel).where(AssetModel.name.like(pattern))).all()
+        for asset in assets:
+            event = session.scalars(
+                select(AssetEvent)
+                .where(AssetEvent.asset_id == asset.id)
+                .order_by(AssetEvent.timestamp.desc(), AssetEvent.id.desc())
+                .limit(1)
+            ).first()
+            record = DeploymentRecord.from_extra(event.extra or {}, event.timestamp) if event else None
+            parts = asset.name.removeprefix(PREFIX).split("/")
+            if record is not None and len(parts) == 3:
+                rows.append(Running(parts[0], parts[1], parts[2], record))
+    return rows
+
+
+def table(rows: list[Running], order: dict[str, list[str]] | None = None) -> list[str]:
+    """Lines to print: environments in promotion order when ``order`` (release -> environments) knows it."""
+    order = order or {}
+
+    def key(row: Running) -> tuple[str, int, str, str]:
+        envs = order.get(row.release, [])
+        rank = envs.index(row.environment) if row.environment in envs else len(envs)
+        return (row.release, rank, row.environment, row.component)
+
+    header = ("RELEASE", "ENVIRONMENT", "COMPONENT", "VERSION", "SINCE", "RUN")
+    body = [
+        (r.release, r.environment, r.component, r.record.version, r.record.deployed_at, r.record.run_id)
+        for r in sorted(rows, key=key)
+    ]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *body, strict=False)]
+    return ["  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in (header, *body)]
