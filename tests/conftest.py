@@ -31,3 +31,21 @@ def airflow_db() -> Path:
 
     initdb()
     return _home
+
+
+@pytest.fixture(scope="session")
+def ssh_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real OpenSSH server on loopback for the whole session."""
+    from tests.servers import sshd
+
+    with sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture
+def http_server():
+    """A scripted HTTP server on loopback (real sockets, real HTTP)."""
+    from tests.servers import ScriptedHTTP
+
+    with ScriptedHTTP() as server:
+        yield server

@@ -91,7 +91,7 @@ Builder = Callable[[ReleasePlan, TaskSpec, dict[str, Any]], BaseOperator]
 
 
 def _dicts(steps: tuple[Any, ...]) -> list[dict[str, Any]]:
-    return [s.model_dump(mode="json") for s in steps]
+    return [s.model_dump(mode="json", by_alias=True) for s in steps]
 
 
 def _build_step(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:

@@ -1,0 +1,198 @@
+"""HTTP steps on Airflow's HTTP provider: ``http`` calls a deploy API, ``http_check`` checks health.
+
+Both reach their target through an Airflow HTTP connection (``connection`` + ``endpoint``:
+base URL and credentials live in the connection) or, for a check, a plain ``url``. Every call
+has a timeout; retries wait with backoff and honour ``Retry-After``. Errors carry the status and
+a short body excerpt, never credentials.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from release_mgmt.errors import StepError
+from release_mgmt.steps.base import StepContext, StepModel, StepOutcome
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def excerpt(text: str, limit: int = 200) -> str:
+    """The start of a response body, on one line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + "..."
+
+
+class _Target(StepModel):
+    """Where an HTTP step sends its request: an Airflow HTTP connection plus endpoint, or a URL."""
+
+    connection: str | None = Field(default=None, description="Airflow HTTP connection id (base URL, auth).")
+    endpoint: str = Field(default="", description="Path after the connection's base URL, templated.")
+    url: str | None = Field(default=None, description="Full URL, when no connection is used.")
+    method: Method = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=10, gt=0, le=600, description="Time limit of one request.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> _Target:
+        if (self.connection is None) == (self.url is None):
+            raise ValueError("set either connection (with endpoint) or url, not both and not neither")
+        return self
+
+    def where(self) -> str:
+        return self.url or f"{self.connection}:{self.endpoint or '/'}"
+
+    def send(self, json_body: Any = None, params: dict[str, str] | None = None) -> Any:
+        """One request; returns the requests Response whatever its status (connection errors raise)."""
+        if self.url is not None:
+            import requests
+
+            return requests.request(
+                self.method, self.url, json=json_body, params=params, headers=self.headers, timeout=self.timeout_seconds
+            )
+        from airflow.providers.http.hooks.http import HttpHook
+
+        hook = HttpHook(method=self.method, http_conn_id=str(self.connection))
+        options = {"timeout": self.timeout_seconds, "check_response": False}
+        return hook.run(
+            self.endpoint,
+            data=params,
+            headers=self.headers,
+            extra_options=options,
+            **({"json": json_body} if json_body is not None else {}),
+        )
+
+
+def _retry_after(response: Any, default: float) -> float:
+    value = response.headers.get("Retry-After", "") if response is not None else ""
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return default
+
+
+class HttpStep(_Target):
+    """Call a deployment or webhook API; retried on 429, 5xx and connection errors with backoff."""
+
+    type: Literal["http"]
+    method: Method = "POST"
+    json_body: dict[str, Any] | list[Any] | None = Field(
+        default=None, alias="json", description="JSON body, templated."
+    )
+    expected_status: tuple[int, ...] = Field(default=(200, 201, 202, 204), min_length=1)
+    retries: int = Field(default=3, ge=0, le=10, description="Extra attempts after a retryable failure.")
+    backoff_seconds: float = Field(default=1.0, ge=0, le=300, description="First wait; doubles each retry.")
+    max_wait_seconds: float = Field(default=60, gt=0, le=3600, description="Cap on one wait, Retry-After included.")
+
+    templated: ClassVar[tuple[str, ...]] = ("connection", "endpoint", "url", "json_body", "headers")
+
+    def describe(self) -> str:
+        return f"{self.method} {self.where()} (expect {', '.join(map(str, self.expected_status))})"
+
+    def run(self, ctx: StepContext, sleep: Callable[[float], None] = time.sleep) -> StepOutcome:
+        last = ""
+        for attempt in range(self.retries + 1):
+            wait = min(self.backoff_seconds * 2**attempt, self.max_wait_seconds)
+            try:
+                response = self.send(self.json_body)
+            except Exception as exc:
+                if "AirflowNotFoundException" in type(exc).__name__ or "not defined" in str(exc):
+                    raise StepError(
+                        f"{self.connection}: no such Airflow connection; add an HTTP connection with this id"
+                    ) from exc
+                last = f"{type(exc).__name__}: {excerpt(str(exc))}"
+                response = None
+            else:
+                ctx.log.info("%s %s -> HTTP %s", self.method, self.where(), response.status_code)
+                if response.status_code in self.expected_status:
+                    return StepOutcome(output=excerpt(response.text))
+                last = f"HTTP {response.status_code}: {excerpt(response.text)}"
+                if response.status_code not in RETRY_STATUSES:
+                    break
+                wait = min(_retry_after(response, wait), self.max_wait_seconds)
+            if attempt < self.retries:
+                ctx.log.warning(
+                    "attempt %d of %d failed (%s); retrying in %.1fs", attempt + 1, self.retries + 1, last, wait
+                )
+                sleep(wait)
+        raise StepError(
+            f"{ctx.action} of {ctx.component} in {ctx.environment}: {self.method} {self.where()} "
+            f"failed: {last} (expected {', '.join(map(str, self.expected_status))})"
+        )
+
+
+class HttpCheckStep(_Target):
+    """Check an endpoint until it passes ``successes`` times in a row, within ``within_seconds``."""
+
+    type: Literal["http_check"]
+    expected_status: tuple[int, ...] = Field(default=(200,), min_length=1)
+    body_contains: str | None = Field(default=None, description="Text the body must contain, templated.")
+    json_field: str | None = Field(default=None, description="Dotted path in a JSON body, e.g. version or app.version.")
+    equals: str | None = Field(default=None, description="Value json_field must equal, e.g. {{ version }}.")
+    successes: int = Field(default=1, ge=1, le=100, description="Consecutive passing checks required.")
+    interval_seconds: float = Field(default=2, ge=0, le=600)
+    within_seconds: float = Field(default=60, gt=0, le=86400, description="Time budget for all attempts.")
+    max_latency_ms: int | None = Field(default=None, gt=0, description="A slower answer counts as failing.")
+
+    templated: ClassVar[tuple[str, ...]] = ("connection", "endpoint", "url", "body_contains", "equals", "headers")
+
+    @model_validator(mode="after")
+    def _equals_needs_field(self) -> HttpCheckStep:
+        if self.equals is not None and self.json_field is None:
+            raise ValueError("equals needs json_field (the JSON value to compare)")
+        return self
+
+    def describe(self) -> str:
+        want = f", {self.json_field} == {self.equals}" if self.json_field else ""
+        return (
+            f"check {self.method} {self.where()} (status {'/'.join(map(str, self.expected_status))}{want}, "
+            f"{self.successes}x in a row within {self.within_seconds:g}s)"
+        )
+
+    def problem(self, response: Any, latency_ms: float) -> str | None:
+        """Why one answer fails the check, or None when it passes."""
+        if response.status_code not in self.expected_status:
+            return f"HTTP {response.status_code}: {excerpt(response.text)}"
+        if self.max_latency_ms is not None and latency_ms > self.max_latency_ms:
+            return f"answered in {latency_ms:.0f} ms, over max_latency_ms {self.max_latency_ms}"
+        if self.body_contains is not None and self.body_contains not in response.text:
+            return f"body does not contain {self.body_contains!r}: {excerpt(response.text)}"
+        if self.json_field is not None:
+            value: Any
+            try:
+                value = response.json()
+                for key in self.json_field.split("."):
+                    value = value[key]
+            except (ValueError, KeyError, TypeError, IndexError):
+                return f"no JSON field {self.json_field!r} in {excerpt(response.text)}"
+            if self.equals is not None and str(value) != self.equals:
+                return f"{self.json_field} is {value!r}, expected {self.equals!r}"
+        return None
+
+    def run(self, ctx: StepContext, sleep: Callable[[float], None] = time.sleep) -> StepOutcome:
+        deadline = time.monotonic() + self.within_seconds
+        streak, attempts, last = 0, 0, "no answer"
+        while True:
+            attempts += 1
+            started = time.monotonic()
+            try:
+                response = self.send()
+                reason = self.problem(response, (time.monotonic() - started) * 1000)
+            except Exception as exc:  # noqa: BLE001 - an unreachable endpoint is a failed check
+                reason = f"{type(exc).__name__}: {excerpt(str(exc))}"
+            streak = 0 if reason else streak + 1
+            last = reason or last
+            ctx.log.info("check %d: %s", attempts, reason or f"ok ({streak}/{self.successes})")
+            if streak >= self.successes:
+                return StepOutcome(output=f"passed {streak} time(s)")
+            if time.monotonic() + self.interval_seconds > deadline:
+                raise StepError(
+                    f"validate of {ctx.component} in {ctx.environment}: {self.where()} did not pass "
+                    f"{self.successes} time(s) in a row within {self.within_seconds:g}s "
+                    f"({attempts} attempts); last problem: {last}"
+                )
+            sleep(self.interval_seconds)
