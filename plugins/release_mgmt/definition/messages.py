@@ -49,14 +49,15 @@ def _models_at(loc: tuple[Any, ...]) -> list[type[BaseModel]]:
                     nxt.append(field.annotation)
             elif get_origin(tp) is dict:
                 nxt.append(get_args(tp)[1])
-        current = []
-        for tp in nxt:  # unwrap Optional/Union/Annotated
-            args = get_args(tp)
-            if get_origin(tp) is not None and get_origin(tp) not in (tuple, dict, list):
-                current.extend(args)
-            else:
-                current.append(tp)
+        current = [flat for tp in nxt for flat in _flatten(tp)]
     return [m for m in current if isinstance(m, type) and issubclass(m, BaseModel)]
+
+
+def _flatten(tp: Any) -> list[Any]:
+    """Unwrap Optional, Union and Annotated (at any depth) down to the types inside."""
+    if get_origin(tp) is None or get_origin(tp) in (tuple, dict, list):
+        return [tp]
+    return [flat for arg in get_args(tp) for flat in _flatten(arg)]
 
 
 def _allowed_keys(parent: tuple[Any, ...], given: dict | None) -> list[str]:
@@ -118,7 +119,7 @@ TEMPLATES = {
     "literal_error": "must be one of {expected} (got {got})",
     "value_error": "{error}",
     "union_tag_invalid": "unknown step type {tag!r}; expected one of: {step_types}",
-    "union_tag_not_found": "required key 'type' is missing; expected one of: {step_types}",
+    "union_tag_not_found": "required key is missing; expected one of: {step_types}",
 }
 #: error kinds that read differently on a step's ``type`` key
 STEP_TYPE_TEMPLATES = {
@@ -160,9 +161,27 @@ def _is_noise(err: dict[str, Any], errors: list[dict[str, Any]]) -> bool:
     return any(loc[: len(p)] == p and loc != (*p, "type") for p in bad_type_steps)
 
 
+def _without_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The key path as written: pydantic puts a step union's tag (``command``) into the location."""
+    tags = set(step_type_names())
+    cleaned: tuple[Any, ...] = ()
+    after_tag = False
+    for part in loc:
+        if not after_tag and part in tags and _is_step(cleaned):
+            after_tag = True  # the next part is a key of that step, even when it is named like a tag
+            continue
+        cleaned, after_tag = (*cleaned, part), False
+    return cleaned
+
+
 def problems_from(exc: ValidationError, data: Any) -> list[Problem]:
     """Every validation error of one file as a :class:`Problem`, noise removed."""
-    errors: list[dict[str, Any]] = [dict(e) for e in exc.errors()]
+    errors: list[dict[str, Any]] = []
+    for e in exc.errors():
+        loc = _without_tags(tuple(e["loc"]))
+        if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = (*loc, "type")  # the problem is the step's type key, where the user must look
+        errors.append({**e, "loc": loc})
     problems = []
     for err in errors:
         if _is_noise(err, errors):
