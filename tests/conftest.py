@@ -49,3 +49,13 @@ def http_server():
 
     with ScriptedHTTP() as server:
         yield server
+
+
+@pytest.fixture
+def kubernetes(monkeypatch: pytest.MonkeyPatch):
+    """A local apps/v1 Deployment API server, registered as Airflow connection k8s_test."""
+    from tests.servers import FakeKubernetes
+
+    with FakeKubernetes() as server:
+        monkeypatch.setenv("AIRFLOW_CONN_K8S_TEST", server.connection())
+        yield server

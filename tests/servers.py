@@ -11,7 +11,9 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
 from tests.helpers import free_port
 
@@ -175,3 +177,173 @@ class ScriptedHTTP:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class FakeKubernetes:
+    """A local server of the apps/v1 Deployment endpoints the kubernetes step uses (GET, PATCH).
+
+    A PATCH that changes an image bumps the generation and starts a rollout that completes
+    ``rollout_seconds`` later, unless the image is in ``stuck_images``: then the Deployment's
+    Progressing condition turns False with ProgressDeadlineExceeded after ``deadline_seconds``.
+    Requests must carry ``Authorization: Bearer <token>``.
+    """
+
+    def __init__(self, token: str = "t0ken-s3cret", rollout_seconds: float = 0.5, deadline_seconds: float = 1.0):
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        self.token = token
+        self.rollout_seconds = rollout_seconds
+        self.deadline_seconds = deadline_seconds
+        self.stuck_images: set[str] = set()
+        self.deployments: dict[tuple[str, str], dict] = {}
+        self.patches: list[dict] = []
+        handler = type("Handler", (_KubernetesHandler,), {"fake": self, "lock": threading.Lock()})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def add(self, namespace: str, name: str, image: str, replicas: int = 3, container: str = "app") -> None:
+        """A Deployment that is fully rolled out with ``image``."""
+        self.deployments[(namespace, name)] = {
+            "namespace": namespace,
+            "name": name,
+            "container": container,
+            "image": image,
+            "replicas": replicas,
+            "generation": 1,
+            "changed_at": 0.0,
+            "complete": True,
+        }
+
+    def image(self, namespace: str, name: str) -> str:
+        return self.deployments[(namespace, name)]["image"]
+
+    def _apply(self, dep: dict, body: dict) -> None:
+        for container in body["spec"]["template"]["spec"]["containers"]:
+            if container["name"] == dep["container"] and container["image"] != dep["image"]:
+                dep.update(
+                    image=container["image"],
+                    generation=dep["generation"] + 1,
+                    changed_at=time.monotonic(),
+                    complete=False,
+                )
+
+    def _view(self, dep: dict) -> dict:
+        age = time.monotonic() - dep["changed_at"]
+        stuck = dep["image"] in self.stuck_images
+        done = dep["complete"] or (not stuck and age >= self.rollout_seconds)
+        replicas = dep["replicas"]
+        progressing = {
+            "type": "Progressing",
+            "status": "True",
+            "reason": "NewReplicaSetAvailable" if done else "ReplicaSetUpdated",
+            "message": "rollout",
+        }
+        if stuck and age >= self.deadline_seconds:
+            progressing = {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": f'ReplicaSet "{dep["name"]}-new" has timed out progressing.',
+            }
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": dep["name"], "namespace": dep["namespace"], "generation": dep["generation"]},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": dep["name"]}},
+                "progressDeadlineSeconds": 600,
+                "template": {
+                    "metadata": {"labels": {"app": dep["name"]}},
+                    "spec": {"containers": [{"name": dep["container"], "image": dep["image"]}]},
+                },
+            },
+            "status": {
+                "observedGeneration": dep["generation"],
+                "replicas": replicas,
+                "updatedReplicas": replicas if done else 1,
+                "availableReplicas": replicas if done else replicas - 1,
+                "conditions": [progressing],
+            },
+        }
+
+    def kube_config(self) -> dict:
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "test",
+            "clusters": [{"name": "local", "cluster": {"server": f"http://127.0.0.1:{self.port}"}}],
+            "users": [{"name": "deployer", "user": {"token": self.token}}],
+            "contexts": [{"name": "test", "context": {"cluster": "local", "user": "deployer"}}],
+        }
+
+    def connection(self) -> str:
+        """An Airflow Kubernetes connection (JSON) whose kube_config points here."""
+        return json.dumps({"conn_type": "kubernetes", "extra": {"kube_config": json.dumps(self.kube_config())}})
+
+    def __enter__(self) -> FakeKubernetes:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _KubernetesHandler(BaseHTTPRequestHandler):
+    """Requests to a FakeKubernetes (GET and PATCH of apps/v1 Deployments); ``fake`` is set per server."""
+
+    fake: FakeKubernetes
+    lock: Any
+
+    def _send(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _target(self) -> tuple[str, str] | None:
+        parts = self.path.split("?", 1)[0].strip("/").split("/")
+        if len(parts) == 7 and parts[:4] == ["apis", "apps", "v1", "namespaces"] and parts[5] == "deployments":
+            return parts[4], parts[6]
+        return None
+
+    def _handle(self, patch: bool) -> None:
+        if self.headers.get("Authorization") != f"Bearer {self.fake.token}":
+            self._send(401, _status(401, "Unauthorized", "Unauthorized"))
+            return
+        key = self._target()
+        with self.lock:
+            dep = self.fake.deployments.get(key) if key else None
+            if dep is None:
+                self._send(404, _status(404, "NotFound", f"deployments.apps {key} not found"))
+                return
+            if patch:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                self.fake.patches.append(body)
+                self.fake._apply(dep, body)
+            self._send(200, self.fake._view(dep))
+
+    def do_GET(self) -> None:
+        self._handle(patch=False)
+
+    def do_PATCH(self) -> None:
+        self._handle(patch=True)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+def _status(code: int, reason: str, message: str) -> dict:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }

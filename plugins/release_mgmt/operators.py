@@ -190,6 +190,8 @@ class _StepOperator(_ReleaseOperator):
         return {"environment": self.environment, "component": self.component, "version": self._version(context)}
 
     def _step_context(self, context: Mapping[str, Any], previous: str) -> StepContext:
+        ti = context["ti"]
+        deploy_task = f"{self.environment}.deploy_{self.component}"
         return StepContext(
             release=self.release,
             environment=self.environment,
@@ -199,6 +201,8 @@ class _StepOperator(_ReleaseOperator):
             workdir=self.workdir,
             previous_version=previous,
             log=self.log,
+            remember=lambda key, value: ti.xcom_push(key=f"restore:{key}", value=value),
+            recall=lambda key: ti.xcom_pull(task_ids=deploy_task, key=f"restore:{key}"),
         )
 
     def _announce(self, context: Mapping[str, Any]) -> bool:

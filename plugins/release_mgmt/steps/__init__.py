@@ -13,10 +13,18 @@ from pydantic import Field, TypeAdapter
 from release_mgmt.steps.base import StepContext, StepModel, StepOutcome
 from release_mgmt.steps.command import CommandStep
 from release_mgmt.steps.http import HttpCheckStep, HttpStep
+from release_mgmt.steps.kubernetes import KubernetesStep
 from release_mgmt.steps.metrics import MetricsCheckStep
 from release_mgmt.steps.ssh import SSHStep
 
-STEP_TYPES: tuple[type[StepModel], ...] = (CommandStep, SSHStep, HttpStep, HttpCheckStep, MetricsCheckStep)
+STEP_TYPES: tuple[type[StepModel], ...] = (
+    CommandStep,
+    SSHStep,
+    HttpStep,
+    HttpCheckStep,
+    MetricsCheckStep,
+    KubernetesStep,
+)
 
 
 def step_type_names() -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -39,6 +40,10 @@ class StepContext:
     workdir: str
     previous_version: str = ""
     log: Any = field(default_factory=lambda: logging.getLogger("release_mgmt.steps"))  # a task's logger
+    #: deploy: keep what a rollback needs (e.g. the image before the change), stored at once
+    remember: Callable[[str, Any], None] = field(default=lambda key, value: None)
+    #: rollback: what the deploy remembered under ``key`` (None when nothing was)
+    recall: Callable[[str], Any] = field(default=lambda key: None)
 
     def env_vars(self) -> dict[str, str]:
         """The RELEASE_* variables every local process of a step receives."""

@@ -94,13 +94,15 @@ class HttpStep(_Target):
         return f"{self.method} {self.where()} (expect {', '.join(map(str, self.expected_status))})"
 
     def run(self, ctx: StepContext, sleep: Callable[[float], None] = time.sleep) -> StepOutcome:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
         last = ""
         for attempt in range(self.retries + 1):
             wait = min(self.backoff_seconds * 2**attempt, self.max_wait_seconds)
             try:
                 response = self.send(self.json_body)
             except Exception as exc:
-                if "AirflowNotFoundException" in type(exc).__name__ or "not defined" in str(exc):
+                if isinstance(exc, AirflowNotFoundException):
                     raise StepError(
                         f"{self.connection}: no such Airflow connection; add an HTTP connection with this id"
                     ) from exc
