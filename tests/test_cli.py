@@ -56,3 +56,12 @@ def test_readme_example_is_valid(tmp_path: Path, repo: Path) -> None:
     example = write_definition(tmp_path, "webshop.yaml", readme[start : readme.index("```", start)])
     out = _cli("validate", str(example), cwd=tmp_path)
     assert out.returncode == 0, out.stdout
+
+
+def test_readme_step_example_is_valid(tmp_path: Path, repo: Path) -> None:
+    """The component with kubernetes, http_check and metrics_check steps in the README validates."""
+    readme = (repo / "README.md").read_text()
+    start = readme.index("```yaml\n  - name: api") + len("```yaml\n")
+    text = "name: x\nowner: o\nenvironments: [{name: dev}]\ncomponents:\n" + readme[start : readme.index("```", start)]
+    out = _cli("validate", str(write_definition(tmp_path, "x.yaml", text)), cwd=tmp_path)
+    assert out.returncode == 0, out.stdout
