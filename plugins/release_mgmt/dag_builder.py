@@ -16,6 +16,7 @@ from release_mgmt.definition.loader import LoadedDefinition, load_paths
 from release_mgmt.definition.models import NAME_PATTERN, VERSION_PATTERN
 from release_mgmt.definition.yaml_io import parse
 from release_mgmt.errors import DefinitionError
+from release_mgmt.gates.approval_operator import ApprovalGateOperator
 from release_mgmt.operators import (
     DeployOperator,
     EnvironmentEntryOperator,
@@ -116,6 +117,23 @@ def _build_enter(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> B
     return EnvironmentEntryOperator(environment=task.environment or "", **common)
 
 
+def _build_gate(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
+    env_names = list(plan.environment_names)
+    earlier = [
+        t.task_id
+        for e in plan.environments[: env_names.index(task.environment or "")]
+        for t in e.tasks
+        if t.kind == "gate"
+    ]
+    return ApprovalGateOperator(
+        environment=task.environment or "",
+        gate=task.gate.model_dump(mode="json"),
+        approver_groups={k: list(v) for k, v in plan.approver_groups.items()},
+        earlier_gates=earlier,
+        **common,
+    )
+
+
 def _build_result(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
     env = next(e for e in plan.environments if e.name == task.environment)
     local = [t.local_id for t in env.tasks if t.kind != "result"]
@@ -135,6 +153,7 @@ def _build_summary(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) ->
 BUILDERS: dict[str, Builder] = {
     "preflight": _build_preflight,
     "enter": _build_enter,
+    "gate": _build_gate,
     "deploy": _build_step,
     "validate": _build_step,
     "rollback": _build_step,

@@ -2,10 +2,10 @@
 
 Per environment (a task group, in promotion order) the plan holds:
 
-- ``enter``: the environment's entry (gates live here); waits for ``preflight`` and every earlier
-  environment's ``result`` (none may fail; unselected ones skip) and skips when the run does not
-  select its environment;
-- ``deploy_<c>``: after ``enter`` and after every dependency of ``c`` is deployed and validated;
+- ``enter``: the environment's entry; waits for ``preflight`` and every earlier environment's
+  ``result`` (none may fail; unselected ones skip) and skips when the run does not select it;
+- ``gate_<name>``: the environment's gates, one after the other (approvals: see gates/);
+- ``deploy_<c>``: after the last gate (or ``enter``) and after every dependency of ``c`` is deployed and validated;
 - ``validate_<c>``: after ``deploy_<c>`` (only when ``c`` has validation steps);
 - ``rollback_<c>``: once everything in the environment is done, dependents first; acts only
   when a deploy or validation in the environment failed and ``c`` was touched;
@@ -21,10 +21,10 @@ import graphlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from release_mgmt.definition.models import Component, ReleaseDefinition
+from release_mgmt.definition.models import Component, Environment, ReleaseDefinition
 from release_mgmt.steps import StepModel
 
-TaskKind = Literal["preflight", "enter", "deploy", "validate", "rollback", "result", "summary"]
+TaskKind = Literal["preflight", "enter", "gate", "deploy", "validate", "rollback", "result", "summary"]
 ALL_SUCCESS = "all_success"
 ALL_DONE = "all_done"
 NONE_FAILED = "none_failed"
@@ -46,6 +46,8 @@ class TaskSpec:
     fallback: tuple[StepModel, ...] = ()
     #: the task after which the component counts as deployed and healthy: it records the deployment
     records: bool = False
+    #: gate only: the gate's definition
+    gate: Any = None
 
     @property
     def local_id(self) -> str:
@@ -79,6 +81,7 @@ class ReleasePlan:
     preflight: TaskSpec
     summary: TaskSpec
     parameters: dict[str, Any] = field(default_factory=dict)
+    approver_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def environment_names(self) -> tuple[str, ...]:
@@ -127,13 +130,19 @@ def _dependents(components: list[Component]) -> dict[str, set[str]]:
     return result
 
 
-def _environment_tasks(env: str, ordered: list[Component], entry_upstream: tuple[str, ...]) -> list[TaskSpec]:
-    enter = f"{env}.enter"
-    tasks = [TaskSpec(f"{env}.enter", "enter", env, upstream=entry_upstream, trigger_rule=NONE_FAILED)]
+def _environment_tasks(
+    environment: Environment, ordered: list[Component], entry_upstream: tuple[str, ...]
+) -> list[TaskSpec]:
+    env = environment.name
+    entry = f"{env}.enter"  # the last task before deployments: enter, then each gate in order
+    tasks = [TaskSpec(entry, "enter", env, upstream=entry_upstream, trigger_rule=NONE_FAILED)]
+    for gate in environment.gates:
+        tasks.append(TaskSpec(f"{env}.gate_{gate.name}", "gate", env, upstream=(entry,), gate=gate))
+        entry = tasks[-1].task_id
     ready: dict[str, str] = {}  # component -> the task after which it counts as deployed and healthy
     for comp in ordered:
         deploy_id = f"{env}.deploy_{comp.name}"
-        upstream = tuple(ready[d] for d in comp.depends_on) or (enter,)
+        upstream = tuple(ready[d] for d in comp.depends_on) or (entry,)
         deploy = TaskSpec(
             deploy_id,
             "deploy",
@@ -188,7 +197,7 @@ def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> Re
     envs: list[EnvironmentPlan] = []
     previous: tuple[str, ...] = (preflight.task_id,)
     for env in defn.environments:
-        tasks = _environment_tasks(env.name, ordered, previous)
+        tasks = _environment_tasks(env, ordered, previous)
         envs.append(EnvironmentPlan(env.name, env.description, dict(env.variables), tuple(tasks)))
         previous = (*previous, f"{env.name}.result")
     summary = TaskSpec("summary", "summary", upstream=tuple(f"{e.name}.result" for e in envs), trigger_rule=ALL_DONE)
@@ -205,4 +214,5 @@ def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> Re
         preflight=preflight,
         summary=summary,
         parameters={k: v.model_dump() for k, v in sorted(defn.parameters.items())},
+        approver_groups=dict(sorted(defn.approver_groups.items())),
     )

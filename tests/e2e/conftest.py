@@ -95,3 +95,20 @@ def audit_records(text: str) -> list[dict[str, Any]]:
     from release_mgmt.audit import parse_line
 
     return [r for r in (parse_line(line) for line in text.splitlines()) if r is not None]
+
+
+@pytest.fixture(scope="session")
+def airflow(tmp_path_factory: pytest.TempPathFactory):
+    """A real multi-process Airflow (API server, scheduler, DAG processor) for the session.
+
+    Tests write release definitions into ``airflow.releases``; the DAG processor picks them up.
+    """
+    from tests.e2e.airflow_server import AirflowServer
+
+    base = tmp_path_factory.mktemp("airflow")
+    (base / "releases").mkdir()
+    server = AirflowServer(base / "home", base / "releases").start()
+    try:
+        yield server
+    finally:
+        server.stop()

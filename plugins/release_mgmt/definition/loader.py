@@ -16,6 +16,7 @@ from release_mgmt.definition import yaml_io
 from release_mgmt.definition.messages import problems_from
 from release_mgmt.definition.models import ReleaseDefinition
 from release_mgmt.errors import DefinitionError, Problem
+from release_mgmt.gates.approval import reachable_problems as gate_reachability
 
 SUFFIXES = (".yaml", ".yml")
 RESERVED_PARAMETERS = ("environments", "dry_run")
@@ -154,11 +155,43 @@ def semantic_problems(defn: ReleaseDefinition) -> list[Problem]:
                     "policy.require_rollback: false",
                 )
             )
+    problems += _gate_problems(defn)
     if not problems:
         problems += _cycle_problems(defn)
     reserved = {*RESERVED_PARAMETERS, *(f"version_{n}" for n in names)}
     for key in sorted(defn.parameters.keys() & reserved):
         problems.append(Problem(f"parameters.{key}", f"{key!r} is a built-in trigger parameter; choose another name"))
+    return problems
+
+
+def _gate_problems(defn: ReleaseDefinition) -> list[Problem]:
+    """Approver groups that exist and quorums that some set of eligible approvers can reach."""
+    problems: list[Problem] = []
+    known = defn.approver_groups
+    for i, env in enumerate(defn.environments):
+        names = [g.name for g in env.gates]
+        for j, gate in enumerate(env.gates):
+            where = f"environments[{i}].gates[{j}]"
+            if gate.name in names[:j]:
+                problems.append(
+                    Problem(
+                        f"{where}.name",
+                        f"duplicate gate name {gate.name!r} in {env.name}; "
+                        "give each gate of an environment its own name",
+                    )
+                )
+            unknown = [g for g in gate.groups if g not in known]
+            for k, group in enumerate(gate.groups):
+                if group in unknown:
+                    problems.append(
+                        Problem(
+                            f"{where}.groups[{k}]",
+                            f"unknown approver group {group!r}; "
+                            f"known groups: {', '.join(sorted(known)) or 'none (define approver_groups)'}",
+                        )
+                    )
+            if not unknown:
+                problems += [Problem(f"{where}.{key}", message) for key, message in gate_reachability(gate, known)]
     return problems
 
 

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from release_mgmt.gates import Gate
+from release_mgmt.gates.approval import GroupName, User
 from release_mgmt.steps import Step
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,49}$"
@@ -66,6 +68,9 @@ class Environment(Strict):
     name: Name
     description: str = ""
     variables: dict[Key, Scalar] = Field(default_factory=dict, description="Available in templates as {{ vars.NAME }}.")
+    gates: tuple[Gate, ...] = Field(
+        default=(), description="Checked in order after the environment starts and before anything is deployed."
+    )
 
 
 class Parameter(Strict):
@@ -95,6 +100,9 @@ class ReleaseDefinition(Strict):
         min_length=1, description="In promotion order: each starts only after the one before succeeded."
     )
     parameters: dict[Key, Parameter] = Field(default_factory=dict)
+    approver_groups: dict[GroupName, tuple[User, ...]] = Field(
+        default_factory=dict, description="Named groups of Airflow users, for approval gates."
+    )
     policy: Policy = Policy()
 
 

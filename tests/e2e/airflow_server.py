@@ -1,0 +1,187 @@
+"""A real Airflow for end-to-end tests: API server, scheduler and DAG processor as separate processes.
+
+SQLite and LocalExecutor in a temporary AIRFLOW_HOME, this repository's dags/ and plugins/, the
+release definitions of a folder the test chooses, and SimpleAuthManager users with passwords the
+test sets. The REST helpers talk to it as any user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+USERS = {"admin": "admin", "alice": "user", "bob": "user", "carol": "user", "dave": "user"}
+
+
+class AirflowServer:
+    """Start, use and stop a multi-process Airflow on loopback."""
+
+    def __init__(self, home: Path, releases: Path) -> None:
+        self.home = home
+        self.releases = releases
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.passwords = {user: f"pw-{user}-{os.getpid()}" for user in USERS}
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._tokens: dict[str, str] = {}
+
+    def env(self) -> dict[str, str]:
+        bin_dir = str(Path(sys.executable).parent)
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))},
+            "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager."
+            "SimpleAuthManager",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API_AUTH__JWT_SECRET": "release-mgmt-tests-only",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "RELEASE_MGMT_RELEASES_DIR": str(self.releases),
+        }
+
+    def start(self) -> AirflowServer:
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps(self.passwords))
+        env = self.env()
+        subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+        for name, args in (
+            ("api-server", ["api-server", "--port", str(self.port)]),
+            ("scheduler", ["scheduler"]),
+            ("dag-processor", ["dag-processor"]),
+        ):
+            log = (self.home / f"{name}.log").open("wb")
+            self.procs.append(
+                subprocess.Popen(["airflow", *args], env=env, stdout=log, stderr=log, start_new_session=True)
+            )
+        self.wait_for(self._healthy, 180, "the API server to answer")
+        return self
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def wait_for(self, predicate: Callable[[], Any], seconds: float, what: str) -> Any:
+        """Poll ``predicate`` until it returns something truthy; fail naming ``what`` and the logs."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.5)
+        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.home.glob("*.log")))
+        raise AssertionError(f"gave up after {seconds}s waiting for {what}\n{logs}")
+
+    def token(self, user: str) -> str:
+        if user not in self._tokens:
+            body = {"username": user, "password": self.passwords[user]}
+            self._tokens[user] = self.request("POST", "/auth/token", None, body)[1]["access_token"]
+        return self._tokens[user]
+
+    def request(self, method: str, path: str, user: str | None, body: Any = None) -> tuple[int, Any]:
+        """One REST call as ``user``: (status, decoded JSON or text)."""
+        headers = {"Content-Type": "application/json"}
+        if user:
+            headers["Authorization"] = f"Bearer {self.token(user)}"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        try:
+            return status, json.loads(raw or b"null")
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def api(self, method: str, path: str, user: str = "admin", body: Any = None) -> Any:
+        status, payload = self.request(method, path, user, body)
+        assert status < 300, f"{method} {path} as {user}: HTTP {status} {payload}"
+        return payload
+
+    def dag_ready(self, dag_id: str) -> bool:
+        status, payload = self.request("GET", f"/api/v2/dags/{dag_id}", "admin")
+        return status == 200 and not payload.get("is_paused", True)
+
+    def trigger(self, dag_id: str, user: str, conf: dict[str, Any] | None = None) -> str:
+        self.wait_for(lambda: self.dag_ready(dag_id), 120, f"DAG {dag_id} to be parsed and unpaused")
+        run = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", user, {"logical_date": None, "conf": conf or {}})
+        return str(run["dag_run_id"])
+
+    def states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        tis = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=200")
+        return {ti["task_id"]: ti["state"] for ti in tis["task_instances"]}
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return str(self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
+
+    def wait_state(self, dag_id: str, run_id: str, task_id: str, state: str, seconds: float = 120) -> None:
+        self.wait_for(
+            lambda: self.states(dag_id, run_id).get(task_id) == state, seconds, f"{task_id} of {run_id} to be {state}"
+        )
+
+    def wait_finished(self, dag_id: str, run_id: str, seconds: float = 180) -> str:
+        return str(
+            self.wait_for(
+                lambda: (s := self.run_state(dag_id, run_id)) in ("success", "failed") and s,
+                seconds,
+                f"run {run_id} to finish",
+            )
+        )
+
+    def answer(
+        self, dag_id: str, run_id: str, task_id: str, user: str, option: str, comment: str = ""
+    ) -> tuple[int, Any]:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
+        return self.request("PATCH", path, user, {"chosen_options": [option], "params_input": {"comment": comment}})
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        return self.api("GET", path)["value"]
+
+    def log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}?full_content=true"
+        status, payload = self.request("GET", path, "admin")
+        assert status == 200, payload
+        content = payload.get("content") if isinstance(payload, dict) else payload
+        if isinstance(content, list):
+            return "\n".join(json.dumps(c) if isinstance(c, dict) else str(c) for c in content)
+        return str(content)

@@ -1,0 +1,115 @@
+"""Approval gates on a real Airflow: votes through the REST API as different users."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import command, minimal_definition, write_definition
+
+pytestmark = pytest.mark.e2e
+GATE = "prod.gate_approval"
+BUSY = {"queued", "running", "scheduled", "up_for_retry", "restarting"}
+
+
+def _release(airflow, tmp_path: Path, name: str, **gate) -> str:
+    """A two-environment release whose prod needs the sre group's approval; returns its DAG id."""
+    journal = tmp_path / name
+    journal.mkdir()
+    data = minimal_definition(
+        name,
+        approver_groups={"sre": ["alice", "bob", "carol"]},
+        environments=[{"name": "dev"}, {"name": "prod", "gates": [{"type": "approval", "groups": ["sre"], **gate}]}],
+    )
+    data["components"][0]["deploy"] = command(f"echo {{{{ version }}}} > {journal}/{{{{ environment }}}}")
+    write_definition(airflow.releases, f"{name}.yaml", data)
+    return f"release_{name}"
+
+
+def _open(airflow, dag: str, run: str) -> bool:
+    """The gate is parked and its request open (no answer pending)."""
+    path = f"/api/v2/dags/{dag}/dagRuns/{run}/taskInstances/{GATE}/-1/hitlDetails"
+    status, detail = airflow.request("GET", path, "admin")
+    return (
+        status == 200 and not detail.get("response_received") and airflow.states(dag, run).get(GATE) == "awaiting_input"
+    )
+
+
+def _wait_open(airflow, dag: str, run: str, after: str) -> None:
+    """Wait until the gate waits for the next answer.
+
+    The extra seconds let the scheduler take in the worker's exit from the parking before the
+    next answer resumes the task: Airflow 3.3 fails a task resumed within about a second of
+    parking (the executor's late "success" event meets a task already queued again). People
+    answer slower than that; a script answering at once should wait for `awaiting_input` too.
+    """
+    airflow.wait_for(lambda: _open(airflow, dag, run), 90, f"the gate to wait for an answer after {after}")
+    time.sleep(3)
+
+
+def test_separation_of_duties_and_quorum(airflow, tmp_path: Path) -> None:
+    """The triggerer's approval is refused, one approval is not enough, two distinct approvers pass."""
+    dag = _release(airflow, tmp_path, "gate_quorum", min_approvals=2)
+    run = airflow.trigger(dag, "alice")
+    _wait_open(airflow, dag, run, "the request")
+
+    states = airflow.states(dag, run)
+    assert states["dev.deploy_api"] == "success"
+    assert not BUSY & set(states.values()), states  # waiting holds no task
+    pool = airflow.api("GET", "/api/v2/pools/default_pool")
+    assert (pool["running_slots"], pool["queued_slots"]) == (0, 0)  # ... and no executor or pool slot
+
+    assert airflow.answer(dag, run, GATE, "dave", "Approve")[0] == 403  # not an approver at all
+    assert airflow.answer(dag, run, GATE, "alice", "Approve")[0] == 200  # accepted, then refused by the gate
+    _wait_open(airflow, dag, run, "alice")
+    assert airflow.answer(dag, run, GATE, "bob", "Approve")[0] == 200
+    _wait_open(airflow, dag, run, "bob")
+    assert airflow.states(dag, run)["prod.deploy_api"] is None  # one approval is not enough
+
+    assert airflow.answer(dag, run, GATE, "carol", "Approve", "looks good")[0] == 200
+    assert airflow.wait_finished(dag, run) == "success"
+    decision = airflow.xcom(dag, run, GATE)
+    assert decision["decision"] == "approved"
+    assert decision["approvers"] == ["bob", "carol"]
+    assert [(r["user"], r["reason"]) for r in decision["refused"]] == [
+        ("alice", "separation of duties: alice triggered this run and cannot approve it")
+    ]
+    log = airflow.log(dag, run, GATE)
+    for event in ("gate.requested", "gate.vote_refused", "gate.vote", "gate.decision"):
+        assert f'"event":"{event}"' in log.replace('\\"', '"')
+
+
+def test_reject_stops_before_prod(airflow, tmp_path: Path) -> None:
+    """A reject without comment is refused; with one, prod is never deployed and the run fails."""
+    dag = _release(airflow, tmp_path, "gate_reject")
+    run = airflow.trigger(dag, "alice")
+    _wait_open(airflow, dag, run, "the request")
+    assert airflow.answer(dag, run, GATE, "bob", "Reject")[0] == 200
+    _wait_open(airflow, dag, run, "an empty reject")
+    assert airflow.answer(dag, run, GATE, "bob", "Reject", "error budget exhausted")[0] == 200
+    assert airflow.wait_finished(dag, run) == "failed"
+    states = airflow.states(dag, run)
+    assert states[GATE] == "failed"
+    assert states["prod.deploy_api"] == "upstream_failed"
+    assert states["dev.deploy_api"] == "success"
+    assert not (tmp_path / "gate_reject" / "prod").exists()
+    decision = airflow.xcom(dag, run, GATE, key="decision")
+    assert (decision["decision"], decision["rejected_by"], decision["comment"]) == (
+        "rejected",
+        "bob",
+        "error budget exhausted",
+    )
+
+
+def test_timeout_is_enforced_by_the_scheduler(airflow, tmp_path: Path) -> None:
+    """With nobody answering, the scheduler ends the wait; on_timeout reject fails it, logged as a timeout."""
+    dag = _release(airflow, tmp_path, "gate_timeout", timeout="4s")
+    run = airflow.trigger(dag, "alice")
+    assert airflow.wait_finished(dag, run) == "failed"
+    decision = airflow.xcom(dag, run, GATE, key="decision")
+    assert decision["timeout"] is True
+    assert decision["rejected_by"] == ""
+    assert "gate.timeout" in airflow.log(dag, run, GATE)
+    assert airflow.states(dag, run)["prod.deploy_api"] == "upstream_failed"
