@@ -49,3 +49,12 @@ def test_not_selected_and_not_started() -> None:
     assert not environment_outcome({"enter": "skipped"}, selected=False).is_failure
     assert environment_outcome({"enter": "upstream_failed"}).status == "not_started"
     assert environment_outcome({"enter": "skipped"}).is_failure
+
+
+def test_failed_gate_fails_the_environment_without_rollback() -> None:
+    """A rejected gate fails the environment; nothing was deployed, so nothing rolls back."""
+    states = {"enter": "success", "gate_approval": "failed", "deploy_api": "upstream_failed", "rollback_api": "skipped"}
+    outcome = environment_outcome(states)
+    assert (outcome.status, outcome.failed_tasks) == ("failed", ("gate_approval",))
+    assert outcome.sentence("prod") == "prod: FAILED (gate_approval failed)"
+    assert not needs_rollback(states, "api")

@@ -94,3 +94,28 @@ def test_component_without_rollback_has_no_rollback_task() -> None:
     ids = {t.task_id for t in plan_release(defn, "x.yaml").tasks()}
     assert "dev.rollback_api" not in ids
     assert "dev.rollback_db" in ids
+
+
+def test_gates_stand_between_enter_and_the_first_deploys() -> None:
+    """Gates run in order after enter; components without dependencies wait for the last gate."""
+    data = minimal_definition(
+        approver_groups={"sre": ["a", "b", "c"]},
+        components=[_component("db"), _component("api", "db")],
+        environments=[
+            {"name": "dev"},
+            {
+                "name": "prod",
+                "gates": [
+                    {"type": "approval", "name": "sre", "groups": ["sre"]},
+                    {"type": "approval", "name": "cab", "users": ["a", "b"]},
+                ],
+            },
+        ],
+    )
+    plan = plan_release(ReleaseDefinition.model_validate(data), "x.yaml")
+    assert _upstream(plan, "prod.gate_sre") == {"prod.enter"}
+    assert _upstream(plan, "prod.gate_cab") == {"prod.gate_sre"}
+    assert _upstream(plan, "prod.deploy_db") == {"prod.gate_cab"}
+    assert _upstream(plan, "prod.deploy_api") == {"prod.validate_db"}
+    assert "prod.gate_cab" in _upstream(plan, "prod.result")
+    assert _upstream(plan, "dev.deploy_db") == {"dev.enter"}

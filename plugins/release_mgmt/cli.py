@@ -10,6 +10,7 @@ from pathlib import Path
 
 from release_mgmt.definition.loader import load_paths
 from release_mgmt.definition.models import json_schema
+from release_mgmt.errors import ReleaseMgmtError
 
 DEFAULT_RELEASES = Path("include/releases")
 
@@ -69,6 +70,44 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gates(args: argparse.Namespace) -> int:
+    """Pending approval gates, with who may answer them."""
+    from release_mgmt import approvals
+    from release_mgmt.api_client import AirflowApi
+
+    found = approvals.pending(AirflowApi(), args.dag)
+    if not found:
+        print("no approval gate is waiting")
+    for gate in found:
+        print(
+            f"{gate.dag_id}  {gate.run_id}  {gate.environment}  {gate.gate}  approvers: {', '.join(gate.assigned)}"
+            f"  -- {gate.subject}"
+        )
+    return 0
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    """Approve or reject a pending gate as the caller (the gate itself judges the vote)."""
+    from release_mgmt import approvals
+    from release_mgmt.api_client import AirflowApi
+    from release_mgmt.gates.approval import APPROVE, REJECT
+
+    if args.command == "reject" and not args.comment.strip():
+        print("a reject needs --comment saying why", file=sys.stderr)
+        return 2
+    api = AirflowApi()
+    gate = approvals.find(api, args.run_id, args.environment, args.gate)
+    if args.dag and gate.dag_id != args.dag:
+        print(f"run {args.run_id} belongs to {gate.dag_id}, not {args.dag}", file=sys.stderr)
+        return 2
+    approvals.answer(api, gate, APPROVE if args.command == "approve" else REJECT, args.comment)
+    print(
+        f"{args.command} sent for {gate.dag_id} {gate.run_id} {gate.environment} gate {gate.gate}; "
+        "the gate's log says whether it counted"
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m release_mgmt", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -82,6 +121,17 @@ def parser() -> argparse.ArgumentParser:
     stat.add_argument("release", nargs="?", help="one release (its name, not the DAG id); default: all")
     stat.add_argument("--releases", default=str(DEFAULT_RELEASES), help="definitions folder, for promotion order")
     stat.set_defaults(func=cmd_status)
+    gates = sub.add_parser("gates", help="list approval gates waiting for an answer (REST API, your credentials)")
+    gates.add_argument("--dag", help="only this DAG (release_<name>)")
+    gates.set_defaults(func=cmd_gates)
+    for verb in ("approve", "reject"):
+        answer = sub.add_parser(verb, help=f"{verb} a pending approval gate as yourself (REST API)")
+        answer.add_argument("run_id")
+        answer.add_argument("environment")
+        answer.add_argument("--comment", default="", help="why (required to reject)")
+        answer.add_argument("--gate", help="the gate's name when the environment has several")
+        answer.add_argument("--dag", help="the DAG, when the run id alone is ambiguous")
+        answer.set_defaults(func=cmd_answer)
     once = sub.add_parser("run-once", help="run a release DAG once in-process (dag.test) and print its outcome")
     once.add_argument("dag_id")
     once.add_argument("--conf", default="{}", help='trigger parameters as JSON, e.g. \'{"version_web": "1.3.0"}\'')
@@ -92,4 +142,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ReleaseMgmtError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -68,7 +71,10 @@ def test_separation_of_duties_and_quorum(airflow, tmp_path: Path) -> None:
     _wait_open(airflow, dag, run, "bob")
     assert airflow.states(dag, run)["prod.deploy_api"] is None  # one approval is not enough
 
-    assert airflow.answer(dag, run, GATE, "carol", "Approve", "looks good")[0] == 200
+    listed = _cli(airflow, "carol", "gates", "--dag", dag)
+    assert f"{dag}  {run}  prod  approval  approvers: alice, bob, carol" in listed.stdout
+    approved = _cli(airflow, "carol", "approve", run, "prod", "--comment", "looks good")
+    assert approved.returncode == 0, approved.stderr
     assert airflow.wait_finished(dag, run) == "success"
     decision = airflow.xcom(dag, run, GATE)
     assert decision["decision"] == "approved"
@@ -81,6 +87,25 @@ def test_separation_of_duties_and_quorum(airflow, tmp_path: Path) -> None:
         assert f'"event":"{event}"' in log.replace('\\"', '"')
 
 
+def _cli(airflow, user: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m release_mgmt ...` as ``user``, with credentials from the environment."""
+    env = {
+        **os.environ,
+        "AIRFLOW_API_URL": airflow.url,
+        "AIRFLOW_USERNAME": user,
+        "AIRFLOW_PASSWORD": airflow.passwords[user],
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "release_mgmt", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def test_reject_stops_before_prod(airflow, tmp_path: Path) -> None:
     """A reject without comment is refused; with one, prod is never deployed and the run fails."""
     dag = _release(airflow, tmp_path, "gate_reject")
@@ -88,7 +113,9 @@ def test_reject_stops_before_prod(airflow, tmp_path: Path) -> None:
     _wait_open(airflow, dag, run, "the request")
     assert airflow.answer(dag, run, GATE, "bob", "Reject")[0] == 200
     _wait_open(airflow, dag, run, "an empty reject")
-    assert airflow.answer(dag, run, GATE, "bob", "Reject", "error budget exhausted")[0] == 200
+    assert _cli(airflow, "bob", "reject", run, "prod").returncode == 2  # the CLI asks for a comment first
+    rejected = _cli(airflow, "bob", "reject", run, "prod", "--comment", "error budget exhausted")
+    assert rejected.returncode == 0, rejected.stderr
     assert airflow.wait_finished(dag, run) == "failed"
     states = airflow.states(dag, run)
     assert states[GATE] == "failed"
