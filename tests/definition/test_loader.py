@@ -99,3 +99,26 @@ def test_unreadable_file(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe\x00name")
     with pytest.raises(DefinitionError, match="cannot read the file"):
         load_file(path)
+
+
+def test_shared_approver_groups_file(tmp_path: Path) -> None:
+    """Groups from approver_groups_file are merged; a group defined in both places is an error."""
+    (tmp_path / "groups.yaml").write_text("sre: [alice, bob, carol]\n")
+    data = minimal_definition(approver_groups_file="groups.yaml", approver_groups={"cab": ["dora", "erin"]})
+    data["environments"][1]["gates"] = [{"type": "approval", "groups": ["sre", "cab"], "min_approvals": 2}]
+    loaded = load_file(write_definition(tmp_path, "shop.yaml", data))
+    assert loaded.definition.approver_groups == {"sre": ("alice", "bob", "carol"), "cab": ("dora", "erin")}
+    data["approver_groups"] = {"sre": ["zed"]}
+    with pytest.raises(DefinitionError, match=r"approver_groups_file: group\(s\) sre defined both here"):
+        load_file(write_definition(tmp_path, "shop.yaml", data))
+
+
+def test_shared_groups_file_errors_name_that_file(tmp_path: Path) -> None:
+    """A missing or malformed shared file is reported with its own name."""
+    data = minimal_definition(approver_groups_file="nope.yaml")
+    with pytest.raises(DefinitionError, match=r"approver_groups_file: cannot read .*nope.yaml"):
+        load_file(write_definition(tmp_path, "shop.yaml", data))
+    (tmp_path / "bad.yaml").write_text("sre: alice\n")
+    data["approver_groups_file"] = "bad.yaml"
+    with pytest.raises(DefinitionError, match=r"bad.yaml: sre: Input should be a valid tuple"):
+        load_file(write_definition(tmp_path, "shop.yaml", data))

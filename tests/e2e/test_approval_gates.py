@@ -64,6 +64,11 @@ def test_separation_of_duties_and_quorum(airflow, tmp_path: Path) -> None:
     pool = airflow.api("GET", "/api/v2/pools/default_pool")
     assert (pool["running_slots"], pool["queued_slots"]) == (0, 0)  # ... and no executor or pool slot
 
+    detail = airflow.api("GET", f"/api/v2/dags/{dag}/dagRuns/{run}/taskInstances/{GATE}/-1/hitlDetails")
+    assert detail["subject"] == "Approve gate_quorum into prod?"
+    assert f"/dags/{dag}/runs/{run}" in detail["body"]  # tells approvers what they approve, with a link
+    assert "- api: 1.0.0" in detail["body"]
+    assert "triggered by alice" in detail["body"]
     assert airflow.answer(dag, run, GATE, "dave", "Approve")[0] == 403  # not an approver at all
     assert airflow.answer(dag, run, GATE, "alice", "Approve")[0] == 200  # accepted, then refused by the gate
     _wait_open(airflow, dag, run, "alice")

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from release_mgmt.definition import yaml_io
-from release_mgmt.definition.messages import problems_from
+from release_mgmt.definition.messages import key_path, problems_from
 from release_mgmt.definition.models import ReleaseDefinition
 from release_mgmt.errors import DefinitionError, Problem
+from release_mgmt.gates.approval import GroupName, User
 from release_mgmt.gates.approval import reachable_problems as gate_reachability
 
 SUFFIXES = (".yaml", ".yml")
@@ -94,10 +95,40 @@ def load_file(path: Path, display: str | None = None) -> LoadedDefinition:
     except ValidationError as exc:
         problems = sorted((_with_line(p, node) for p in problems_from(exc, data)), key=lambda p: p.line or 0)
         raise DefinitionError(shown, problems, path) from None
+    if definition.approver_groups_file:
+        definition = _with_shared_groups(definition, path, shown, node)
     problems = [_with_line(p, node) for p in semantic_problems(definition)]
     if problems:
         raise DefinitionError(shown, problems, path)
     return LoadedDefinition(path=path, display=shown, definition=definition)
+
+
+GROUPS_ADAPTER: TypeAdapter[dict[str, tuple[str, ...]]] = TypeAdapter(dict[GroupName, tuple[User, ...]])
+
+
+def _with_shared_groups(defn: ReleaseDefinition, path: Path, shown: str, node: yaml.Node | None) -> ReleaseDefinition:
+    """The definition with the groups of its approver_groups_file merged in (a group defined twice is an error)."""
+    shared = path.parent / str(defn.approver_groups_file)
+    where = Problem("approver_groups_file", "", line=yaml_io.line_of(node, ("approver_groups_file",)))
+    try:
+        data, _ = yaml_io.parse(shared.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DefinitionError(
+            shown, [dataclasses.replace(where, message=f"cannot read {shared}: {exc}")], path
+        ) from exc
+    except yaml.MarkedYAMLError as exc:
+        raise DefinitionError(str(shared), [_yaml_problem(exc)], shared) from exc
+    try:
+        groups = GROUPS_ADAPTER.validate_python(data or {})
+    except ValidationError as exc:
+        raise DefinitionError(
+            str(shared), [Problem(key_path(tuple(e["loc"])), e["msg"]) for e in exc.errors()], shared
+        ) from None
+    twice = sorted(groups.keys() & defn.approver_groups.keys())
+    if twice:
+        message = f"group(s) {', '.join(twice)} defined both here (approver_groups) and in {shared.name}"
+        raise DefinitionError(shown, [dataclasses.replace(where, message=message)], path)
+    return defn.model_copy(update={"approver_groups": {**groups, **defn.approver_groups}})
 
 
 def load_paths(paths: Iterable[Path], root: Path | None = None) -> LoadReport:

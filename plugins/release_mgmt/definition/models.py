@@ -103,6 +103,11 @@ class ReleaseDefinition(Strict):
     approver_groups: dict[GroupName, tuple[User, ...]] = Field(
         default_factory=dict, description="Named groups of Airflow users, for approval gates."
     )
+    approver_groups_file: str | None = Field(
+        default=None,
+        description="A YAML file of more groups (group: [users]) shared by several releases, relative to "
+        "this definition (e.g. ../approver_groups.yaml).",
+    )
     policy: Policy = Policy()
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param
@@ -61,6 +61,10 @@ class ApprovalGateOperator(HITLOperator):
         self.components = list(components)
         self.environments = list(environments)
         self.earlier_gates = list(earlier_gates)
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Subject and body may use ``airflow_url`` (the API server's [api] base_url) for links."""
+        super().render_template_fields(cast("Any", {**dict(context), "airflow_url": _airflow_url()}), jinja_env)
 
     @property
     def model(self) -> ApprovalGate:
@@ -243,6 +247,14 @@ class ApprovalGateOperator(HITLOperator):
         return result
 
 
+def _airflow_url() -> str:
+    try:
+        from airflow.configuration import conf
+    except ImportError:  # a worker without airflow-core: links stay relative
+        return ""
+    return str(conf.get("api", "base_url", fallback="") or "").rstrip("/")
+
+
 def _triggerer(context: Mapping[str, Any]) -> str:
     return str(context["dag_run"].triggering_user_name or "")
 
@@ -261,9 +273,10 @@ def _body(release: str, environment: str, components: list[str], gate: ApprovalG
         f", {q.min_approvals} from {q.group}" for q in gate.group_quorums
     )
     sod = " The user who triggered the run cannot approve it." if gate.separation_of_duties else ""
+    link = "{{ airflow_url }}/dags/{{ dag.dag_id }}/runs/{{ run_id }}"
     return (
         f"Release **{release}** into **{environment}**, run `{{{{ run_id }}}}` "
-        f"(triggered by {{{{ dag_run.triggering_user_name }}}}).\n\nVersions:\n{lines}\n\n"
+        f"(triggered by {{{{ dag_run.triggering_user_name }}}}): {link}\n\nVersions:\n{lines}\n\n"
         f"Needs {quorum}; waits {format_duration(gate.timeout)}, then {gate.on_timeout}s.{sod} "
         f"A reject needs a comment.\n\n{gate.instructions}"
     ).strip()
