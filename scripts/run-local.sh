@@ -2,7 +2,9 @@
 # The main job: set up (virtualenv, pinned install) and start a local Airflow (airflow standalone:
 # SQLite, LocalExecutor) with this repository's DAGs and plugin, release DAGs unpaused.
 #   scripts/run-local.sh          start Airflow; prints the URL and the login; Ctrl-C stops it
-#   scripts/run-local.sh --once   run the sample release once end to end (no browser), print its outcome
+#   scripts/run-local.sh --once   run the sample release once end to end (no browser): a local Airflow
+#                                 is started, the run triggered as admin, the prod gate approved as alice,
+#                                 the outcome printed, Airflow stopped
 #   scripts/run-local.sh --once --conf '{"version_web": "2.0.0"}'   ... with the known-bad version
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,17 +13,25 @@ scripts/bootstrap.sh
 source scripts/airflow-env.sh
 
 passwords="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
-if [ ! -s "$passwords" ]; then
-  python -c 'import json, secrets, sys; json.dump({"admin": secrets.token_urlsafe(12)}, open(sys.argv[1], "w"))' "$passwords"
-fi
-password=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["admin"])' "$passwords")
+python - "$passwords" <<'PY'
+import json, secrets, sys
+path = sys.argv[1]
+try:
+    known = json.load(open(path))
+except (OSError, ValueError):
+    known = {}
+for user in ("admin", "alice", "bob"):  # alice and bob are the sample's release managers
+    known.setdefault(user, secrets.token_urlsafe(12))
+json.dump(known, open(path, "w"))
+PY
+logins=$(python -c 'import json, sys; print("  ".join(f"{u} / {p}" for u, p in json.load(open(sys.argv[1])).items()))' "$passwords")
 airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || { cat "$AIRFLOW_HOME/db-migrate.log"; exit 1; }
 
 if [ "${1:-}" = "--once" ]; then
   shift
   conf='{}'
   if [ "${1:-}" = "--conf" ]; then conf=$2; fi
-  exec python -m release_mgmt run-once release_sample_webshop --conf "$conf"
+  exec python -m release_mgmt run-once sample_webshop --conf "$conf"
 fi
 
 url="http://$AIRFLOW__API__HOST:$AIRFLOW__API__PORT"
@@ -39,7 +49,8 @@ for _ in $(seq 1 180); do
 done
 echo
 echo "Airflow is up:  $url"
-echo "login:          admin / $password"
+echo "logins:         $logins"
+echo "                (trigger as admin; approve prod as alice or bob under Browse -> Required actions)"
 echo "release DAGs:   $url/dags?tags=release"
 echo "Ctrl-C stops it."
 wait $pid

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from release_mgmt.local_airflow import free_port
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["command", "free_port", "minimal_definition", "write_definition"]
 
 
 def write_definition(folder: Path, name: str, data: dict[str, Any] | str) -> Path:

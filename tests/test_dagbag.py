@@ -43,14 +43,18 @@ def test_sample_release_task_graph(releases: Path, repo: Path) -> None:
     expected = {"preflight": [], "summary": ["dev.result", "prod.result", "staging.result"]}
     previous = ["preflight"]
     for env in ("dev", "staging", "prod"):
+        entry = "gate_approval" if env == "prod" else "enter"  # prod waits for a release manager
         expected |= {
             f"{env}.enter": sorted(previous),
-            f"{env}.deploy_web": [f"{env}.enter"],
+            f"{env}.deploy_web": [f"{env}.{entry}"],
             f"{env}.validate_web": [f"{env}.deploy_web"],
             f"{env}.rollback_web": [f"{env}.deploy_web", f"{env}.validate_web"],
-            f"{env}.result": sorted(f"{env}.{t}" for t in ("enter", "deploy_web", "validate_web", "rollback_web")),
+            f"{env}.result": sorted(
+                {f"{env}.{t}" for t in ("enter", entry, "deploy_web", "validate_web", "rollback_web")}
+            ),
         }
         previous = [*previous, f"{env}.result"]
+    expected["prod.gate_approval"] = ["prod.enter"]
     assert edges == expected
     rules = {t.task_id: getattr(t.trigger_rule, "value", t.trigger_rule) for t in dag.tasks}
     assert rules["prod.rollback_web"] == "all_done"

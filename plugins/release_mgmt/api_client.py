@@ -25,6 +25,7 @@ class ApiError(ReleaseMgmtError):
 
     def __init__(self, method: str, path: str, status: int, detail: str) -> None:
         self.status = status
+        self.detail = detail
         super().__init__(f"{method} {path}: HTTP {status}: {detail[:300]}")
 
 
@@ -50,11 +51,12 @@ class AirflowApi:
             self._password = getpass.getpass(f"Password for {self._user}: ")
         if not (self._user and self._password):
             raise ReleaseMgmtError("no credentials: set AIRFLOW_API_TOKEN, or AIRFLOW_USERNAME and AIRFLOW_PASSWORD")
-        answer = self._send("POST", "/auth/token", {"username": self._user, "password": self._password}, auth=False)
+        answer = self.send("POST", "/auth/token", {"username": self._user, "password": self._password}, auth=False)
         self._token = str(answer["access_token"])
         return self._token
 
-    def _send(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Any:
+    def send(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Any:
+        """One call; the decoded JSON answer, or ApiError with the status and the answer's text."""
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if auth:
             headers["Authorization"] = f"Bearer {self._credentials()}"
@@ -71,7 +73,7 @@ class AirflowApi:
 
     def get(self, path: str, **query: Any) -> Any:
         suffix = "?" + urllib.parse.urlencode(query) if query else ""
-        return self._send("GET", path + suffix)
+        return self.send("GET", path + suffix)
 
     def patch(self, path: str, body: Any) -> Any:
-        return self._send("PATCH", path, body)
+        return self.send("PATCH", path, body)

@@ -49,10 +49,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_run_once(args: argparse.Namespace) -> int:
-    """Run one release DAG in-process with Airflow's ``dag.test()`` and print its outcome."""
+    """Run one release on a local multi-process Airflow and print its outcome."""
+    import os
+
     from release_mgmt.local_run import run_once
 
-    return run_once(args.dag_id, json.loads(args.conf), Path(args.log) if args.log else None)
+    home = Path(args.home or Path(os.environ.get("AIRFLOW_HOME", ".airflow")) / "run-once")
+    return run_once(args.release, json.loads(args.conf), home.resolve(), Path(args.releases).resolve())
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -132,10 +135,13 @@ def parser() -> argparse.ArgumentParser:
         answer.add_argument("--gate", help="the gate's name when the environment has several")
         answer.add_argument("--dag", help="the DAG, when the run id alone is ambiguous")
         answer.set_defaults(func=cmd_answer)
-    once = sub.add_parser("run-once", help="run a release DAG once in-process (dag.test) and print its outcome")
-    once.add_argument("dag_id")
+    once = sub.add_parser(
+        "run-once", help="run a release once on a local Airflow (approving its gates as a demo), print the outcome"
+    )
+    once.add_argument("release", help="the release name (e.g. sample_webshop)")
     once.add_argument("--conf", default="{}", help='trigger parameters as JSON, e.g. \'{"version_web": "1.3.0"}\'')
-    once.add_argument("--log", help="file for Airflow's own output (default: $AIRFLOW_HOME/run-once.log)")
+    once.add_argument("--releases", default=str(DEFAULT_RELEASES), help="definitions folder")
+    once.add_argument("--home", help="AIRFLOW_HOME for this Airflow (default: $AIRFLOW_HOME/run-once)")
     once.set_defaults(func=cmd_run_once)
     return root
 

@@ -1,57 +1,68 @@
-"""Run a release DAG once in this process (Airflow's dag.test) and report what happened."""
+"""``run-once``: run a release once on a local multi-process Airflow, answer its gates, print the outcome.
+
+Starts the API server, scheduler and DAG processor (``local_airflow.LocalAirflow``) with the
+given AIRFLOW_HOME (its database, and so the deployment record, is kept between runs), triggers
+the release as ``admin``, approves each gate that waits as the first approver who is not the
+triggerer (a demo of the approval path; the gate's log says who approved), and stops Airflow.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-from collections.abc import Iterator
+import time
 from pathlib import Path
 from typing import Any
 
-from release_mgmt import outcomes
+from release_mgmt import approvals, outcomes
+from release_mgmt.definition.loader import load_paths
+from release_mgmt.local_airflow import LocalAirflow
+from release_mgmt.planning import dag_id_for
+
+DEMO_USERS = {"admin": "admin", "alice": "user", "bob": "user"}
 
 
-@contextlib.contextmanager
-def _output_to(path: Path) -> Iterator[None]:
-    """Send this process's stdout/stderr (Airflow's task logs) to ``path`` for the duration."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with path.open("ab") as sink:
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-
-
-def run_once(dag_id: str, conf: dict[str, Any], log_path: Path | None = None) -> int:
-    """Run ``dag_id`` with ``conf``; print one line per environment and return 0 on success."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    log_path = log_path or Path(os.environ.get("AIRFLOW_HOME", ".")) / "run-once.log"
-    print(f"running {dag_id} with {conf or 'default parameters'} (Airflow output: {log_path})", flush=True)
-    with _output_to(log_path):
-        bag = DagBag()
-    dag = bag.dags.get(dag_id)
-    if dag is None:
-        print(f"no DAG {dag_id}; import errors: {bag.import_errors or 'none'}")
+def run_once(release: str, conf: dict[str, Any], home: Path, releases: Path, seconds: float = 900) -> int:
+    """Run ``release`` with ``conf``; print one line per environment; 0 when the run succeeded."""
+    report = load_paths([releases])
+    item = next((i for i in report.loaded if i.definition.name == release), None)
+    if item is None:
+        print(f"no valid release {release!r} in {releases}")
+        for error in report.errors:
+            print("\n".join(error.lines()))
         return 2
-    with _output_to(log_path):
-        run = dag.test(run_conf=conf)
-    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-    environments = list(dag.task_group.children)  # task groups, in promotion order
-    environments = [e for e in environments if e not in ("preflight", "summary")]
-    chosen = (run.conf or {}).get("environments") or environments
-    for env in environments:
-        local = {t.split(".", 1)[1]: (str(s) if s else None) for t, s in states.items() if t.startswith(f"{env}.")}
-        print("  " + outcomes.environment_outcome(local, env in chosen).sentence(env))
-    print(f"run {run.run_id}: {run.state}")
-    return 0 if str(run.state) == "success" else 1
+    dag_id = dag_id_for(release)
+    airflow = LocalAirflow(home, releases, users=DEMO_USERS)
+    print(f"starting a local Airflow (home {home}, logs there) ...", flush=True)
+    airflow.start()
+    try:
+        run_id = airflow.trigger(dag_id, "admin", conf)
+        print(f"triggered {dag_id} as admin: run {run_id} with {conf or 'default parameters'}", flush=True)
+        state = _drive(airflow, dag_id, run_id, seconds)
+        states = airflow.states(dag_id, run_id)
+    finally:
+        airflow.stop()
+    chosen = conf.get("environments") or [e.name for e in item.definition.environments]
+    for env in item.definition.environments:
+        local = {t.split(".", 1)[1]: s for t, s in states.items() if t.startswith(f"{env.name}.")}
+        print("  " + outcomes.environment_outcome(local, env.name in chosen).sentence(env.name))
+    print(f"run {run_id}: {state}")
+    return 0 if state == "success" else 1
+
+
+def _drive(airflow: LocalAirflow, dag_id: str, run_id: str, seconds: float) -> str:
+    """Wait for the run to finish, approving each gate once it waits for an answer."""
+    deadline = time.monotonic() + seconds
+    answered: set[str] = set()
+    while time.monotonic() < deadline:
+        state = airflow.run_state(dag_id, run_id)
+        if state in ("success", "failed"):
+            return state
+        for gate in approvals.pending(airflow.client("admin"), dag_id):
+            if gate.run_id != run_id or gate.task_id in answered:
+                continue
+            approver = next(u for u in gate.assigned if u != "admin")
+            time.sleep(3)  # let the scheduler take in the parking first (see README, approval gates)
+            approvals.answer(airflow.client(approver), gate, "Approve", "approved by run-once (demo)")
+            print(f"  {gate.environment}: gate {gate.gate} approved by {approver}", flush=True)
+            answered.add(gate.task_id)
+        time.sleep(1)
+    return "timed out"

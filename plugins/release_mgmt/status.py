@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from release_mgmt.errors import ReleaseMgmtError
 from release_mgmt.records import DeploymentRecord
 
 PREFIX = "release_mgmt/"
@@ -25,11 +26,28 @@ class Running:
 
 def running(release: str | None = None) -> list[Running]:
     """The latest recorded deployment of every component, per release and environment."""
+    from sqlalchemy.exc import OperationalError
+
+    pattern = f"{PREFIX}{release}/%" if release else f"{PREFIX}%"
+    try:
+        return _read(pattern)
+    except OperationalError as exc:
+        from airflow.configuration import conf
+        from sqlalchemy.engine import make_url
+
+        where = make_url(conf.get("database", "sql_alchemy_conn")).render_as_string(hide_password=True)
+        raise ReleaseMgmtError(
+            f"cannot read Airflow's metadata database ({where}): "
+            f"{str(exc.orig).splitlines()[0]}; set AIRFLOW_HOME (or AIRFLOW__DATABASE__SQL_ALCHEMY_CONN) to the "
+            "Airflow whose deployments you want to see"
+        ) from None
+
+
+def _read(pattern: str) -> list[Running]:
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    pattern = f"{PREFIX}{release}/%" if release else f"{PREFIX}%"
     rows: list[Running] = []
     with create_session() as session:
         assets = session.scalars(select(AssetModel).where(AssetModel.name.like(pattern))).all()

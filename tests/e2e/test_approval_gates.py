@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.helpers import command, minimal_definition, write_definition
+from tests.helpers import command, free_port, minimal_definition, write_definition
 
 pytestmark = pytest.mark.e2e
 GATE = "prod.gate_approval"
@@ -69,10 +72,12 @@ def test_separation_of_duties_and_quorum(airflow, tmp_path: Path) -> None:
     assert f"/dags/{dag}/runs/{run}" in detail["body"]  # tells approvers what they approve, with a link
     assert "- api: 1.0.0" in detail["body"]
     assert "triggered by alice" in detail["body"]
-    assert airflow.answer(dag, run, GATE, "dave", "Approve")[0] == 403  # not an approver at all
-    assert airflow.answer(dag, run, GATE, "alice", "Approve")[0] == 200  # accepted, then refused by the gate
+    assert airflow.answer(dag, run, GATE, user="dave", option="Approve")[0] == 403  # not an approver at all
+    assert (
+        airflow.answer(dag, run, GATE, user="alice", option="Approve")[0] == 200
+    )  # accepted, then refused by the gate
     _wait_open(airflow, dag, run, "alice")
-    assert airflow.answer(dag, run, GATE, "bob", "Approve")[0] == 200
+    assert airflow.answer(dag, run, GATE, user="bob", option="Approve")[0] == 200
     _wait_open(airflow, dag, run, "bob")
     assert airflow.states(dag, run)["prod.deploy_api"] is None  # one approval is not enough
 
@@ -116,7 +121,7 @@ def test_reject_stops_before_prod(airflow, tmp_path: Path) -> None:
     dag = _release(airflow, tmp_path, "gate_reject")
     run = airflow.trigger(dag, "alice")
     _wait_open(airflow, dag, run, "the request")
-    assert airflow.answer(dag, run, GATE, "bob", "Reject")[0] == 200
+    assert airflow.answer(dag, run, GATE, user="bob", option="Reject")[0] == 200
     _wait_open(airflow, dag, run, "an empty reject")
     assert _cli(airflow, "bob", "reject", run, "prod").returncode == 2  # the CLI asks for a comment first
     rejected = _cli(airflow, "bob", "reject", run, "prod", "--comment", "error budget exhausted")
@@ -145,3 +150,43 @@ def test_timeout_is_enforced_by_the_scheduler(airflow, tmp_path: Path) -> None:
     assert decision["rejected_by"] == ""
     assert "gate.timeout" in airflow.log(dag, run, GATE)
     assert airflow.states(dag, run)["prod.deploy_api"] == "upstream_failed"
+
+
+def test_sample_release_waits_for_a_release_manager_in_prod(airflow, tmp_path: Path, repo: Path) -> None:
+    """The sample release: dev and staging move, prod waits; the triggerer is refused, bob approves, prod moves."""
+    root = tmp_path / "environments"
+    text = (repo / "include/releases/sample_webshop.yaml").read_text()
+    data = yaml.safe_load(text.replace("${RELEASE_MGMT_SAMPLE_ROOT:-/tmp/release_mgmt_sample}", str(root)))
+    data["name"] = "sample_gated"
+    ports = {env["name"]: free_port() for env in data["environments"]}
+    for env in data["environments"]:
+        env["variables"]["port"] = ports[env["name"]]
+    write_definition(airflow.releases, "sample_gated.yaml", data)
+    dag = "release_sample_gated"
+    try:
+        run = airflow.trigger(dag, "alice", {"version_web": "1.3.0"})
+        _wait_open(airflow, dag, run, "the request")
+        assert _version(ports["staging"]) == "1.3.0"
+        assert _version(ports["prod"]) is None
+        assert airflow.answer(dag, run, GATE, user="alice", option="Approve")[0] == 200
+        _wait_open(airflow, dag, run, "alice, the triggerer")
+        assert airflow.answer(dag, run, GATE, user="bob", option="Approve", comment="staging is green")[0] == 200
+        assert airflow.wait_finished(dag, run) == "success"
+        assert _version(ports["prod"]) == "1.3.0"
+        assert airflow.xcom(dag, run, GATE)["approvers"] == ["bob"]
+    finally:
+        for env in ports:
+            subprocess.run(
+                [sys.executable, str(repo / "include/sample_service/ctl.py"), "stop", "--root", str(root / env)],
+                check=False,
+                capture_output=True,
+                timeout=30,
+            )
+
+
+def _version(port: int) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+            return json.loads(resp.read()).get("version")
+    except OSError:
+        return None

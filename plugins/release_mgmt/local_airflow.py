@@ -1,41 +1,54 @@
-"""A real Airflow for end-to-end tests: API server, scheduler and DAG processor as separate processes.
+"""A local multi-process Airflow: API server, scheduler and DAG processor as separate processes.
 
-SQLite and LocalExecutor in a temporary AIRFLOW_HOME, this repository's dags/ and plugins/, the
-release definitions of a folder the test chooses, and SimpleAuthManager users with passwords the
-test sets. The REST helpers talk to it as any user would.
+SQLite and LocalExecutor in an AIRFLOW_HOME of the caller's choice, this repository's dags/ and
+plugins/, the release definitions of a folder the caller chooses, and SimpleAuthManager users
+with passwords the caller sets. The REST helpers talk to it as any user would. Used by
+``python -m release_mgmt run-once`` and by the end-to-end tests.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import free_port
+from release_mgmt.api_client import AirflowApi, ApiError
+from release_mgmt.errors import ReleaseMgmtError
 
 REPO = Path(__file__).resolve().parents[2]
 USERS = {"admin": "admin", "alice": "user", "bob": "user", "carol": "user", "dave": "user"}
 
 
-class AirflowServer:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalAirflow:
     """Start, use and stop a multi-process Airflow on loopback."""
 
-    def __init__(self, home: Path, releases: Path) -> None:
+    def __init__(
+        self, home: Path, releases: Path, users: dict[str, str] | None = None, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.home = home
         self.releases = releases
+        self.users = dict(users or USERS)
+        self.extra_env = dict(extra_env or {})
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.passwords = {user: f"pw-{user}-{os.getpid()}" for user in USERS}
+        self.passwords = {user: f"pw-{user}-{secrets.token_hex(6)}" for user in self.users}
         self.procs: list[subprocess.Popen[bytes]] = []
-        self._tokens: dict[str, str] = {}
+        self._clients: dict[str, AirflowApi] = {}
 
     def env(self) -> dict[str, str]:
         bin_dir = str(Path(sys.executable).parent)
@@ -51,7 +64,7 @@ class AirflowServer:
             "AIRFLOW__CORE__PARALLELISM": "8",
             "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager."
             "SimpleAuthManager",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in self.users.items()),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
@@ -61,9 +74,10 @@ class AirflowServer:
             "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "RELEASE_MGMT_RELEASES_DIR": str(self.releases),
+            **self.extra_env,
         }
 
-    def start(self) -> AirflowServer:
+    def start(self) -> LocalAirflow:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps(self.passwords))
         env = self.env()
@@ -93,10 +107,10 @@ class AirflowServer:
 
     def _healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=2) as resp:
-                return resp.status == 200
-        except OSError:
+            self.client("admin").send("GET", "/api/v2/monitor/health", auth=False)
+        except ReleaseMgmtError:  # not listening yet, or not healthy yet
             return False
+        return True
 
     def wait_for(self, predicate: Callable[[], Any], seconds: float, what: str) -> Any:
         """Poll ``predicate`` until it returns something truthy; fail naming ``what`` and the logs."""
@@ -107,34 +121,26 @@ class AirflowServer:
                 return value
             time.sleep(0.5)
         logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.home.glob("*.log")))
-        raise AssertionError(f"gave up after {seconds}s waiting for {what}\n{logs}")
+        raise TimeoutError(f"gave up after {seconds}s waiting for {what}\n{logs}")
 
-    def token(self, user: str) -> str:
-        if user not in self._tokens:
-            body = {"username": user, "password": self.passwords[user]}
-            self._tokens[user] = self.request("POST", "/auth/token", None, body)[1]["access_token"]
-        return self._tokens[user]
+    def client(self, user: str) -> AirflowApi:
+        """A REST client logged in as ``user`` (one per user, token kept)."""
+        if user not in self._clients:
+            env = {"AIRFLOW_API_URL": self.url, "AIRFLOW_USERNAME": user, "AIRFLOW_PASSWORD": self.passwords[user]}
+            self._clients[user] = AirflowApi(env)
+        return self._clients[user]
 
-    def request(self, method: str, path: str, user: str | None, body: Any = None) -> tuple[int, Any]:
-        """One REST call as ``user``: (status, decoded JSON or text)."""
-        headers = {"Content-Type": "application/json"}
-        if user:
-            headers["Authorization"] = f"Bearer {self.token(user)}"
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+    def request(self, method: str, path: str, user: str, body: Any = None) -> tuple[int, Any]:
+        """One REST call as ``user``: (status, decoded JSON, or the error text)."""
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                status, raw = resp.status, resp.read()
-        except urllib.error.HTTPError as exc:
-            status, raw = exc.code, exc.read()
-        try:
-            return status, json.loads(raw or b"null")
-        except ValueError:
-            return status, raw.decode(errors="replace")
+            return 200, self.client(user).send(method, path, body)
+        except ApiError as exc:
+            return exc.status, exc.detail
 
     def api(self, method: str, path: str, user: str = "admin", body: Any = None) -> Any:
         status, payload = self.request(method, path, user, body)
-        assert status < 300, f"{method} {path} as {user}: HTTP {status} {payload}"
+        if status >= 300:
+            raise RuntimeError(f"{method} {path} as {user}: HTTP {status} {payload}")
         return payload
 
     def dag_ready(self, dag_id: str) -> bool:
@@ -168,7 +174,7 @@ class AirflowServer:
         )
 
     def answer(
-        self, dag_id: str, run_id: str, task_id: str, user: str, option: str, comment: str = ""
+        self, dag_id: str, run_id: str, task_id: str, *, user: str, option: str, comment: str = ""
     ) -> tuple[int, Any]:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
         return self.request("PATCH", path, user, {"chosen_options": [option], "params_input": {"comment": comment}})
@@ -180,7 +186,8 @@ class AirflowServer:
     def log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}?full_content=true"
         status, payload = self.request("GET", path, "admin")
-        assert status == 200, payload
+        if status != 200:
+            raise RuntimeError(f"GET {path}: HTTP {status} {payload}")
         content = payload.get("content") if isinstance(payload, dict) else payload
         if isinstance(content, list):
             return "\n".join(json.dumps(c) if isinstance(c, dict) else str(c) for c in content)
