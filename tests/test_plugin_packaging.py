@@ -36,15 +36,21 @@ def _strays(repo: Path, modules: dict[str, str | None]) -> set[str]:
     return {n for n in stems if "/release_mgmt/" in str(modules.get(n) or "")}
 
 
-def _load(tmp_path: Path, plugins: Path, repo: Path) -> dict:
-    out = subprocess.run(
+def _probe(tmp_path: Path, plugins: Path, repo: Path) -> subprocess.CompletedProcess[str]:
+    """Load the plugins of ``plugins`` as Airflow does, in a fresh interpreter."""
+    return subprocess.run(
         [sys.executable, "-c", PROBE],
         env=_env(tmp_path, plugins, repo),
-        check=True,
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def _load(tmp_path: Path, plugins: Path, repo: Path) -> dict:
+    out = _probe(tmp_path, plugins, repo)
+    assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -79,14 +85,7 @@ def test_without_airflowignore_the_loader_breaks(tmp_path: Path, repo: Path) -> 
     """
     plugins = tmp_path / "plugins"
     shutil.copytree(repo / "plugins", plugins, ignore=shutil.ignore_patterns("__pycache__", ".airflowignore"))
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        env=_env(tmp_path, plugins, repo),
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = _probe(tmp_path, plugins, repo)
     if out.returncode != 0:
         assert "usage: python -m release_mgmt" in out.stderr  # __main__.py ran as a "plugin"
     else:

@@ -176,25 +176,53 @@ class HttpCheckStep(_Target):
         return None
 
     def run(self, ctx: StepContext, sleep: Callable[[float], None] = time.sleep) -> StepOutcome:
-        deadline = time.monotonic() + self.within_seconds
-        streak, attempts, last = 0, 0, "no answer"
-        while True:
-            attempts += 1
+        def probe() -> str | None:
             started = time.monotonic()
-            try:
-                response = self.send()
-                reason = self.problem(response, (time.monotonic() - started) * 1000)
-            except Exception as exc:  # noqa: BLE001 - an unreachable endpoint is a failed check
-                reason = f"{type(exc).__name__}: {excerpt(str(exc))}"
-            streak = 0 if reason else streak + 1
-            last = reason or last
-            ctx.log.info("check %d: %s", attempts, reason or f"ok ({streak}/{self.successes})")
-            if streak >= self.successes:
-                return StepOutcome(output=f"passed {streak} time(s)")
-            if time.monotonic() + self.interval_seconds > deadline:
-                raise StepError(
-                    f"validate of {ctx.component} in {ctx.environment}: {self.where()} did not pass "
-                    f"{self.successes} time(s) in a row within {self.within_seconds:g}s "
-                    f"({attempts} attempts); last problem: {last}"
-                )
-            sleep(self.interval_seconds)
+            response = self.send()
+            return self.problem(response, (time.monotonic() - started) * 1000)
+
+        attempts, last = repeat_check(
+            ctx,
+            probe,
+            successes=self.successes,
+            interval_seconds=self.interval_seconds,
+            within_seconds=self.within_seconds,
+            sleep=sleep,
+        )
+        if last is None:
+            return StepOutcome(output=f"passed {self.successes} time(s)")
+        raise StepError(
+            f"validate of {ctx.component} in {ctx.environment}: {self.where()} did not pass "
+            f"{self.successes} time(s) in a row within {self.within_seconds:g}s "
+            f"({attempts} attempts); last problem: {last}"
+        )
+
+
+def repeat_check(
+    ctx: StepContext,
+    probe: Callable[[], str | None],
+    *,
+    successes: int,
+    interval_seconds: float,
+    within_seconds: float,
+    sleep: Callable[[float], None],
+) -> tuple[int, str | None]:
+    """Run ``probe`` (None = pass, else why not) until it passes ``successes`` times in a row, or the
+    time budget ends: (attempts, None) on success, (attempts, the last problem) otherwise.
+    A probe that raises counts as failing with the exception's text."""
+    deadline = time.monotonic() + within_seconds
+    streak, attempts, last = 0, 0, "no answer"
+    while True:
+        attempts += 1
+        try:
+            reason = probe()
+        except Exception as exc:  # noqa: BLE001 - unreachable or malformed answers are failed checks
+            reason = f"{type(exc).__name__}: {excerpt(str(exc))}"
+        streak = 0 if reason else streak + 1
+        last = reason or last
+        ctx.log.info("check %d: %s", attempts, reason or f"ok ({streak}/{successes})")
+        if streak >= successes:
+            return attempts, None
+        if time.monotonic() + interval_seconds > deadline:
+            return attempts, last
+        sleep(interval_seconds)

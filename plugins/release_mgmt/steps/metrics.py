@@ -16,7 +16,7 @@ from pydantic import Field
 
 from release_mgmt.errors import StepError
 from release_mgmt.steps.base import StepContext, StepOutcome
-from release_mgmt.steps.http import _Target, excerpt
+from release_mgmt.steps.http import _Target, excerpt, repeat_check
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -68,27 +68,23 @@ class MetricsCheckStep(_Target):
         return f"not {self.op} {self.threshold:g}: {', '.join(bad)}" if bad else None
 
     def run(self, ctx: StepContext, sleep: Callable[[float], None] = time.sleep) -> StepOutcome:
-        deadline = time.monotonic() + self.within_seconds
-        streak, attempts, last = 0, 0, ""
-        while True:
-            attempts += 1
-            try:
-                response = self.send(params={"query": self.query})
-                reason = (
-                    f"HTTP {response.status_code}: {excerpt(response.text)}"
-                    if response.status_code != 200
-                    else self.problem(response.json())
-                )
-            except Exception as exc:  # noqa: BLE001 - unreachable or malformed answers count as failing
-                reason = f"{type(exc).__name__}: {excerpt(str(exc))}"
-            streak = 0 if reason else streak + 1
-            last = reason or last
-            ctx.log.info("metrics check %d: %s", attempts, reason or f"ok ({streak}/{self.successes})")
-            if streak >= self.successes:
-                return StepOutcome(output="metrics ok")
-            if time.monotonic() + self.interval_seconds > deadline:
-                raise StepError(
-                    f"validate of {ctx.component} in {ctx.environment}: `{self.query}` did not stay "
-                    f"{self.op} {self.threshold:g} within {self.within_seconds:g}s; last problem: {last}"
-                )
-            sleep(self.interval_seconds)
+        def probe() -> str | None:
+            response = self.send(params={"query": self.query})
+            if response.status_code != 200:
+                return f"HTTP {response.status_code}: {excerpt(response.text)}"
+            return self.problem(response.json())
+
+        _, last = repeat_check(
+            ctx,
+            probe,
+            successes=self.successes,
+            interval_seconds=self.interval_seconds,
+            within_seconds=self.within_seconds,
+            sleep=sleep,
+        )
+        if last is None:
+            return StepOutcome(output="metrics ok")
+        raise StepError(
+            f"validate of {ctx.component} in {ctx.environment}: `{self.query}` did not stay "
+            f"{self.op} {self.threshold:g} within {self.within_seconds:g}s; last problem: {last}"
+        )
