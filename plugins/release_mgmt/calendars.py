@@ -1,0 +1,264 @@
+"""Freeze and maintenance windows: one-off or recurring (cron or RFC 5545 RRULE), each in its own time zone.
+
+A recurring window's starts are wall-clock times in its time zone; each lasts ``duration`` of
+elapsed time. A start inside a skipped hour (spring forward) is read with the offset from before
+the change, so it lands as far past the gap as it was into it (02:30 becomes 03:30); a start in
+a repeated hour (fall back) happens once, the first time (PEP 495 ``fold=0``). A window covers
+``start <= t < end``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from dateutil.rrule import rrulestr
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from release_mgmt.gates.durations import Duration
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,49}$")]
+SEARCH_LIMIT = 5000  # occurrences looked at before a window counts as never opening again
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin or UTC") from None
+
+
+def to_utc(local: datetime, zone: ZoneInfo) -> datetime:
+    """A wall-clock time in ``zone`` as a UTC instant (skipped times move past the gap, repeated ones: first)."""
+    return local.replace(tzinfo=zone, fold=0).astimezone(UTC)
+
+
+class Window(BaseModel):
+    """A freeze (no deployments) or maintenance window (deployments only inside)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    kind: Literal["freeze", "maintenance"]
+    reason: str = Field(min_length=1, description="Why: shown in logs and in the calendar.")
+    timezone: str = Field(description="IANA time zone of the times below, e.g. Europe/Berlin.")
+    start: datetime | None = Field(default=None, description="One-off: local start, e.g. 2026-12-20 00:00.")
+    end: datetime | None = Field(default=None, description="One-off: local end (exclusive).")
+    cron: str | None = Field(default=None, description="Recurring: cron expression of the local start times.")
+    rrule: str | None = Field(default=None, description="Recurring: RFC 5545 RRULE of the local start times.")
+    starting: datetime | None = Field(default=None, description="First possible start of an RRULE (DTSTART).")
+    duration: Duration | None = Field(default=None, description="Recurring: how long each occurrence lasts.")
+    environments: tuple[Name, ...] = Field(default=(), description="Environments it applies to; empty: all.")
+    releases: tuple[Name, ...] = Field(default=(), description="Releases it applies to; empty: all.")
+    components: tuple[Name, ...] = Field(default=(), description="Components it applies to; empty: all.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        _zone(value)
+        return value
+
+    @field_validator("start", "end", "starting")
+    @classmethod
+    def _local(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            raise ValueError("write a local time without offset; the window's timezone says where")
+        return value
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> Window:
+        one_off = self.start is not None or self.end is not None
+        recurring = [x for x in (self.cron, self.rrule) if x is not None]
+        if one_off == bool(recurring) or len(recurring) > 1:
+            raise ValueError("give either start and end (one-off), or cron or rrule with duration (recurring)")
+        if one_off:
+            if self.start is None or self.end is None or self.duration is not None:
+                raise ValueError("a one-off window needs start and end (and no duration)")
+            if to_utc(self.end, self.zone) <= to_utc(self.start, self.zone):
+                raise ValueError(f"end {self.end} is not after start {self.start}")
+            return self
+        if self.duration is None:
+            raise ValueError("a recurring window needs a duration, e.g. 4h")
+        if self.cron is not None and not croniter.is_valid(self.cron):
+            raise ValueError(f"cron {self.cron!r} is not a valid cron expression (minute hour day month weekday)")
+        try:
+            first = next(self._starts_after(datetime(2000, 1, 1)), None)
+        except ValueError as exc:
+            raise ValueError(f"rrule {self.rrule!r} cannot be read: {exc}") from None
+        if first is None:
+            raise ValueError("this window never opens: its cron or rrule has no occurrence")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return _zone(self.timezone)
+
+    def applies_to(self, environment: str, release: str, component: str | None = None) -> bool:
+        """Whether the window's scope covers this deployment."""
+        return (
+            (not self.environments or environment in self.environments)
+            and (not self.releases or release in self.releases)
+            and (component is None or not self.components or component in self.components)
+        )
+
+    def _rule(self) -> Any:
+        return rrulestr(str(self.rrule), dtstart=self.starting or datetime(2000, 1, 1))
+
+    def _starts_after(self, local: datetime) -> Iterator[datetime]:
+        """Local start times strictly after ``local`` (naive wall clock), ascending."""
+        if self.cron is not None:
+            it = croniter(self.cron, local)
+            for _ in range(SEARCH_LIMIT):
+                try:
+                    yield it.get_next(datetime)
+                except Exception:  # noqa: BLE001 - croniter's "no next date" for crons that never match
+                    return
+        else:
+            rule, current = self._rule(), local
+            for _ in range(SEARCH_LIMIT):
+                nxt = rule.after(current)
+                if nxt is None:
+                    return
+                yield nxt
+                current = nxt
+
+    def _starts_before(self, local: datetime) -> Iterator[datetime]:
+        """Local start times at or before ``local``, descending."""
+        if self.cron is not None:
+            it = croniter(self.cron, local + timedelta(seconds=1))
+            for _ in range(SEARCH_LIMIT):
+                try:
+                    yield it.get_prev(datetime)
+                except Exception:  # noqa: BLE001
+                    return
+        else:
+            rule, current, inclusive = self._rule(), local, True
+            for _ in range(SEARCH_LIMIT):
+                prev = rule.before(current, inc=inclusive)
+                if prev is None:
+                    return
+                yield prev
+                current, inclusive = prev, False
+
+    def occurrence_at(self, t: datetime) -> Occurrence | None:
+        """The occurrence covering instant ``t`` (UTC-aware), if any."""
+        if self.start is not None and self.end is not None:
+            occ = Occurrence(self, to_utc(self.start, self.zone), to_utc(self.end, self.zone))
+            return occ if occ.start <= t < occ.end else None
+        duration = self.duration or timedelta(0)
+        local = t.astimezone(self.zone).replace(tzinfo=None)
+        # wall-clock starts up to a day past t can map to instants before t around DST changes
+        for start_local in self._starts_before(local + timedelta(days=1)):
+            start = to_utc(start_local, self.zone)
+            if start <= t < start + duration:
+                return Occurrence(self, start, start + duration)
+            if start + duration + timedelta(days=1) <= t:
+                return None
+        return None
+
+    def occurrences(self, after: datetime, until: datetime) -> Iterator[Occurrence]:
+        """Occurrences that are open at some instant in [after, until), in order of start."""
+        current = self.occurrence_at(after)
+        if current is not None:
+            yield current
+        if self.start is not None and self.end is not None:
+            occ = Occurrence(self, to_utc(self.start, self.zone), to_utc(self.end, self.zone))
+            if after < occ.start < until:
+                yield occ
+            return
+        local = after.astimezone(self.zone).replace(tzinfo=None) - timedelta(days=1)
+        for start_local in self._starts_after(local):
+            start = to_utc(start_local, self.zone)
+            if start >= until:
+                return
+            if start > after and (current is None or start != current.start):
+                yield Occurrence(self, start, start + (self.duration or timedelta(0)))
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One opening of a window, as UTC instants: ``start <= t < end``."""
+
+    window: Window
+    start: datetime
+    end: datetime
+
+    def describe(self) -> str:
+        zone = self.window.zone
+        return (
+            f"{self.window.kind} {self.window.name} ({self.window.reason}) "
+            f"{self.start.astimezone(zone):%Y-%m-%d %H:%M %Z} to {self.end.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a deployment may do at an instant: ``go``, or ``wait`` until ``until``; ``reason`` says why."""
+
+    kind: Literal["go", "wait"]
+    until: datetime | None
+    reason: str
+    blocking: Occurrence | None = None
+
+
+def decide(
+    windows: Sequence[Window],
+    t: datetime,
+    *,
+    environment: str,
+    release: str,
+    component: str | None = None,
+    expected: timedelta = timedelta(0),
+    horizon: timedelta = timedelta(days=400),
+) -> Decision:
+    """Whether a deployment may start at ``t``, or from when it could (``wait``; ``until`` None: never
+    within ``horizon``). Freezes block; if the scope has maintenance windows, the deployment must
+    start inside one with at least ``expected`` of it left."""
+    scoped = [w for w in windows if w.applies_to(environment, release, component)]
+    freezes = [w for w in scoped if w.kind == "freeze"]
+    maintenance = [w for w in scoped if w.kind == "maintenance"]
+    candidate, first_reason, first_block = t, "", None
+    for _ in range(SEARCH_LIMIT):
+        if candidate - t > horizon:
+            break
+        frozen = [o for w in freezes if (o := w.occurrence_at(candidate)) is not None]
+        if frozen:
+            block = max(frozen, key=lambda o: o.end)
+            first_reason, first_block = first_reason or f"frozen: {block.describe()}", first_block or block
+            candidate = block.end
+            continue
+        if maintenance:
+            opening = _maintenance_start(maintenance, candidate, expected, t + horizon)
+            if opening is None:
+                break
+            start, occ = opening
+            if start > candidate:
+                first_reason = first_reason or (
+                    f"outside maintenance windows; next with {expected} left: {occ.describe()}"
+                )
+                first_block = first_block or occ
+                candidate = start
+                continue
+        if candidate == t:
+            return Decision("go", None, "no freeze, inside a maintenance window" if maintenance else "no freeze")
+        return Decision("wait", candidate, first_reason, first_block)
+    return Decision("wait", None, first_reason or "no maintenance window opens in time", first_block)
+
+
+def _maintenance_start(
+    windows: Sequence[Window], at: datetime, expected: timedelta, until: datetime
+) -> tuple[datetime, Occurrence] | None:
+    """The earliest instant >= ``at`` inside a maintenance occurrence with ``expected`` left, and that occurrence."""
+    best: tuple[datetime, Occurrence] | None = None
+    for window in windows:
+        for occ in window.occurrences(at, until):
+            start = max(occ.start, at)
+            if occ.end - start >= expected and occ.end > start:
+                if best is None or start < best[0]:
+                    best = (start, occ)
+                break
+    return best
