@@ -65,3 +65,51 @@ def test_readme_step_example_is_valid(tmp_path: Path, repo: Path) -> None:
     text = "name: x\nowner: o\nenvironments: [{name: dev}]\ncomponents:\n" + readme[start : readme.index("```", start)]
     out = _cli("validate", str(write_definition(tmp_path, "x.yaml", text)), cwd=tmp_path)
     assert out.returncode == 0, out.stdout
+
+
+def test_calendar_lists_windows_per_environment(tmp_path: Path, repo: Path) -> None:
+    """`calendar` prints each environment's upcoming windows in local time and UTC, with the reason."""
+    (tmp_path / "calendars").mkdir()
+    (tmp_path / "calendars" / "company.yaml").write_text((repo / "include/calendars/company.yaml").read_text())
+    data = minimal_definition("shop", calendars=["company"])
+    write_definition(tmp_path / "releases", "shop.yaml", data)
+    out = _cli(
+        "calendar",
+        "prod",
+        "--releases",
+        str(tmp_path / "releases"),
+        "--from",
+        "2026-12-01T00:00Z",
+        "--days",
+        "21",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "shop / prod: 4 window(s)"
+    assert lines[3].split() == [  # by start: maintenance Dec 5 and 12, this freeze, maintenance Dec 19
+        "freeze",
+        "year-end",
+        "2026-12-18",
+        "18:00",
+        "CET",
+        "to",
+        "2027-01-04",
+        "06:00",
+        "CET",
+        "(2026-12-18",
+        "17:00Z",
+        "to",
+        "2027-01-04",
+        "05:00Z)",
+        "year-end",
+        "close",
+        "and",
+        "holidays",
+    ]
+
+
+def test_committed_calendar_schema(repo: Path) -> None:
+    """include/schema/calendar.schema.json is what `schema --calendar` prints."""
+    out = _cli("schema", "--calendar", cwd=repo)
+    assert json.loads(out.stdout) == json.loads((repo / "include/schema/calendar.schema.json").read_text())

@@ -262,3 +262,18 @@ def _maintenance_start(
                     best = (start, occ)
                 break
     return best
+
+
+class CalendarFile(BaseModel):
+    """A shared calendar, ``include/calendars/<name>.yaml``: windows several releases use."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = ""
+    windows: tuple[Window, ...] = Field(min_length=1)
+
+
+def upcoming(windows: Sequence[Window], after: datetime, until: datetime) -> list[Occurrence]:
+    """Every occurrence open at some instant in [after, until), by start."""
+    found = [occ for window in windows for occ in window.occurrences(after, until)]
+    return sorted(found, key=lambda o: (o.start, o.window.name))

@@ -26,7 +26,7 @@ from release_mgmt.operators import (
     RollbackOperator,
     ValidateOperator,
 )
-from release_mgmt.planning import ReleasePlan, TaskSpec, dag_id_for, plan_release, version_param
+from release_mgmt.planning import EnvironmentPlan, ReleasePlan, TaskSpec, dag_id_for, plan_release, version_param
 from release_mgmt.records import record_asset
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)  # fixed: the same YAML must give the same DAG
@@ -106,6 +106,8 @@ def _build_step(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> Ba
         "records": task.records,
         **common,
     }
+    if task.kind != "validate":  # checks change nothing: windows bind deploys (and are noted on rollbacks)
+        args |= _window_args(plan, env)
     if task.kind == "deploy":
         return DeployOperator(probe=_dicts((task.probe,))[0] if task.probe else None, **args)
     if task.kind == "validate":
@@ -113,8 +115,18 @@ def _build_step(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> Ba
     return RollbackOperator(fallback=_dicts(task.fallback), **args)
 
 
+def _window_args(plan: ReleasePlan, env: EnvironmentPlan) -> dict[str, Any]:
+    return {
+        "windows": [w.model_dump(mode="json") for w in plan.windows],
+        "on_freeze": env.on_freeze,
+        "outside_maintenance": env.outside_maintenance,
+        "expected_seconds": env.expected_duration.total_seconds(),
+    }
+
+
 def _build_enter(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
-    return EnvironmentEntryOperator(environment=task.environment or "", **common)
+    env = next(e for e in plan.environments if e.name == task.environment)
+    return EnvironmentEntryOperator(environment=env.name, **_window_args(plan, env), **common)
 
 
 def _build_gate(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:

@@ -6,7 +6,7 @@ Every task writes one audit line naming the release, environment, component and 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from airflow.sdk import BaseOperator
@@ -15,6 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from release_mgmt import audit, outcomes, run_params
 from release_mgmt import records as records_mod
 from release_mgmt.errors import ParameterError
+from release_mgmt.gates import windows as window_checks
 from release_mgmt.steps import STEP_ADAPTER, StepContext
 
 
@@ -111,18 +112,54 @@ class PreflightOperator(_ReleaseOperator):
             )
 
 
-class EnvironmentEntryOperator(_ReleaseOperator):
-    """The entry of an environment: skips when the run does not select it. Gates attach here."""
+class _WindowsMixin:
+    """Freeze and maintenance windows an operator honours (plain dicts, checked at run time)."""
 
-    def __init__(self, *, environment: str, **kwargs: Any) -> None:
+    def _set_windows(
+        self, windows: list[dict[str, Any]] | None, on_freeze: str, outside_maintenance: str, expected_seconds: float
+    ) -> None:
+        self.windows = list(windows or [])
+        self.on_freeze = on_freeze
+        self.outside_maintenance = outside_maintenance
+        self.expected_seconds = expected_seconds
+
+    def _enforce_windows(self, context: Any, environment: str, component: str | None) -> None:
+        window_checks.enforce(
+            self,
+            context,
+            self.windows,
+            environment=environment,
+            component=component,
+            on_freeze=self.on_freeze,
+            outside_maintenance=self.outside_maintenance,
+            expected=timedelta(seconds=self.expected_seconds),
+        )
+
+
+class EnvironmentEntryOperator(_WindowsMixin, _ReleaseOperator):
+    """The entry of an environment: skips when the run does not select it, waits out a freeze or
+    a closed maintenance window (no worker held), then lets the gates and deployments start."""
+
+    def __init__(
+        self,
+        *,
+        environment: str,
+        windows: list[dict[str, Any]] | None = None,
+        on_freeze: str = "wait",
+        outside_maintenance: str = "wait",
+        expected_seconds: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.environment = environment
+        self._set_windows(windows, on_freeze, outside_maintenance, expected_seconds)
 
-    def execute(self, context: Any) -> None:
+    def execute(self, context: Any, event: Any = None) -> None:
         selection = _selection(context, self.components, self.environments)
         if self.environment not in selection.environments:
             self._audit(context, "environment.skipped", "not_selected", environment=self.environment)
             raise AirflowSkipException(f"environment {self.environment} is not selected for this run")
+        self._enforce_windows(context, self.environment, None)
         self._audit(
             context,
             "environment.entered",
@@ -132,7 +169,7 @@ class EnvironmentEntryOperator(_ReleaseOperator):
         )
 
 
-class _StepOperator(_ReleaseOperator):
+class _StepOperator(_WindowsMixin, _ReleaseOperator):
     """Runs one component's steps in one environment; deploy, validate and rollback build on it.
 
     ``steps`` (and ``probe``, ``fallback``) are step definitions as plain dicts; every string in
@@ -152,6 +189,10 @@ class _StepOperator(_ReleaseOperator):
         variables: dict[str, Any],
         workdir: str,
         records: bool = False,
+        windows: list[dict[str, Any]] | None = None,
+        on_freeze: str = "wait",
+        outside_maintenance: str = "wait",
+        expected_seconds: float = 0.0,
         **kwargs: Any,
     ) -> None:
         if records:  # the deployment record is added through this alias, never on a dry run
@@ -163,6 +204,7 @@ class _StepOperator(_ReleaseOperator):
         self.variables = dict(variables)
         self.workdir = workdir
         self.records = records
+        self._set_windows(windows, on_freeze, outside_maintenance, expected_seconds)
 
     def _version(self, context: Mapping[str, Any]) -> str:
         try:
@@ -264,8 +306,10 @@ class DeployOperator(_StepOperator):
         super().__init__(**kwargs)
         self.probe = probe
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        if self._announce(context):
+    def execute(self, context: Any, event: Any = None) -> dict[str, Any]:
+        dry_run = self._announce(context)
+        self._enforce_windows(context, self.environment, self.component)  # checked again after every wait
+        if dry_run:
             return self._dry_run(context, self.steps)
         previous = self._last_known_good(context)
         context["ti"].xcom_push(key="previous_version", value=previous)
@@ -325,6 +369,9 @@ class RollbackOperator(_StepOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         dry_run = self._announce(context)
         self._skip_unless_needed(context, dry_run)
+        window_checks.note_for_rollback(
+            self, context, self.windows, environment=self.environment, component=self.component
+        )
         previous = self._previous_version(context)
         if previous and self.steps:
             self.log.info("restoring %s %s in %s", self.component, previous, self.environment)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import graphlib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 from release_mgmt.definition.models import Component, Environment, ReleaseDefinition
@@ -63,6 +64,9 @@ class EnvironmentPlan:
     description: str
     variables: dict[str, Any]
     tasks: tuple[TaskSpec, ...]
+    on_freeze: str = "wait"
+    outside_maintenance: str = "wait"
+    expected_duration: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class ReleasePlan:
     summary: TaskSpec
     parameters: dict[str, Any] = field(default_factory=dict)
     approver_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: freeze and maintenance windows that may apply to this release (its own and its calendars')
+    windows: tuple[Any, ...] = ()
 
     @property
     def environment_names(self) -> tuple[str, ...]:
@@ -198,7 +204,17 @@ def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> Re
     previous: tuple[str, ...] = (preflight.task_id,)
     for env in defn.environments:
         tasks = _environment_tasks(env, ordered, previous)
-        envs.append(EnvironmentPlan(env.name, env.description, dict(env.variables), tuple(tasks)))
+        envs.append(
+            EnvironmentPlan(
+                env.name,
+                env.description,
+                dict(env.variables),
+                tuple(tasks),
+                env.on_freeze,
+                env.outside_maintenance,
+                env.expected_duration,
+            )
+        )
         previous = (*previous, f"{env.name}.result")
     summary = TaskSpec("summary", "summary", upstream=tuple(f"{e.name}.result" for e in envs), trigger_rule=ALL_DONE)
     return ReleasePlan(
@@ -215,4 +231,5 @@ def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> Re
         summary=summary,
         parameters={k: v.model_dump() for k, v in sorted(defn.parameters.items())},
         approver_groups=dict(sorted(defn.approver_groups.items())),
+        windows=tuple(w for w in defn.windows if not w.releases or defn.name in w.releases),
     )

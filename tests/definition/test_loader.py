@@ -122,3 +122,33 @@ def test_shared_groups_file_errors_name_that_file(tmp_path: Path) -> None:
     data["approver_groups_file"] = "bad.yaml"
     with pytest.raises(DefinitionError, match=r"bad.yaml: sre: Input should be a valid tuple"):
         load_file(write_definition(tmp_path, "shop.yaml", data))
+
+
+def test_shared_calendars(tmp_path: Path) -> None:
+    """`calendars: [name]` adds the windows of calendars/<name>.yaml beside the releases folder."""
+    (tmp_path / "calendars").mkdir()
+    (tmp_path / "calendars" / "company.yaml").write_text(
+        "windows:\n  - {name: close, kind: freeze, reason: close, timezone: UTC,\n"
+        "     start: '2026-12-20 00:00', end: '2026-12-27 00:00', environments: [prod, other-teams-env]}\n"
+    )
+    data = minimal_definition(calendars=["company"])
+    loaded = load_file(write_definition(tmp_path / "releases", "shop.yaml", data))
+    assert [w.name for w in loaded.definition.windows] == ["close"]
+    data["calendars"] = ["nope"]
+    with pytest.raises(DefinitionError, match=r"calendars\[0\]: no calendar .*nope.yaml; known calendars: company"):
+        load_file(write_definition(tmp_path / "releases", "shop.yaml", data))
+
+
+def test_broken_calendar_file_is_named(tmp_path: Path) -> None:
+    """An invalid shared calendar is reported with its own file, line and key path."""
+    (tmp_path / "calendars").mkdir()
+    (tmp_path / "calendars" / "company.yaml").write_text(
+        "windows:\n  - name: close\n    kind: freeze\n    reason: close\n    timezone: Mars/Base\n"
+        "    cron: '0 0 * * *'\n    duration: 1h\n"
+    )
+    with pytest.raises(DefinitionError) as info:
+        load_file(write_definition(tmp_path / "releases", "shop.yaml", minimal_definition(calendars=["company"])))
+    assert info.value.lines()[0].endswith(
+        "company.yaml:5: windows[0].timezone: unknown time zone 'Mars/Base'; use an IANA name such as "
+        "Europe/Berlin or UTC"
+    )

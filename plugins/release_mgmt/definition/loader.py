@@ -12,8 +12,9 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from release_mgmt.calendars import CalendarFile
 from release_mgmt.definition import yaml_io
-from release_mgmt.definition.messages import key_path, problems_from
+from release_mgmt.definition.messages import calendar_problems, key_path, problems_from
 from release_mgmt.definition.models import ReleaseDefinition
 from release_mgmt.errors import DefinitionError, Problem
 from release_mgmt.gates.approval import GroupName, User
@@ -58,8 +59,12 @@ def definition_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def load_file(path: Path, display: str | None = None) -> LoadedDefinition:
-    """Load and check one definition file; raise :class:`DefinitionError` with every problem."""
+def load_file(path: Path, display: str | None = None, calendars_dir: Path | None = None) -> LoadedDefinition:
+    """Load and check one definition file; raise :class:`DefinitionError` with every problem.
+
+    Shared calendars are read from ``calendars_dir`` (default: ``calendars/`` beside the
+    definition's folder, i.e. include/calendars for include/releases).
+    """
     shown = display or display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -100,7 +105,53 @@ def load_file(path: Path, display: str | None = None) -> LoadedDefinition:
     problems = [_with_line(p, node) for p in semantic_problems(definition)]
     if problems:
         raise DefinitionError(shown, problems, path)
+    if definition.calendars:
+        definition = _with_calendars(definition, path, shown, node, calendars_dir)
     return LoadedDefinition(path=path, display=shown, definition=definition)
+
+
+def _with_calendars(
+    defn: ReleaseDefinition, path: Path, shown: str, node: yaml.Node | None, calendars_dir: Path | None
+) -> ReleaseDefinition:
+    """The definition with the windows of its shared calendars added after its own."""
+    folder = calendars_dir or path.parent.parent / "calendars"
+    windows = list(defn.windows)
+    for i, name in enumerate(defn.calendars):
+        file = folder / f"{name}.yaml"
+        if not file.is_file():
+            known = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+            raise DefinitionError(
+                shown,
+                [
+                    Problem(
+                        f"calendars[{i}]",
+                        f"no calendar {file}; known calendars: {', '.join(known) or 'none'}",
+                        line=yaml_io.line_of(node, ("calendars", i)),
+                    )
+                ],
+                path,
+            )
+        windows.extend(load_calendar(file).windows)
+    return defn.model_copy(update={"windows": tuple(windows)})
+
+
+def load_calendar(file: Path) -> CalendarFile:
+    """One shared calendar file; DefinitionError naming that file, line and key path."""
+    shown = display_path(file)
+    try:
+        data, node = yaml_io.parse(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DefinitionError(shown, [Problem("", f"cannot read the file: {exc}")], file) from exc
+    except yaml.MarkedYAMLError as exc:
+        raise DefinitionError(shown, [_yaml_problem(exc)], file) from exc
+    try:
+        return CalendarFile.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        problems = [
+            dataclasses.replace(p, line=yaml_io.line_of(node, _loc_from_path(p.path)))
+            for p in calendar_problems(exc, data)
+        ]
+        raise DefinitionError(shown, problems, file) from None
 
 
 GROUPS_ADAPTER: TypeAdapter[dict[str, tuple[str, ...]]] = TypeAdapter(dict[GroupName, tuple[User, ...]])
@@ -131,7 +182,7 @@ def _with_shared_groups(defn: ReleaseDefinition, path: Path, shown: str, node: y
     return defn.model_copy(update={"approver_groups": {**groups, **defn.approver_groups}})
 
 
-def load_paths(paths: Iterable[Path], root: Path | None = None) -> LoadReport:
+def load_paths(paths: Iterable[Path], root: Path | None = None, calendars_dir: Path | None = None) -> LoadReport:
     """Load every definition named; a broken file never stops the others from loading."""
     loaded: list[LoadedDefinition] = []
     errors: list[DefinitionError] = []
@@ -139,7 +190,7 @@ def load_paths(paths: Iterable[Path], root: Path | None = None) -> LoadReport:
     for path in definition_files(paths):
         shown = display_path(path, root)
         try:
-            item = load_file(path, shown)
+            item = load_file(path, shown, calendars_dir)
         except DefinitionError as exc:
             errors.append(exc)
             continue
@@ -187,12 +238,26 @@ def semantic_problems(defn: ReleaseDefinition) -> list[Problem]:
                 )
             )
     problems += _gate_problems(defn)
+    problems += _window_problems(defn)
     if not problems:
         problems += _cycle_problems(defn)
     reserved = {*RESERVED_PARAMETERS, *(f"version_{n}" for n in names)}
     for key in sorted(defn.parameters.keys() & reserved):
         problems.append(Problem(f"parameters.{key}", f"{key!r} is a built-in trigger parameter; choose another name"))
     return problems
+
+
+def _window_problems(defn: ReleaseDefinition) -> list[Problem]:
+    """The definition's own windows name its environments (shared calendars may name others')."""
+    env_names = [e.name for e in defn.environments]
+    return [
+        Problem(
+            f"windows[{i}].environments[{j}]", f"unknown environment {env!r}; this release has {', '.join(env_names)}"
+        )
+        for i, window in enumerate(defn.windows)
+        for j, env in enumerate(window.environments)
+        if env not in env_names
+    ]
 
 
 def _gate_problems(defn: ReleaseDefinition) -> list[Problem]:

@@ -183,6 +183,16 @@ def _without_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return cleaned
 
 
+def calendar_problems(exc: ValidationError, data: Any) -> list[Problem]:
+    """Validation errors of a shared calendar file (no allowed-key hints: a different root model)."""
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        msg = str((err.get("ctx") or {}).get("error", "")) or err["msg"]
+        problems.append(Problem(key_path(loc), f"{msg[0].lower()}{msg[1:]}" if msg else "invalid"))
+    return problems
+
+
 def problems_from(exc: ValidationError, data: Any) -> list[Problem]:
     """Every validation error of one file as a :class:`Problem`, noise removed."""
     errors: list[dict[str, Any]] = []

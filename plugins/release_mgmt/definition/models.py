@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from release_mgmt.calendars import Window
 from release_mgmt.gates import Gate
 from release_mgmt.gates.approval import GroupName, User
+from release_mgmt.gates.durations import Duration
 from release_mgmt.steps import Step
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,49}$"
@@ -71,6 +74,17 @@ class Environment(Strict):
     gates: tuple[Gate, ...] = Field(
         default=(), description="Checked in order after the environment starts and before anything is deployed."
     )
+    on_freeze: Literal["wait", "fail"] = Field(
+        default="wait", description="During a freeze: wait until it ends (no worker held), or fail at once."
+    )
+    outside_maintenance: Literal["wait", "fail"] = Field(
+        default="wait",
+        description="When the environment has maintenance windows and none is open (with expected_duration "
+        "left): wait for the next, or fail at once.",
+    )
+    expected_duration: Duration = Field(
+        default=timedelta(0), description="How long deploying here takes; a maintenance window must have it left."
+    )
 
 
 class Parameter(Strict):
@@ -108,6 +122,10 @@ class ReleaseDefinition(Strict):
         description="A YAML file of more groups (group: [users]) shared by several releases, relative to "
         "this definition (e.g. ../approver_groups.yaml).",
     )
+    calendars: tuple[Name, ...] = Field(
+        default=(), description="Shared calendars (include/calendars/<name>.yaml) whose windows apply."
+    )
+    windows: tuple[Window, ...] = Field(default=(), description="Freeze and maintenance windows of this release.")
     policy: Policy = Policy()
 
 
