@@ -28,6 +28,7 @@ from release_mgmt.operators import (
 )
 from release_mgmt.planning import EnvironmentPlan, ReleasePlan, TaskSpec, dag_id_for, plan_release, version_param
 from release_mgmt.records import record_asset
+from release_mgmt.timetables import MaintenanceWindowTimetable
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)  # fixed: the same YAML must give the same DAG
 INVALID_TAG = "invalid-definition"
@@ -174,13 +175,20 @@ BUILDERS: dict[str, Builder] = {
 }
 
 
+def _schedule(plan: ReleasePlan) -> MaintenanceWindowTimetable | None:
+    if plan.schedule_environment is None:
+        return None
+    windows = [w.model_dump(mode="json") for w in plan.windows]
+    return MaintenanceWindowTimetable(windows, plan.schedule_environment, plan.release)
+
+
 def build_dag(plan: ReleasePlan) -> DAG:
     """The Airflow DAG of one plan."""
     tags = ["release"] + ([f"team:{plan.team}"] if plan.team else [])
     dag = DAG(
         dag_id=plan.dag_id,
         description=(plan.description.strip().splitlines() or [f"Release {plan.release}"])[0][:200],
-        schedule=None,
+        schedule=_schedule(plan),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,

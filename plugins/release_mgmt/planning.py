@@ -88,6 +88,8 @@ class ReleasePlan:
     approver_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: freeze and maintenance windows that may apply to this release (its own and its calendars')
     windows: tuple[Any, ...] = ()
+    #: the environment whose maintenance-window openings start runs (None: manual runs only)
+    schedule_environment: str | None = None
 
     @property
     def environment_names(self) -> tuple[str, ...]:
@@ -232,4 +234,5 @@ def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> Re
         parameters={k: v.model_dump() for k, v in sorted(defn.parameters.items())},
         approver_groups=dict(sorted(defn.approver_groups.items())),
         windows=tuple(w for w in defn.windows if not w.releases or defn.name in w.releases),
+        schedule_environment=defn.schedule.at_maintenance_windows if defn.schedule else None,
     )

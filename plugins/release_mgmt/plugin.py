@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from release_mgmt.timetables import MaintenanceWindowTimetable
+
 
 class ReleaseMgmtPlugin(AirflowPlugin):
-    """Registers release_mgmt with Airflow."""
+    """Registers release_mgmt with Airflow: the maintenance-window timetable."""
 
     name = "release_mgmt"
+    timetables = [MaintenanceWindowTimetable]

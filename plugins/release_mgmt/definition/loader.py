@@ -107,7 +107,23 @@ def load_file(path: Path, display: str | None = None, calendars_dir: Path | None
         raise DefinitionError(shown, problems, path)
     if definition.calendars:
         definition = _with_calendars(definition, path, shown, node, calendars_dir)
+    if definition.schedule is not None:
+        _check_schedule(definition, path, shown, node)
     return LoadedDefinition(path=path, display=shown, definition=definition)
+
+
+def _check_schedule(defn: ReleaseDefinition, path: Path, shown: str, node: yaml.Node | None) -> None:
+    """A scheduled release names an environment that has maintenance windows."""
+    env = defn.schedule.at_maintenance_windows if defn.schedule else ""
+    names = [e.name for e in defn.environments]
+    where = ("schedule", "at_maintenance_windows")
+    if env not in names:
+        message = f"unknown environment {env!r}; this release has {', '.join(names)}"
+    elif not any(w.kind == "maintenance" and w.applies_to(env, defn.name) for w in defn.windows):
+        message = f"{env} has no maintenance window (define one in windows or a calendar) to schedule runs at"
+    else:
+        return
+    raise DefinitionError(shown, [Problem(".".join(where), message, line=yaml_io.line_of(node, where))], path)
 
 
 def _with_calendars(

@@ -96,6 +96,12 @@ class Parameter(Strict):
     enum: tuple[str, ...] | None = None
 
 
+class Schedule(Strict):
+    """When runs start without a person: at the openings of an environment's maintenance windows."""
+
+    at_maintenance_windows: Name = Field(description="The environment whose maintenance windows start runs.")
+
+
 class Policy(Strict):
     """Release-wide rules the checks enforce."""
 
@@ -126,6 +132,7 @@ class ReleaseDefinition(Strict):
         default=(), description="Shared calendars (include/calendars/<name>.yaml) whose windows apply."
     )
     windows: tuple[Window, ...] = Field(default=(), description="Freeze and maintenance windows of this release.")
+    schedule: Schedule | None = Field(default=None, description="Unattended runs; default: manual runs only.")
     policy: Policy = Policy()
 
 
