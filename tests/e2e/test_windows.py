@@ -15,6 +15,11 @@ from tests.helpers import command, minimal_definition, write_definition
 pytestmark = pytest.mark.e2e
 
 
+def _now() -> datetime:
+    """Now, to the second: windows are written to the second, so comparisons use whole seconds too."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
 def _local(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -57,7 +62,7 @@ def _times(journal: Path) -> dict[str, float]:
 def test_release_inside_a_freeze_waits_and_proceeds_when_it_ends(tmp_path, monkeypatch, airflow_db, capfd) -> None:
     """A run started during a freeze waits (deferred) and deploys once the freeze ends."""
     journal = tmp_path / "journal"
-    now = datetime.now(UTC)
+    now = _now()
     end = now + timedelta(seconds=8)
     run = _run(
         tmp_path, monkeypatch, "frozen_wait", [_component("api", journal)], [_freeze(now - timedelta(minutes=1), end)]
@@ -67,13 +72,13 @@ def test_release_inside_a_freeze_waits_and_proceeds_when_it_ends(tmp_path, monke
     events = [r for r in audit_records(capfd.readouterr().out) if r["event"].startswith("window.")]
     waiting = next(r for r in events if r["event"] == "window.waiting")
     assert waiting["details"]["window"] == "change-freeze"
-    assert waiting["details"]["until"] == end.replace(microsecond=0).isoformat()
+    assert waiting["details"]["until"] == end.isoformat()
 
 
 def test_fail_fast_policy_names_the_window(tmp_path, monkeypatch, airflow_db, capfd) -> None:
     """on_freeze: fail ends the run at once, naming the window and its end; nothing is deployed."""
     journal = tmp_path / "journal"
-    now = datetime.now(UTC)
+    now = _now()
     run = _run(
         tmp_path,
         monkeypatch,
@@ -93,7 +98,7 @@ def test_fail_fast_policy_names_the_window(tmp_path, monkeypatch, airflow_db, ca
 def test_freeze_is_checked_again_before_each_deploy(tmp_path, monkeypatch, airflow_db) -> None:
     """A freeze that starts after the environment began still holds the next deploy until it ends."""
     journal = tmp_path / "journal"
-    now = datetime.now(UTC)
+    now = _now()
     start, end = now + timedelta(seconds=6), now + timedelta(seconds=14)
     slow_check = "sleep 9"  # db's validation outlasts the freeze's start
     run = _run(
@@ -112,7 +117,7 @@ def test_freeze_is_checked_again_before_each_deploy(tmp_path, monkeypatch, airfl
 def test_rollback_runs_during_a_freeze(tmp_path, monkeypatch, airflow_db, capfd) -> None:
     """Validation fails after a freeze began: the rollback still runs, and the log says it was allowed."""
     journal = tmp_path / "journal"
-    now = datetime.now(UTC)
+    now = _now()
     component = {**_component("api", journal, check="sleep 6; exit 1"), "current_version": command("echo 0.9.0")}
     run = _run(
         tmp_path,
@@ -125,3 +130,30 @@ def test_rollback_runs_during_a_freeze(tmp_path, monkeypatch, airflow_db, capfd)
     assert states(run)["prod.rollback_api"] == "success"
     assert "prod.rollback_api" in _times(journal)
     assert any(r["event"] == "window.rollback_allowed" for r in audit_records(capfd.readouterr().out))
+
+
+def _maintenance(start: datetime, end: datetime) -> dict:
+    return {"name": "night", "kind": "maintenance", "reason": "low traffic", "timezone": "UTC",
+            "start": _local(start), "end": _local(end)}
+
+
+def test_early_run_waits_for_the_maintenance_window(tmp_path, monkeypatch, airflow_db) -> None:
+    """Before the window opens the environment waits (deferred), then deploys inside it."""
+    journal = tmp_path / "journal"
+    opens = _now() + timedelta(seconds=7)
+    run = _run(tmp_path, monkeypatch, "window_wait", [_component("api", journal)],
+               [_maintenance(opens, opens + timedelta(hours=1))], expected_duration="10m")
+    assert str(run.state) == "success"
+    assert _times(journal)["prod.deploy_api"] >= opens.timestamp()
+
+
+def test_outside_maintenance_fail_policy(tmp_path, monkeypatch, airflow_db, capfd) -> None:
+    """outside_maintenance: fail ends the run when no window is open, naming the next one."""
+    journal = tmp_path / "journal"
+    opens = _now() + timedelta(hours=3)
+    run = _run(tmp_path, monkeypatch, "window_fail", [_component("api", journal)],
+               [_maintenance(opens, opens + timedelta(hours=1))], outside_maintenance="fail")
+    assert str(run.state) == "failed"
+    assert not journal.exists()
+    assert "outside maintenance windows; next with 0:00:00 left: maintenance night (low traffic)" in (
+        capfd.readouterr().out)
