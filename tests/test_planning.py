@@ -119,3 +119,12 @@ def test_gates_stand_between_enter_and_the_first_deploys() -> None:
     assert _upstream(plan, "prod.deploy_api") == {"prod.validate_db"}
     assert "prod.gate_cab" in _upstream(plan, "prod.result")
     assert _upstream(plan, "dev.deploy_db") == {"dev.enter"}
+
+
+def test_break_glass_is_asked_once_before_any_environment() -> None:
+    """With break_glass defined, one break_glass task stands between preflight and the first environment."""
+    data = minimal_definition(break_glass={"type": "approval", "users": ["a", "b"]})
+    plan = plan_release(ReleaseDefinition.model_validate(data), "x.yaml")
+    assert _upstream(plan, "break_glass") == {"preflight"}
+    assert _upstream(plan, "dev.enter") == {"break_glass"}
+    assert _upstream(plan, "prod.enter") == {"break_glass", "dev.result"}

@@ -16,7 +16,7 @@ from release_mgmt.definition.loader import LoadedDefinition, load_paths
 from release_mgmt.definition.models import NAME_PATTERN, VERSION_PATTERN
 from release_mgmt.definition.yaml_io import parse
 from release_mgmt.errors import DefinitionError
-from release_mgmt.gates.approval_operator import ApprovalGateOperator
+from release_mgmt.gates.approval_operator import ApprovalGateOperator, BreakGlassOperator
 from release_mgmt.operators import (
     DeployOperator,
     EnvironmentEntryOperator,
@@ -56,6 +56,15 @@ def trigger_params(plan: ReleasePlan) -> dict[str, Param]:
         description=f"Consecutive environments of the promotion order {' -> '.join(envs)}. A run starting "
         "after the first may only deploy versions the environment before it already runs.",
     )
+    if plan.break_glass is not None:
+        params["emergency_change"] = Param(
+            "",
+            type="string",
+            pattern=r"^[A-Za-z0-9_.-]{0,40}$",
+            title="Emergency change",
+            description="Change number of an emergency change: the run then asks the break-glass approvers to "
+            "deploy during freezes. Leave empty for a normal run.",
+        )
     params["dry_run"] = Param(
         False, type="boolean", title="Dry run", description="Plan and log what would be done; change nothing."
     )
@@ -147,6 +156,14 @@ def _build_gate(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> Ba
     )
 
 
+def _build_break_glass(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
+    return BreakGlassOperator(
+        gate=task.gate.model_dump(mode="json"),
+        approver_groups={k: list(v) for k, v in plan.approver_groups.items()},
+        **common,
+    )
+
+
 def _build_result(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
     env = next(e for e in plan.environments if e.name == task.environment)
     local = [t.local_id for t in env.tasks if t.kind != "result"]
@@ -165,6 +182,7 @@ def _build_summary(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) ->
 
 BUILDERS: dict[str, Builder] = {
     "preflight": _build_preflight,
+    "break_glass": _build_break_glass,
     "enter": _build_enter,
     "gate": _build_gate,
     "deploy": _build_step,
@@ -206,6 +224,8 @@ def build_dag(plan: ReleasePlan) -> DAG:
     made: dict[str, BaseOperator] = {}
     with dag:
         made["preflight"] = _make(plan, plan.preflight, common)
+        if plan.break_glass is not None:
+            made["break_glass"] = _make(plan, plan.break_glass, common)
         for env in plan.environments:
             with TaskGroup(group_id=env.name, tooltip=env.description or f"Environment {env.name}"):
                 for task in env.tasks:

@@ -1,4 +1,4 @@
-"""A local multi-process Airflow: API server, scheduler and DAG processor as separate processes.
+"""A local multi-process Airflow: API server, scheduler, DAG processor and triggerer as separate processes.
 
 SQLite and LocalExecutor in an AIRFLOW_HOME of the caller's choice, this repository's dags/ and
 plugins/, the release definitions of a folder the caller chooses, and SimpleAuthManager users
@@ -86,6 +86,7 @@ class LocalAirflow:
             ("api-server", ["api-server", "--port", str(self.port)]),
             ("scheduler", ["scheduler"]),
             ("dag-processor", ["dag-processor"]),
+            ("triggerer", ["triggerer"]),
         ):
             log = (self.home / f"{name}.log").open("wb")
             self.procs.append(

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from release_mgmt.definition.models import Component, Environment, ReleaseDefinition
 from release_mgmt.steps import StepModel
 
-TaskKind = Literal["preflight", "enter", "gate", "deploy", "validate", "rollback", "result", "summary"]
+TaskKind = Literal["preflight", "break_glass", "enter", "gate", "deploy", "validate", "rollback", "result", "summary"]
 ALL_SUCCESS = "all_success"
 ALL_DONE = "all_done"
 NONE_FAILED = "none_failed"
@@ -90,6 +90,7 @@ class ReleasePlan:
     windows: tuple[Any, ...] = ()
     #: the environment whose maintenance-window openings start runs (None: manual runs only)
     schedule_environment: str | None = None
+    break_glass: TaskSpec | None = None
 
     @property
     def environment_names(self) -> tuple[str, ...]:
@@ -97,7 +98,8 @@ class ReleasePlan:
 
     def tasks(self) -> list[TaskSpec]:
         """Every task, in a stable order."""
-        return [self.preflight, *(t for e in self.environments for t in e.tasks), self.summary]
+        top = [self.preflight, *([self.break_glass] if self.break_glass else [])]
+        return [*top, *(t for e in self.environments for t in e.tasks), self.summary]
 
 
 def dag_id_for(release_name: str) -> str:
@@ -202,8 +204,13 @@ def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> Re
     """
     ordered = deploy_order(defn.components)
     preflight = TaskSpec("preflight", "preflight")
+    first: tuple[str, ...] = (preflight.task_id,)
+    break_glass = None
+    if defn.break_glass is not None:  # an emergency run's approval to deploy during freezes, asked once
+        break_glass = TaskSpec("break_glass", "break_glass", upstream=first, gate=defn.break_glass)
+        first = (break_glass.task_id,)
     envs: list[EnvironmentPlan] = []
-    previous: tuple[str, ...] = (preflight.task_id,)
+    previous: tuple[str, ...] = first
     for env in defn.environments:
         tasks = _environment_tasks(env, ordered, previous)
         envs.append(
@@ -235,4 +242,5 @@ def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> Re
         approver_groups=dict(sorted(defn.approver_groups.items())),
         windows=tuple(w for w in defn.windows if not w.releases or defn.name in w.releases),
         schedule_environment=defn.schedule.at_maintenance_windows if defn.schedule else None,
+        break_glass=break_glass,
     )

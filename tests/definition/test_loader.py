@@ -152,3 +152,10 @@ def test_broken_calendar_file_is_named(tmp_path: Path) -> None:
         "company.yaml:5: windows[0].timezone: unknown time zone 'Mars/Base'; use an IANA name such as "
         "Europe/Berlin or UTC"
     )
+
+
+def test_break_glass_never_opens_a_freeze_by_timeout(tmp_path: Path) -> None:
+    """break_glass with on_timeout approve is refused: only people may open a freeze."""
+    data = minimal_definition(break_glass={"type": "approval", "users": ["a", "b"], "on_timeout": "approve"})
+    with pytest.raises(DefinitionError, match="break_glass.on_timeout: must be reject: only people may open a freeze"):
+        load_file(write_definition(tmp_path, "shop.yaml", data))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,42 @@ def _version(port: int) -> str | None:
             return json.loads(resp.read()).get("version")
     except OSError:
         return None
+
+
+def test_emergency_run_deploys_during_a_freeze_only_after_break_glass(airflow, tmp_path: Path) -> None:
+    """An emergency run is held until a break-glass approver agrees, then deploys through the freeze."""
+    journal = tmp_path / "emergency"
+    journal.mkdir()
+    now = datetime.now(UTC)
+    data = minimal_definition(
+        "emergency",
+        environments=[{"name": "prod"}],
+        windows=[
+            {
+                "name": "close",
+                "kind": "freeze",
+                "reason": "quarter close",
+                "timezone": "UTC",
+                "start": (now - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M"),
+                "end": (now + timedelta(hours=2)).strftime("%Y-%m-%d %H:%M"),
+            }
+        ],
+        break_glass={"type": "approval", "users": ["bob", "carol"], "min_approvals": 1, "timeout": "1h"},
+    )
+    data["components"][0]["deploy"] = command(f"echo {{{{ version }}}} > {journal}/prod")
+    write_definition(airflow.releases, "emergency.yaml", data)
+    dag = "release_emergency"
+    run = airflow.trigger(dag, "alice", {"emergency_change": "CHG0042"})
+    airflow.wait_for(
+        lambda: airflow.states(dag, run).get("break_glass") == "awaiting_input", 90, "the break-glass request"
+    )
+    time.sleep(3)  # see _wait_open
+    states = airflow.states(dag, run)
+    assert states["prod.deploy_api"] is None  # held: nothing deployed without the approval
+    assert not (journal / "prod").exists()
+    assert airflow.answer(dag, run, "break_glass", user="bob", option="Approve", comment="outage")[0] == 200
+    assert airflow.wait_finished(dag, run) == "success"
+    assert (journal / "prod").read_text().strip() == "1.0.0"
+    log = airflow.log(dag, run, "prod.deploy_api").replace('\\"', '"')
+    assert '"event":"window.freeze_overridden"' in log
+    assert '"change":"CHG0042"' in log

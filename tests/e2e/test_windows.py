@@ -133,16 +133,28 @@ def test_rollback_runs_during_a_freeze(tmp_path, monkeypatch, airflow_db, capfd)
 
 
 def _maintenance(start: datetime, end: datetime) -> dict:
-    return {"name": "night", "kind": "maintenance", "reason": "low traffic", "timezone": "UTC",
-            "start": _local(start), "end": _local(end)}
+    return {
+        "name": "night",
+        "kind": "maintenance",
+        "reason": "low traffic",
+        "timezone": "UTC",
+        "start": _local(start),
+        "end": _local(end),
+    }
 
 
 def test_early_run_waits_for_the_maintenance_window(tmp_path, monkeypatch, airflow_db) -> None:
     """Before the window opens the environment waits (deferred), then deploys inside it."""
     journal = tmp_path / "journal"
     opens = _now() + timedelta(seconds=7)
-    run = _run(tmp_path, monkeypatch, "window_wait", [_component("api", journal)],
-               [_maintenance(opens, opens + timedelta(hours=1))], expected_duration="10m")
+    run = _run(
+        tmp_path,
+        monkeypatch,
+        "window_wait",
+        [_component("api", journal)],
+        [_maintenance(opens, opens + timedelta(hours=1))],
+        expected_duration="10m",
+    )
     assert str(run.state) == "success"
     assert _times(journal)["prod.deploy_api"] >= opens.timestamp()
 
@@ -151,9 +163,16 @@ def test_outside_maintenance_fail_policy(tmp_path, monkeypatch, airflow_db, capf
     """outside_maintenance: fail ends the run when no window is open, naming the next one."""
     journal = tmp_path / "journal"
     opens = _now() + timedelta(hours=3)
-    run = _run(tmp_path, monkeypatch, "window_fail", [_component("api", journal)],
-               [_maintenance(opens, opens + timedelta(hours=1))], outside_maintenance="fail")
+    run = _run(
+        tmp_path,
+        monkeypatch,
+        "window_fail",
+        [_component("api", journal)],
+        [_maintenance(opens, opens + timedelta(hours=1))],
+        outside_maintenance="fail",
+    )
     assert str(run.state) == "failed"
     assert not journal.exists()
     assert "outside maintenance windows; next with 0:00:00 left: maintenance night (low traffic)" in (
-        capfd.readouterr().out)
+        capfd.readouterr().out
+    )

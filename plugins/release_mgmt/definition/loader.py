@@ -21,7 +21,7 @@ from release_mgmt.gates.approval import GroupName, User
 from release_mgmt.gates.approval import reachable_problems as gate_reachability
 
 SUFFIXES = (".yaml", ".yml")
-RESERVED_PARAMETERS = ("environments", "dry_run")
+RESERVED_PARAMETERS = ("environments", "dry_run", "emergency_change")
 
 
 @dataclass(frozen=True)
@@ -255,11 +255,25 @@ def semantic_problems(defn: ReleaseDefinition) -> list[Problem]:
             )
     problems += _gate_problems(defn)
     problems += _window_problems(defn)
+    problems += _break_glass_problems(defn)
     if not problems:
         problems += _cycle_problems(defn)
     reserved = {*RESERVED_PARAMETERS, *(f"version_{n}" for n in names)}
     for key in sorted(defn.parameters.keys() & reserved):
         problems.append(Problem(f"parameters.{key}", f"{key!r} is a built-in trigger parameter; choose another name"))
+    return problems
+
+
+def _break_glass_problems(defn: ReleaseDefinition) -> list[Problem]:
+    """The break-glass approval can be reached, and never opens a freeze by timing out."""
+    gate = defn.break_glass
+    if gate is None:
+        return []
+    problems = [
+        Problem(f"break_glass.{key}", message) for key, message in gate_reachability(gate, defn.approver_groups)
+    ]
+    if gate.on_timeout != "reject":
+        problems.append(Problem("break_glass.on_timeout", "must be reject: only people may open a freeze"))
     return problems
 
 

@@ -133,6 +133,11 @@ class ReleaseDefinition(Strict):
     )
     windows: tuple[Window, ...] = Field(default=(), description="Freeze and maintenance windows of this release.")
     schedule: Schedule | None = Field(default=None, description="Unattended runs; default: manual runs only.")
+    break_glass: Gate | None = Field(
+        default=None,
+        description="The extra approval an emergency run (trigger parameter emergency_change) needs to deploy "
+        "during a freeze. Without it, freezes always hold.",
+    )
     policy: Policy = Policy()
 
 

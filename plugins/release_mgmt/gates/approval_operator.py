@@ -247,6 +247,28 @@ class ApprovalGateOperator(HITLOperator):
         return result
 
 
+class BreakGlassOperator(ApprovalGateOperator):
+    """Once per emergency run (trigger parameter ``emergency_change``), asks the break-glass approvers
+    to let it deploy during freezes. A normal run passes through at once; freezes hold for it."""
+
+    ui_color = "#ffd7d7"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "subject",
+            f"EMERGENCY: let {kwargs['release']} deploy during freezes (change {{{{ params.emergency_change }}}})?",
+        )
+        super().__init__(environment="every environment", **kwargs)
+
+    def execute(self, context: Any) -> Any:
+        change = str(context["params"].get("emergency_change") or "").strip()
+        if not change:
+            self._audit(context, "break_glass.not_requested", "skipped")
+            return {"decision": "not_emergency", "approvers": []}
+        self._audit(context, "break_glass.requested", "waiting", change=change)
+        return super().execute(context)
+
+
 def _airflow_url() -> str:
     try:
         from airflow.configuration import conf

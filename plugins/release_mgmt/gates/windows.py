@@ -52,6 +52,33 @@ def enforce(
         audit.emit(operator.log, "window.clear", outcome="go", details={"reason": decision.reason}, **fields)
         return
     frozen = decision.reason.startswith("frozen")
+    override = _break_glass(context) if frozen else None
+    if override is not None:
+        audit.emit(
+            operator.log,
+            "window.freeze_overridden",
+            outcome="override",
+            details={**_details(decision), **override},
+            **fields,
+        )
+        operator.log.warning(
+            "EMERGENCY: deploying during a freeze (%s) under change %s, approved by %s",
+            decision.reason,
+            override["change"],
+            ", ".join(override["approvers"]),
+        )
+        unfrozen = [w for w in load(windows) if w.kind != "freeze"]
+        decision = decide(
+            unfrozen,
+            now or datetime.now(UTC),
+            environment=environment,
+            release=operator.release,
+            component=component,
+            expected=expected,
+        )
+        if decision.kind == "go":
+            return
+        frozen = False
     policy = on_freeze if frozen else outside_maintenance
     details = _details(decision)
     if context["params"].get("dry_run"):
@@ -95,6 +122,17 @@ def note_for_rollback(
             outcome="allowed",
             details=_details(decision),
         )
+
+
+def _break_glass(context: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The approved break-glass of this emergency run (change number, approvers), or None."""
+    change = str(context["params"].get("emergency_change") or "").strip()
+    if not change:
+        return None
+    decision = context["ti"].xcom_pull(task_ids="break_glass")
+    if not isinstance(decision, dict) or decision.get("decision") != "approved" or not decision.get("approvers"):
+        return None  # only people open a freeze: never a timeout
+    return {"change": change, "approvers": list(decision.get("approvers", []))}
 
 
 def _details(decision: Decision) -> dict[str, Any]:
