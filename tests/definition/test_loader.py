@@ -157,5 +157,5 @@ def test_broken_calendar_file_is_named(tmp_path: Path) -> None:
 def test_break_glass_never_opens_a_freeze_by_timeout(tmp_path: Path) -> None:
     """break_glass with on_timeout approve is refused: only people may open a freeze."""
     data = minimal_definition(break_glass={"type": "approval", "users": ["a", "b"], "on_timeout": "approve"})
-    with pytest.raises(DefinitionError, match="break_glass.on_timeout: must be reject: only people may open a freeze"):
+    with pytest.raises(DefinitionError, match=r"break_glass\.on_timeout: must be reject: only people may open"):
         load_file(write_definition(tmp_path, "shop.yaml", data))
