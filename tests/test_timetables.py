@@ -100,3 +100,15 @@ def test_schedule_needs_a_maintenance_window(tmp_path: Path) -> None:
         r"maintenance window \(define one in windows or a calendar\) to schedule runs at$",
     ):
         load_file(write_definition(tmp_path, "nightly.yaml", data), display="nightly.yaml")
+
+
+def test_dag_processor_accepts_a_scheduled_release(tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow's DagBag over dags/ builds the scheduled release with the plugin's timetable, without import errors."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    data = minimal_definition("nightly", windows=[WEEKLY], schedule={"at_maintenance_windows": "prod"})
+    write_definition(tmp_path, "nightly.yaml", data)
+    monkeypatch.setenv("RELEASE_MGMT_RELEASES_DIR", str(tmp_path))
+    bag = DagBag(dag_folder=str(repo / "dags"))
+    assert bag.import_errors == {}
+    assert bag.dags["release_nightly"].timetable.summary == "maintenance windows of prod"
