@@ -1,0 +1,153 @@
+"""The change service's HTTP API: ServiceNow's Table API shapes for ``change_request``, plus an
+approval action for authorizers (``/api/release_mgmt/change_request/{sys_id}/approve|reject``)."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from release_mgmt.change_service.store import ChangeRuleError, ChangeStore
+
+TABLE = "/api/now/table/change_request"
+NOT_FOUND = {"message": "No Record found", "detail": "Record doesn't exist or ACL restricts the record retrieval"}
+
+
+def parse_query(query: str) -> tuple[dict[str, str], str, bool]:
+    """``a=1^b=2^ORDERBYDESCnumber`` -> ({a: 1, b: 2}, "number", True). Only equality terms are served."""
+    filters: dict[str, str] = {}
+    order, descending = "sys_created_on", False
+    for term in filter(None, query.split("^")):
+        if term.startswith("ORDERBYDESC"):
+            order, descending = term.removeprefix("ORDERBYDESC"), True
+        elif term.startswith("ORDERBY"):
+            order, descending = term.removeprefix("ORDERBY"), False
+        elif "=" in term and not any(op in term for op in ("!=", "<", ">", "LIKE", "IN")):
+            name, value = term.split("=", 1)
+            filters[name] = value
+        else:
+            raise ChangeRuleError("Invalid query", f"only field=value terms are supported, not {term!r}", 400)
+    return filters, order, descending
+
+
+def _fields(record: dict[str, str], fields: str | None) -> dict[str, str]:
+    if not fields:
+        return record
+    wanted = [f.strip() for f in fields.split(",") if f.strip()]
+    return {f: record.get(f, "") for f in wanted}
+
+
+def _failure(status: int, message: str, detail: str = "") -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "detail": detail}, "status": "failure"}, status_code=status)
+
+
+def _store(request: Request) -> ChangeStore:
+    store: ChangeStore = request.app.state.store
+    return store
+
+
+def _user(request: Request) -> str:
+    """The authenticated caller (the app's ``authenticate`` refuses anonymous requests)."""
+    user: str = request.app.state.authenticate(request)
+    return user
+
+
+router = APIRouter()
+StoreDep = Depends(_store)
+UserDep = Depends(_user)
+
+
+@router.get(TABLE)
+def list_changes(
+    sysparm_query: str = "",
+    sysparm_fields: str | None = None,
+    sysparm_limit: int = 1000,
+    store: ChangeStore = StoreDep,
+    user: str = UserDep,
+) -> dict[str, Any]:
+    filters, order, descending = parse_query(sysparm_query)
+    records = store.query(filters, max(0, min(sysparm_limit, 10000)), order, descending)
+    return {"result": [_fields(r, sysparm_fields) for r in records]}
+
+
+@router.post(TABLE, status_code=201)
+async def create_change(request: Request, store: ChangeStore = StoreDep, user: str = UserDep) -> Any:
+    body = await _json(request)
+    return body if isinstance(body, JSONResponse) else {"result": store.create(body, user)}
+
+
+@router.get(TABLE + "/{sys_id}")
+def get_change(
+    sys_id: str, sysparm_fields: str | None = None, store: ChangeStore = StoreDep, user: str = UserDep
+) -> Any:
+    record = store.get(sys_id)
+    return _failure(404, **NOT_FOUND) if record is None else {"result": _fields(record, sysparm_fields)}
+
+
+@router.patch(TABLE + "/{sys_id}")
+async def update_change(sys_id: str, request: Request, store: ChangeStore = StoreDep, user: str = UserDep) -> Any:
+    body = await _json(request)
+    if isinstance(body, JSONResponse):
+        return body
+    record = store.update(sys_id, body, user)
+    return _failure(404, **NOT_FOUND) if record is None else {"result": record}
+
+
+@router.post("/api/release_mgmt/change_request/{sys_id}/{decision}")
+async def decide(
+    sys_id: str, decision: str, request: Request, store: ChangeStore = StoreDep, user: str = UserDep
+) -> Any:
+    """An authorizer approves or rejects a change waiting in Authorize (body: {"comment": ...})."""
+    if decision not in ("approve", "reject"):
+        return _failure(404, "No such action", "use approve or reject")
+    body = await _json(request)
+    if isinstance(body, JSONResponse):
+        return body
+    record = store.decide(sys_id, decision == "approve", user, str(body.get("comment", "")))
+    return _failure(404, **NOT_FOUND) if record is None else {"result": record}
+
+
+def create_app(store: ChangeStore, authenticate: Callable[[Request], str]) -> FastAPI:
+    """The API over ``store``; ``authenticate(request)`` returns the caller's user name or raises
+    an HTTPException (401/403) for anonymous or unknown callers."""
+    app = FastAPI(title="release_mgmt change service", description=__doc__)
+    app.state.store = store
+    app.state.authenticate = authenticate
+    app.add_exception_handler(ChangeRuleError, _rule_error)  # type: ignore[arg-type]
+    app.include_router(router)
+    return app
+
+
+async def _rule_error(request: Request, exc: ChangeRuleError) -> JSONResponse:
+    return _failure(exc.status, str(exc), exc.detail)
+
+
+async def _json(request: Request) -> Any:
+    try:
+        body = await request.json() if await request.body() else {}
+    except ValueError:
+        return _failure(400, "Exception while reading request", "the body is not valid JSON")
+    if not isinstance(body, dict):
+        return _failure(400, "Exception while reading request", "the body must be a JSON object")
+    return body
+
+
+def basic_auth(users: dict[str, str]) -> Callable[[Request], str]:
+    """An authenticator for running the service on its own: HTTP Basic against ``users`` (name: password)."""
+
+    def authenticate(request: Request) -> str:
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            try:
+                name, _, password = base64.b64decode(header[6:]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                name, password = "", ""
+            if name in users and hmac.compare_digest(users[name], password):
+                return name
+        raise HTTPException(401, detail="User Not Authenticated", headers={"WWW-Authenticate": "Basic"})
+
+    return authenticate
