@@ -366,3 +366,104 @@ def serve_app(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+class FaultProxy:
+    """A TCP proxy on loopback in front of an HTTP server, that can misbehave on purpose.
+
+    Each request takes the next planned fault (``plan``), or passes through:
+    ``"429"`` answers 429 with Retry-After: 1 (not forwarded); ``"500"`` answers 500 (not forwarded);
+    ``"slow"`` forwards, then holds the answer ``delay`` seconds (past the client's timeout);
+    ``"drop"`` forwards (the server commits), then closes the connection without an answer.
+    ``seen`` lists (method, path, fault) per request.
+    """
+
+    def __init__(self, backend_port: int, delay: float = 3.0) -> None:
+        import threading
+
+        self.backend_port = backend_port
+        self.delay = delay
+        self.plan: list[str] = []
+        self.seen: list[tuple[str, str, str]] = []
+        self._lock = threading.Lock()
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        import threading
+
+        self._sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
+
+    def _handle(self, client: socket.socket) -> None:
+        with client:
+            request = _read_http(client)
+            if not request:
+                return
+            line = request.split(b"\r\n", 1)[0].decode(errors="replace").split()
+            with self._lock:
+                fault = self.plan.pop(0) if self.plan else "pass"
+                self.seen.append((line[0], line[1], fault))
+            if fault in ("429", "500"):
+                body = json.dumps({"error": {"message": f"injected {fault}", "detail": ""}, "status": "failure"})
+                extra = "Retry-After: 1\r\n" if fault == "429" else ""
+                client.sendall(
+                    f"HTTP/1.1 {fault} Injected\r\n{extra}Content-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}".encode()
+                )
+                return
+            answer = self._forward(request)
+            if fault == "drop":
+                return  # the server committed; the client never hears of it
+            if fault == "slow":
+                time.sleep(self.delay)
+            with contextlib.suppress(OSError):
+                client.sendall(answer)
+
+    def _forward(self, request: bytes) -> bytes:
+        head, _, body = request.partition(b"\r\n\r\n")
+        lines = [h for h in head.split(b"\r\n") if not h.lower().startswith(b"connection:")]
+        with socket.create_connection(("127.0.0.1", self.backend_port), timeout=30) as backend:
+            backend.sendall(b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n" + body)
+            chunks = []
+            while chunk := backend.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sock.close()
+
+
+def _read_http(sock: socket.socket) -> bytes:
+    """One HTTP request (headers and a Content-Length body) from ``sock``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(h.split(b":", 1)[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")), 0
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body

@@ -1,0 +1,108 @@
+"""The ServiceNow hook against the built-in change service over real HTTP, with faults injected between them."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from release_mgmt.change_service.app import basic_auth, create_app
+from release_mgmt.change_service.store import ChangeStore
+from release_mgmt.hooks.servicenow import ServiceNowChangeHook, ServiceNowError
+from tests.servers import FaultProxy, serve_app
+
+PASSWORD = "bot-pa55word"
+
+
+@pytest.fixture
+def snow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The change service behind a fault proxy; Airflow connection `snow` points at the proxy."""
+    store = ChangeStore(f"sqlite:///{tmp_path / 'changes.db'}")
+    with serve_app(create_app(store, basic_auth({"release-bot": PASSWORD}))) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with FaultProxy(port, delay=2.5) as proxy:
+            conn = {
+                "conn_type": "http",
+                "host": "127.0.0.1",
+                "port": proxy.port,
+                "schema": "http",
+                "login": "release-bot",
+                "password": PASSWORD,
+            }
+            monkeypatch.setenv("AIRFLOW_CONN_SNOW", json.dumps(conn))
+            yield proxy, store
+
+
+def _hook(**kw) -> ServiceNowChangeHook:
+    return ServiceNowChangeHook("snow", timeout=1.5, backoff=0.05, **kw)
+
+
+FIELDS = {"short_description": "Release shop to prod", "type": "normal", "description": "api 1.3.0"}
+
+
+def test_lifecycle_through_the_hook(snow) -> None:
+    """ensure creates once and then finds; state moves, work notes append, close sets the outcome."""
+    _, store = snow
+    hook = _hook()
+    change, created = hook.ensure("shop:run1:prod", FIELDS)
+    again, created_again = hook.ensure("shop:run1:prod", FIELDS)
+    assert (created, created_again, again["sys_id"]) == (True, False, change["sys_id"])
+    for state in (-4, -3):
+        hook.update(change["sys_id"], {"state": state})
+    store.decide(change["sys_id"], True, "cab", "go")
+    assert ServiceNowChangeHook.state(hook.get(change["sys_id"])) == -2
+    hook.update(change["sys_id"], {"state": -1, "work_start": "2026-11-27 10:00:00"})
+    hook.add_work_note(change["sys_id"], "deployed api 1.3.0")
+    hook.update(change["sys_id"], {"state": 0})
+    closed = hook.update(change["sys_id"], {"state": 3, "close_code": "successful", "close_notes": "ok"})
+    assert (closed["state"], closed["close_code"]) == ("3", "successful")
+    assert "deployed api 1.3.0" in closed["work_notes"]
+
+
+def test_429_is_retried_after_retry_after(snow) -> None:
+    """A 429 with Retry-After: 1 is retried after at least a second."""
+    proxy, _ = snow
+    proxy.plan = ["429"]
+    started = time.monotonic()
+    assert _hook().find("nothing") is None
+    assert time.monotonic() - started >= 1.0
+    assert [fault for _, _, fault in proxy.seen] == ["429", "pass"]
+
+
+def test_5xx_storm_fails_after_bounded_retries(snow) -> None:
+    """Only 500s: 1 + retries attempts, then an error with the status and body excerpt."""
+    proxy, _ = snow
+    proxy.plan = ["500"] * 10
+    with pytest.raises(ServiceNowError, match=r"failed after 3 attempts: HTTP 500: .*injected 500"):
+        _hook(retries=2).find("x")
+    assert len(proxy.seen) == 3
+
+
+@pytest.mark.parametrize("fault", ["drop", "slow"])
+def test_lost_answer_to_a_create_never_duplicates(snow, fault) -> None:
+    """The service commits the create but the answer is lost (dropped, or past the timeout): one change."""
+    proxy, store = snow
+    proxy.plan = ["pass", fault]  # the look-up passes, the POST's answer is lost
+    change, _ = _hook().ensure("shop:run7:prod", FIELDS)
+    assert [r["sys_id"] for r in store.query({"correlation_id": "shop:run7:prod"}, 10)] == [change["sys_id"]]
+    assert [m for m, _, _ in proxy.seen].count("POST") == 1
+
+
+def test_wrong_password_fails_at_once_without_leaking_it(snow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """401 is not retried; the message says what to fix and never contains the password."""
+    proxy, _ = snow
+    conn = json.loads(os.environ["AIRFLOW_CONN_SNOW"]) | {"password": "wrong-secret"}
+    monkeypatch.setenv("AIRFLOW_CONN_SNOW", json.dumps(conn))
+    with pytest.raises(ServiceNowError, match="HTTP 401: the connection's credentials were refused") as info:
+        _hook().find("x")
+    assert len(proxy.seen) == 1
+    assert "wrong-secret" not in str(info.value) + info.value.excerpt
+
+
+def test_missing_connection() -> None:
+    """An unknown connection id says what to add."""
+    with pytest.raises(ServiceNowError, match="nope: no such Airflow connection"):
+        ServiceNowChangeHook("nope").find("x")
