@@ -42,6 +42,10 @@ class AirflowApi:
         self._user = env.get("AIRFLOW_USERNAME") or ""
         self._password = env.get("AIRFLOW_PASSWORD") or ""
 
+    def token(self) -> str:
+        """The Bearer token of this client's user (logging in when needed)."""
+        return self._credentials()
+
     def _credentials(self) -> str:
         if self._token:
             return self._token

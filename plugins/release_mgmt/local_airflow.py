@@ -131,6 +131,10 @@ class LocalAirflow:
             self._clients[user] = AirflowApi(env)
         return self._clients[user]
 
+    def token(self, user: str) -> str:
+        """A Bearer token for ``user``."""
+        return self.client(user).token()
+
     def request(self, method: str, path: str, user: str, body: Any = None) -> tuple[int, Any]:
         """One REST call as ``user``: (status, decoded JSON, or the error text)."""
         try:

@@ -46,7 +46,10 @@ def _failure(status: int, message: str, detail: str = "") -> JSONResponse:
 
 
 def _store(request: Request) -> ChangeStore:
-    store: ChangeStore = request.app.state.store
+    state = request.app.state
+    if state.store is None:  # opened on first use: importing the plugin must not touch a database
+        state.store = ChangeStore(state.store_url())
+    store: ChangeStore = state.store
     return store
 
 
@@ -111,11 +114,12 @@ async def decide(
     return _failure(404, **NOT_FOUND) if record is None else {"result": record}
 
 
-def create_app(store: ChangeStore, authenticate: Callable[[Request], str]) -> FastAPI:
+def create_app(store: ChangeStore | None, authenticate: Callable[[Request], str]) -> FastAPI:
     """The API over ``store``; ``authenticate(request)`` returns the caller's user name or raises
     an HTTPException (401/403) for anonymous or unknown callers."""
     app = FastAPI(title="release_mgmt change service", description=__doc__)
     app.state.store = store
+    app.state.store_url = default_store_url
     app.state.authenticate = authenticate
     app.add_exception_handler(ChangeRuleError, _rule_error)  # type: ignore[arg-type]
     app.include_router(router)
@@ -151,3 +155,35 @@ def basic_auth(users: dict[str, str]) -> Callable[[Request], str]:
         raise HTTPException(401, detail="User Not Authenticated", headers={"WWW-Authenticate": "Basic"})
 
     return authenticate
+
+
+def airflow_app() -> FastAPI:
+    """The service as Airflow's API server mounts it (plugin ``fastapi_apps``): callers authenticate
+    with Airflow itself (a Bearer token from ``/auth/token``, or the UI's session), anonymous calls
+    are refused, and the database is ``$RELEASE_MGMT_CHANGE_DB`` (any SQLAlchemy URL) or a SQLite
+    file in AIRFLOW_HOME."""
+    from airflow.api_fastapi.core_api.security import get_user
+
+    def airflow_user(user: Any = Depends(get_user)) -> str:  # noqa: B008 - FastAPI's dependency style
+        return str(user.get_name())
+
+    app = create_app(None, _refuse)
+    app.state.store_url = default_store_url
+    app.dependency_overrides[_user] = airflow_user
+    return app
+
+
+def default_store_url() -> str:
+    """The change database: $RELEASE_MGMT_CHANGE_DB, else SQLite in AIRFLOW_HOME."""
+    import os
+    from pathlib import Path
+
+    if url := os.environ.get("RELEASE_MGMT_CHANGE_DB"):
+        return url
+    from airflow.configuration import AIRFLOW_HOME
+
+    return f"sqlite:///{Path(AIRFLOW_HOME) / 'release_mgmt_changes.db'}"
+
+
+def _refuse(request: Request) -> str:
+    raise HTTPException(401, detail="User Not Authenticated")

@@ -76,8 +76,10 @@ class ServiceNowChangeHook:
         return HttpHook.get_connection(self.conn_id)
 
     def _oauth(self) -> dict[str, Any] | None:
+        """The token settings when the connection logs in for a token (``oauth``, or ``airflow`` for the
+        built-in service inside Airflow); None for basic auth."""
         extra = self._connection().extra_dejson or {}
-        return extra if extra.get("auth") == "oauth" else None
+        return extra if extra.get("auth") in ("oauth", "airflow") else None
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json", "Content-Type": "application/json"}
@@ -89,6 +91,8 @@ class ServiceNowChangeHook:
         if self._token and not force and time.monotonic() < self._token_expires - 30:
             return self._token
         conn, extra = self._connection(), self._oauth() or {}
+        if extra.get("auth") == "airflow":
+            return self._airflow_token(conn, extra)
         form = {"client_id": extra.get("client_id", ""), "client_secret": extra.get("client_secret", "")}
         if self._refresh and not force:
             form |= {"grant_type": "refresh_token", "refresh_token": self._refresh}
@@ -114,6 +118,27 @@ class ServiceNowChangeHook:
         body = response.json()
         self._token, self._refresh = str(body["access_token"]), str(body.get("refresh_token") or "")
         self._token_expires = time.monotonic() + float(body.get("expires_in") or 1800)
+        return self._token
+
+    def _airflow_token(self, conn: Any, extra: Mapping[str, Any]) -> str:
+        """A token from Airflow's /auth/token (the built-in service mounted in Airflow's API server)."""
+        import requests
+
+        base = HttpHook(http_conn_id=self.conn_id).url_from_endpoint("")
+        origin = "/".join(base.split("/")[:3])
+        url = str(extra.get("token_url") or f"{origin}/auth/token")
+        response = requests.post(
+            url, json={"username": conn.login or "", "password": conn.password or ""}, timeout=self.timeout
+        )
+        if response.status_code not in (200, 201):
+            raise ServiceNowError(
+                f"{self.conn_id}: Airflow refused the login (HTTP {response.status_code}); check "
+                "the connection's login and password",
+                response.status_code,
+                _excerpt(response.text),
+            )
+        self._token = str(response.json()["access_token"])
+        self._token_expires = time.monotonic() + 600
         return self._token
 
     def _send(
