@@ -17,6 +17,7 @@ from release_mgmt.definition.models import NAME_PATTERN, VERSION_PATTERN
 from release_mgmt.definition.yaml_io import parse
 from release_mgmt.errors import DefinitionError
 from release_mgmt.gates.approval_operator import ApprovalGateOperator, BreakGlassOperator
+from release_mgmt.gates.change import ChangeAuthorizedOperator, ChangeCloseOperator, ChangeOpenOperator
 from release_mgmt.operators import (
     DeployOperator,
     EnvironmentEntryOperator,
@@ -164,6 +165,42 @@ def _build_break_glass(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]
     )
 
 
+def _change_args(plan: ReleasePlan, task: TaskSpec) -> dict[str, Any]:
+    return {"environment": task.environment or "", "change": task.gate.model_dump(mode="json")}
+
+
+def _build_change_open(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
+    env = next(e for e in plan.environments if e.name == task.environment)
+
+    def steps_of(kind: str) -> str:
+        lines = [
+            f"- {t.component}: " + "; ".join(s.describe() for s in t.steps)
+            for t in env.tasks
+            if t.kind == kind and t.steps
+        ]
+        return "\n".join(lines) or "- none"
+
+    return ChangeOpenOperator(
+        description=plan.description or f"Release {plan.release}",
+        implementation_plan="Deploy, in dependency order:\n" + steps_of("deploy"),
+        backout_plan="On a failed deploy or check, each changed component is restored to its last known good "
+        "version:\n" + steps_of("rollback"),
+        test_plan="After each deploy:\n" + steps_of("validate"),
+        **_change_args(plan, task),
+        **common,
+    )
+
+
+def _build_change_authorized(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
+    return ChangeAuthorizedOperator(**_change_args(plan, task), **common)
+
+
+def _build_change_close(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
+    env = next(e for e in plan.environments if e.name == task.environment)
+    local = [t.local_id for t in env.tasks if t.kind not in ("result", "change_close")]
+    return ChangeCloseOperator(local_task_ids=local, **_change_args(plan, task), **common)
+
+
 def _build_result(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
     env = next(e for e in plan.environments if e.name == task.environment)
     local = [t.local_id for t in env.tasks if t.kind != "result"]
@@ -184,6 +221,9 @@ BUILDERS: dict[str, Builder] = {
     "preflight": _build_preflight,
     "break_glass": _build_break_glass,
     "enter": _build_enter,
+    "change_open": _build_change_open,
+    "change_authorized": _build_change_authorized,
+    "change_close": _build_change_close,
     "gate": _build_gate,
     "deploy": _build_step,
     "validate": _build_step,

@@ -286,10 +286,12 @@ class _StepOperator(_WindowsMixin, _ReleaseOperator):
         """Add the deployment record when this task is the component's last step in the environment."""
         if not self.records:
             return
+        change = context["ti"].xcom_pull(task_ids=f"{self.environment}.change_open")
         record = records_mod.DeploymentRecord(
             version=self._version(context),
             run_id=context["run_id"],
             deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            change=str(change.get("number", "")) if isinstance(change, dict) else "",
         )
         records_mod.add(context, self.release, self.environment, self.component, record)
         self._audit(context, "deployment.recorded", "success", **self._where(context))
@@ -348,6 +350,7 @@ class ValidateOperator(_StepOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         if self._announce(context):
             return self._dry_run(context, self.steps)
+        context["ti"].xcom_push(key="attempt", value=context["ti"].try_number)  # a pass after a retry has issues
         self._run_steps(context, self.steps, self._previous_version(context))
         self._record(context)
         return {"version": self._version(context)}

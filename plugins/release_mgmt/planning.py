@@ -4,11 +4,14 @@ Per environment (a task group, in promotion order) the plan holds:
 
 - ``enter``: the environment's entry; waits for ``preflight`` and every earlier environment's
   ``result`` (none may fail; unselected ones skip) and skips when the run does not select it;
+- ``change_open``: with a ``change`` configured, the change request for this run (before the gates);
 - ``gate_<name>``: the environment's gates, one after the other (approvals: see gates/);
+- ``change_authorized``: waits (deferred) until the change is authorized, then marks it Implement;
 - ``deploy_<c>``: after the last gate (or ``enter``) and after every dependency of ``c`` is deployed and validated;
 - ``validate_<c>``: after ``deploy_<c>`` (only when ``c`` has validation steps);
 - ``rollback_<c>``: once everything in the environment is done, dependents first; acts only
   when a deploy or validation in the environment failed and ``c`` was touched;
+- ``change_close``: closes the change with the outcome (or cancels it when nothing was implemented);
 - ``result``: fails when the environment failed, so no later environment starts.
 
 A top-level ``preflight`` checks the trigger parameters first and a top-level ``summary``
@@ -25,7 +28,20 @@ from typing import Any, Literal
 from release_mgmt.definition.models import Component, Environment, ReleaseDefinition
 from release_mgmt.steps import StepModel
 
-TaskKind = Literal["preflight", "break_glass", "enter", "gate", "deploy", "validate", "rollback", "result", "summary"]
+TaskKind = Literal[
+    "preflight",
+    "break_glass",
+    "enter",
+    "change_open",
+    "gate",
+    "change_authorized",
+    "deploy",
+    "validate",
+    "rollback",
+    "change_close",
+    "result",
+    "summary",
+]
 ALL_SUCCESS = "all_success"
 ALL_DONE = "all_done"
 NONE_FAILED = "none_failed"
@@ -144,10 +160,19 @@ def _environment_tasks(
     environment: Environment, ordered: list[Component], entry_upstream: tuple[str, ...]
 ) -> list[TaskSpec]:
     env = environment.name
-    entry = f"{env}.enter"  # the last task before deployments: enter, then each gate in order
+    # the chain before deployments: enter, the change opened, each gate in order, the change authorized
+    entry = f"{env}.enter"
     tasks = [TaskSpec(entry, "enter", env, upstream=entry_upstream, trigger_rule=NONE_FAILED)]
+    if environment.change is not None:
+        tasks.append(TaskSpec(f"{env}.change_open", "change_open", env, upstream=(entry,), gate=environment.change))
+        entry = tasks[-1].task_id
     for gate in environment.gates:
         tasks.append(TaskSpec(f"{env}.gate_{gate.name}", "gate", env, upstream=(entry,), gate=gate))
+        entry = tasks[-1].task_id
+    if environment.change is not None:
+        tasks.append(
+            TaskSpec(f"{env}.change_authorized", "change_authorized", env, upstream=(entry,), gate=environment.change)
+        )
         entry = tasks[-1].task_id
     ready: dict[str, str] = {}  # component -> the task after which it counts as deployed and healthy
     for comp in ordered:
@@ -192,6 +217,18 @@ def _environment_tasks(
             )
         )
     tasks.extend(rollbacks)
+    if environment.change is not None:  # closes (or cancels) the change once everything else is done
+        before = tuple(t.task_id for t in tasks)
+        tasks.append(
+            TaskSpec(
+                f"{env}.change_close",
+                "change_close",
+                env,
+                upstream=before,
+                trigger_rule=ALL_DONE,
+                gate=environment.change,
+            )
+        )
     everything = tuple(t.task_id for t in tasks)
     tasks.append(TaskSpec(f"{env}.result", "result", env, upstream=everything, trigger_rule=ALL_DONE))
     return tasks

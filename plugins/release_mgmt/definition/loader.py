@@ -265,10 +265,20 @@ def semantic_problems(defn: ReleaseDefinition) -> list[Problem]:
 
 
 def _break_glass_problems(defn: ReleaseDefinition) -> list[Problem]:
-    """The break-glass approval can be reached, and never opens a freeze by timing out."""
+    """The break-glass approval can be reached, and never opens a freeze by timing out; emergency changes
+    need it."""
     gate = defn.break_glass
+    emergency = [
+        Problem(
+            f"environments[{i}].change.type",
+            "an emergency change needs the break-glass path: define "
+            "break_glass (who approves emergency runs), or use a normal change",
+        )
+        for i, env in enumerate(defn.environments)
+        if env.change is not None and env.change.type == "emergency" and gate is None
+    ]
     if gate is None:
-        return []
+        return emergency
     problems = [
         Problem(f"break_glass.{key}", message) for key, message in gate_reachability(gate, defn.approver_groups)
     ]

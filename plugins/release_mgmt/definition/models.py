@@ -65,6 +65,21 @@ class Component(Strict):
     )
 
 
+class ChangeConfig(Strict):
+    """A change request per run in this environment: opened before the gates, authorized before any
+    deploy, implemented while deploying, closed with the outcome."""
+
+    type: Literal["normal", "standard", "emergency"] = "normal"
+    connection: str = Field(
+        default="servicenow_default",
+        description="Airflow HTTP connection of the ServiceNow instance (or of the built-in change service).",
+    )
+    assignment_group: str = ""
+    cmdb_ci: str = Field(default="", description="Configuration item the change is about.")
+    authorization_timeout: Duration = Field(default=timedelta(days=2), description="How long to wait for the CAB.")
+    poll: Duration = Field(default=timedelta(seconds=30), description="First wait between checks; doubles to 10m.")
+
+
 class Environment(Strict):
     """A stage of the promotion order (dev, staging, prod, ...)."""
 
@@ -85,6 +100,7 @@ class Environment(Strict):
     expected_duration: Duration = Field(
         default=timedelta(0), description="How long deploying here takes; a maintenance window must have it left."
     )
+    change: ChangeConfig | None = Field(default=None, description="Open a change request for each run here.")
 
 
 class Parameter(Strict):

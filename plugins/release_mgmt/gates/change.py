@@ -1,0 +1,246 @@
+"""Change requests in the release DAG: open before the gates, wait for authorization without a worker,
+mark Implement when deploying starts, close with the outcome (or cancel when nothing was implemented).
+
+Every transition writes an audit line; the change number travels in XCom (``change_open``'s return value).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from release_mgmt import outcomes
+from release_mgmt.gates.durations import parse_duration
+from release_mgmt.hooks.servicenow import ServiceNowChangeHook, ServiceNowError
+from release_mgmt.operators import _local_states, _ReleaseOperator
+from release_mgmt.triggers.change import AUTHORIZED, ChangeAuthorizationTrigger
+
+NEW, ASSESS, AUTHORIZE, SCHEDULED, IMPLEMENT, REVIEW, CLOSED, CANCELED = -5, -4, -3, -2, -1, 0, 3, 4
+#: the states a change walks through, per type, from New until it waits for (or skips) authorization
+TO_AUTHORIZATION = {"normal": (ASSESS, AUTHORIZE), "emergency": (AUTHORIZE,), "standard": (SCHEDULED,)}
+
+
+def correlation_id(release: str, environment: str, run_id: str) -> str:
+    """The same for every try of this run and environment (the change's idempotency key, at most 100 chars)."""
+    key = f"release_mgmt:{release}:{environment}:{run_id}"
+    return key if len(key) <= 100 else f"{key[:59]}:{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class _ChangeOperator(_ReleaseOperator):
+    ui_color = "#e6f4ea"
+
+    def __init__(self, *, environment: str, change: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.environment = environment
+        self.change = dict(change)
+
+    def hook(self) -> ServiceNowChangeHook:
+        return ServiceNowChangeHook(self.change["connection"])
+
+    def opened(self, context: Any) -> dict[str, str] | None:
+        value = context["ti"].xcom_pull(task_ids=f"{self.environment}.change_open")
+        return value if isinstance(value, dict) and value.get("sys_id") else None
+
+    def change_audit(self, context: Any, event: str, outcome: str, number: str, **details: Any) -> None:
+        self._audit(context, event, outcome, environment=self.environment, change=number, details=details)
+
+
+class ChangeOpenOperator(_ChangeOperator):
+    """Finds or creates this run's change (never two), fills in the plans, and requests authorization."""
+
+    def __init__(
+        self, *, description: str, implementation_plan: str, backout_plan: str, test_plan: str, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.description = description
+        self.implementation_plan = implementation_plan
+        self.backout_plan = backout_plan
+        self.test_plan = test_plan
+
+    def execute(self, context: Any) -> dict[str, str]:
+        versions = {c: str(context["params"].get(f"version_{c}", "")) for c in self.components}
+        summary = ", ".join(f"{c} {v}" for c, v in versions.items())
+        if context["params"].get("dry_run"):
+            self.log.info(
+                "DRY RUN: would open a %s change for %s in %s (%s)",
+                self.change["type"],
+                self.release,
+                self.environment,
+                summary,
+            )
+            return {"sys_id": "", "number": "", "dry_run": "true"}
+        key = correlation_id(self.release, self.environment, context["run_id"])
+        start = datetime.now(UTC)
+        fields = {
+            "type": self.change["type"],
+            "short_description": f"Release {self.release} to {self.environment}: {summary}"[:160],
+            "description": f"{self.description}\n\nVersions:\n"
+            + "\n".join(f"- {c}: {v}" for c, v in versions.items())
+            + f"\n\nAirflow run {context['run_id']} of DAG {context['dag'].dag_id}, triggered by "
+            f"{context['dag_run'].triggering_user_name or 'the scheduler'}.",
+            "start_date": start.strftime("%Y-%m-%d %H:%M:%S"),
+            "end_date": (start + timedelta(hours=4)).strftime("%Y-%m-%d %H:%M:%S"),
+            "cmdb_ci": self.change.get("cmdb_ci", ""),
+            "assignment_group": self.change.get("assignment_group", ""),
+            "implementation_plan": self.implementation_plan,
+            "backout_plan": self.backout_plan,
+            "test_plan": self.test_plan,
+        }
+        hook = self.hook()
+        try:
+            record, created = hook.ensure(key, fields)
+            record = self._request_authorization(hook, record)
+        except ServiceNowError as exc:
+            raise AirflowFailException(f"change for {self.environment}: {exc}") from exc
+        self.change_audit(
+            context,
+            "change.opened",
+            "created" if created else "found",
+            record["number"],
+            sys_id=record["sys_id"],
+            state=int(record["state"]),
+            correlation_id=key,
+            type=self.change["type"],
+        )
+        self.log.info(
+            "change %s (%s) for %s in %s", record["number"], self.change["type"], self.release, self.environment
+        )
+        return {"sys_id": record["sys_id"], "number": record["number"]}
+
+    def _request_authorization(self, hook: ServiceNowChangeHook, record: dict[str, str]) -> dict[str, str]:
+        for state in TO_AUTHORIZATION[self.change["type"]]:
+            if ServiceNowChangeHook.state(record) == NEW or (
+                state == AUTHORIZE and ServiceNowChangeHook.state(record) == ASSESS
+            ):
+                record = hook.update(record["sys_id"], {"state": state})
+        return record
+
+
+class ChangeAuthorizedOperator(_ChangeOperator):
+    """Waits on the triggerer (no worker) until the change is authorized, then marks it Implement."""
+
+    def execute(self, context: Any) -> dict[str, str]:
+        opened = self.opened(context)
+        if opened is None:
+            self.log.info("DRY RUN: would wait for the change's authorization")
+            return {}
+        record = self._get(opened["sys_id"])
+        state = ServiceNowChangeHook.state(record)
+        if state in AUTHORIZED:
+            return self._implement(context, record)
+        if state in (CLOSED, CANCELED):
+            self._stopped(context, record)
+        timeout = parse_duration(self.change.get("authorization_timeout", "2d"))
+        self.change_audit(context, "change.waiting", "waiting", record["number"], state=state, timeout=str(timeout))
+        self.log.info(
+            "waiting for %s to be authorized (state %s), up to %s, without a worker", record["number"], state, timeout
+        )
+        self.defer(
+            trigger=ChangeAuthorizationTrigger(
+                conn_id=self.change["connection"],
+                sys_id=opened["sys_id"],
+                deadline=time.time() + timeout.total_seconds(),
+                poll_seconds=parse_duration(self.change.get("poll", "30s")).total_seconds(),
+            ),
+            method_name="execute_complete",
+        )
+        return {}
+
+    def execute_complete(self, context: Any, event: Mapping[str, Any]) -> dict[str, str]:
+        opened = self.opened(context) or {}
+        if event.get("status") == "error":
+            raise AirflowFailException(f"change {opened.get('number')}: {event.get('message')}")
+        record = self._get(opened["sys_id"])
+        if event.get("status") == "timeout" and ServiceNowChangeHook.state(record) not in AUTHORIZED:
+            self.change_audit(context, "change.timeout", "failed", record["number"], state=record["state"])
+            raise AirflowFailException(
+                f"change {record['number']} was not authorized within "
+                f"{self.change.get('authorization_timeout')}; nothing was deployed"
+            )
+        if ServiceNowChangeHook.state(record) in AUTHORIZED:
+            return self._implement(context, record)
+        self._stopped(context, record)
+        return {}
+
+    def _get(self, sys_id: str) -> dict[str, str]:
+        try:
+            return self.hook().get(sys_id)
+        except ServiceNowError as exc:
+            raise AirflowFailException(f"change for {self.environment}: {exc}") from exc
+
+    def _stopped(self, context: Any, record: Mapping[str, str]) -> None:
+        how = "rejected" if record.get("approval") == "rejected" else "canceled or closed"
+        self.change_audit(
+            context,
+            "change.refused",
+            "failed",
+            record["number"],
+            state=record["state"],
+            approval=record.get("approval", ""),
+        )
+        raise AirflowFailException(f"change {record['number']} was {how}: nothing is deployed to {self.environment}")
+
+    def _implement(self, context: Any, record: Mapping[str, str]) -> dict[str, str]:
+        hook = self.hook()
+        note = f"Deployment by Airflow run {context['run_id']} starts."
+        try:
+            if ServiceNowChangeHook.state(record) != IMPLEMENT:
+                hook.update(record["sys_id"], {"state": IMPLEMENT, "work_start": _now(), "work_notes": note})
+            else:
+                hook.add_work_note(record["sys_id"], note)
+        except ServiceNowError as exc:
+            raise AirflowFailException(f"change {record['number']}: {exc}") from exc
+        self.change_audit(
+            context, "change.implement", "implement", record["number"], approval=record.get("approval", "")
+        )
+        return {"sys_id": record["sys_id"], "number": record["number"], "approval": record.get("approval", "")}
+
+
+class ChangeCloseOperator(_ChangeOperator):
+    """Closes the change with the environment's outcome, or cancels it when nothing was implemented."""
+
+    def __init__(self, *, local_task_ids: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.local_task_ids = list(local_task_ids)
+
+    def execute(self, context: Any) -> dict[str, str]:
+        opened = self.opened(context)
+        if opened is None:
+            raise AirflowSkipException("no change was opened (dry run, or the environment did not start)")
+        states = _local_states(context, self.environment, self.local_task_ids)
+        outcome = outcomes.environment_outcome(states)
+        hook = self.hook()
+        record = hook.get(opened["sys_id"])
+        number = record["number"]
+        if states.get("change_authorized") != "success":
+            reason = f"Canceled: the run stopped before deploying ({outcome.sentence(self.environment)})."
+            if ServiceNowChangeHook.state(record) not in (CLOSED, CANCELED):
+                hook.update(record["sys_id"], {"state": CANCELED, "work_notes": reason})
+            self.change_audit(context, "change.canceled", "canceled", number, reason=reason)
+            return {"number": number, "close_code": "", "state": str(CANCELED)}
+        code = {"succeeded": "successful"}.get(outcome.status, "unsuccessful")
+        if code == "successful" and self._retried(context):
+            code = "successful_issues"
+        notes = f"{outcome.sentence(self.environment)}. Airflow run {context['run_id']}."
+        try:
+            if ServiceNowChangeHook.state(record) == IMPLEMENT:
+                hook.update(record["sys_id"], {"state": REVIEW, "work_end": _now()})
+            hook.update(record["sys_id"], {"state": CLOSED, "close_code": code, "close_notes": notes})
+        except ServiceNowError as exc:
+            raise AirflowFailException(f"change {number}: could not close: {exc}") from exc
+        self.change_audit(context, "change.closed", code, number, close_notes=notes)
+        return {"number": number, "close_code": code, "state": str(CLOSED)}
+
+    def _retried(self, context: Any) -> bool:
+        """Whether a validation passed only after a retry."""
+        tasks = [f"{self.environment}.{t}" for t in self.local_task_ids if t.startswith("validate_")]
+        return any((context["ti"].xcom_pull(task_ids=t, key="attempt") or 1) > 1 for t in tasks)

@@ -1,0 +1,1 @@
+"""Deferrable waits that run on Airflow's triggerer."""

@@ -1,0 +1,120 @@
+"""Change records end to end with dag.test(): the built-in service over real HTTP, authorized by a CAB member
+while the run waits (deferred), closed with the outcome."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from release_mgmt.change_service.app import basic_auth, create_app
+from release_mgmt.change_service.store import ChangeStore
+from release_mgmt.dag_builder import build_release_dags
+from tests.e2e.conftest import states, use_releases
+from tests.helpers import command, minimal_definition, write_definition
+from tests.servers import serve_app
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The change service on loopback; Airflow connection `snow` logs in as release-bot."""
+    store = ChangeStore(f"sqlite:///{tmp_path / 'changes.db'}")
+    with serve_app(create_app(store, basic_auth({"release-bot": "pw", "cab": "cab"}))) as url:
+        host, port = url.removeprefix("http://").split(":")
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SNOW",
+            json.dumps(
+                {"conn_type": "http", "host": host, "port": int(port), "login": "release-bot", "password": "pw"}
+            ),
+        )
+        yield store
+
+
+def _cab(store: ChangeStore, approve: bool) -> threading.Thread:
+    """A CAB member who decides on the first change waiting for authorization."""
+
+    def decide() -> None:
+        for _ in range(300):
+            waiting = store.query({"state": "-3"}, 1)
+            if waiting:
+                store.decide(waiting[0]["sys_id"], approve, "cab", "looked at it")
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=decide, daemon=True)
+    thread.start()
+    return thread
+
+
+def _release(tmp_path: Path, monkeypatch, name: str, check: str = "true"):
+    journal = tmp_path / "journal"
+    data = minimal_definition(
+        name,
+        environments=[
+            {"name": "dev"},
+            {
+                "name": "prod",
+                "change": {
+                    "type": "normal",
+                    "connection": "snow",
+                    "poll": "1s",
+                    "assignment_group": "release-managers",
+                },
+            },
+        ],
+    )
+    data["components"][0]["current_version"] = command("echo 0.9.0")
+    data["components"][0]["deploy"] = command(f"echo {{{{ environment }}}} >> {journal}")
+    data["components"][0]["validate"] = [command(check)]
+    write_definition(tmp_path / "releases", f"{name}.yaml", data)
+    use_releases(tmp_path / "releases", monkeypatch)
+    return build_release_dags(tmp_path / "releases")[f"release_{name}"], journal
+
+
+def test_prod_waits_for_authorization_and_closes_successful(tmp_path, monkeypatch, airflow_db, changes) -> None:
+    """The change is opened before anything in prod, authorized by the CAB, implemented, closed successful."""
+    dag, journal = _release(tmp_path, monkeypatch, "chg_ok")
+    cab = _cab(changes, approve=True)
+    run = dag.test()
+    cab.join(timeout=5)
+    assert str(run.state) == "success"
+    [change] = changes.query({}, 10)
+    assert (change["state"], change["close_code"], change["approval"]) == ("3", "successful", "approved")
+    assert change["correlation_id"] == f"release_mgmt:chg_ok:prod:{run.run_id}"
+    assert change["short_description"] == "Release chg_ok to prod: api 1.0.0"
+    assert "- api: run `echo {{ environment }} >>" in change["implementation_plan"]
+    notes = changes.get(change["sys_id"])["work_notes"]
+    assert "Change approved by cab" in notes
+    assert f"Deployment by Airflow run {run.run_id} starts." in notes
+    assert journal.read_text().split() == ["dev", "prod"]
+
+
+def test_failed_validation_closes_unsuccessful_after_rollback(tmp_path, monkeypatch, airflow_db, changes) -> None:
+    """A prod validation failure rolls back and closes the change unsuccessful, saying so."""
+    dag, _ = _release(tmp_path, monkeypatch, "chg_bad", check='test "{{ environment }}" != prod')
+    _cab(changes, approve=True)
+    run = dag.test()
+    assert str(run.state) == "failed"
+    assert states(run)["prod.rollback_api"] == "success"
+    [change] = changes.query({}, 10)
+    assert (change["state"], change["close_code"]) == ("3", "unsuccessful")
+    assert "rolled back: api" in change["close_notes"]
+
+
+def test_rejected_change_deploys_nothing_to_prod(tmp_path, monkeypatch, airflow_db, changes) -> None:
+    """The CAB rejects: prod is never deployed, the run fails, the change stays canceled."""
+    dag, journal = _release(tmp_path, monkeypatch, "chg_no")
+    _cab(changes, approve=False)
+    run = dag.test()
+    got = states(run)
+    assert str(run.state) == "failed"
+    assert got["prod.change_authorized"] == "failed"
+    assert got["prod.deploy_api"] == "upstream_failed"
+    assert journal.read_text().split() == ["dev"]
+    [change] = changes.query({}, 10)
+    assert (change["state"], change["approval"]) == ("4", "rejected")
