@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -43,18 +44,22 @@ def test_sample_release_task_graph(releases: Path, repo: Path) -> None:
     expected = {"preflight": [], "summary": ["dev.result", "prod.result", "staging.result"]}
     previous = ["preflight"]
     for env in ("dev", "staging", "prod"):
-        entry = "gate_approval" if env == "prod" else "enter"  # prod waits for a release manager
         expected |= {
             f"{env}.enter": sorted(previous),
-            f"{env}.deploy_web": [f"{env}.{entry}"],
+            f"{env}.deploy_web": [f"{env}.enter"],
             f"{env}.validate_web": [f"{env}.deploy_web"],
             f"{env}.rollback_web": [f"{env}.deploy_web", f"{env}.validate_web"],
-            f"{env}.result": sorted(
-                {f"{env}.{t}" for t in ("enter", entry, "deploy_web", "validate_web", "rollback_web")}
-            ),
+            f"{env}.result": sorted(f"{env}.{t}" for t in ("enter", "deploy_web", "validate_web", "rollback_web")),
         }
         previous = [*previous, f"{env}.result"]
-    expected["prod.gate_approval"] = ["prod.enter"]
+    # prod: the change is opened, a release manager approves, the change is authorized, then deploy;
+    # the change is closed once everything else in prod is done
+    chain = ["prod.enter", "prod.change_open", "prod.gate_approval", "prod.change_authorized"]
+    expected |= {task: [before] for before, task in itertools.pairwise(chain)}
+    expected["prod.deploy_web"] = ["prod.change_authorized"]
+    prod_work = [*chain, "prod.deploy_web", "prod.validate_web", "prod.rollback_web"]
+    expected["prod.change_close"] = sorted(prod_work)
+    expected["prod.result"] = sorted([*prod_work, "prod.change_close"])
     assert edges == expected
     rules = {t.task_id: getattr(t.trigger_rule, "value", t.trigger_rule) for t in dag.tasks}
     assert rules["prod.rollback_web"] == "all_done"

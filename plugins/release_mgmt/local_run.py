@@ -3,7 +3,8 @@
 Starts the API server, scheduler and DAG processor (``local_airflow.LocalAirflow``) with the
 given AIRFLOW_HOME (its database, and so the deployment record, is kept between runs), triggers
 the release as ``admin``, approves each gate that waits as the first approver who is not the
-triggerer (a demo of the approval path; the gate's log says who approved), and stops Airflow.
+triggerer and authorizes its change requests as ``bob`` (a demo of the approval paths; the logs
+and the change's work notes say who), and stops Airflow.
 """
 
 from __future__ import annotations
@@ -48,6 +49,16 @@ def run_once(release: str, conf: dict[str, Any], home: Path, releases: Path, sec
     return 0 if state == "success" else 1
 
 
+def _changes_to_authorize(airflow: LocalAirflow, run_id: str, done: set[str]) -> list[dict[str, Any]]:
+    """This run's changes waiting in Authorize in the built-in change service."""
+    status, found = airflow.request(
+        "GET", "/change-service/api/now/table/change_request?sysparm_query=state=-3", "admin"
+    )
+    if status != 200:
+        return []
+    return [c for c in found["result"] if run_id in c["correlation_id"] and c["sys_id"] not in done]
+
+
 def _drive(airflow: LocalAirflow, dag_id: str, run_id: str, seconds: float) -> str:
     """Wait for the run to finish, approving each gate once it waits for an answer."""
     deadline = time.monotonic() + seconds
@@ -56,6 +67,14 @@ def _drive(airflow: LocalAirflow, dag_id: str, run_id: str, seconds: float) -> s
         state = airflow.run_state(dag_id, run_id)
         if state in ("success", "failed"):
             return state
+        for change in _changes_to_authorize(airflow, run_id, answered):
+            airflow.client("bob").send(
+                "POST",
+                f"/change-service/api/release_mgmt/change_request/{change['sys_id']}/approve",
+                {"comment": "authorized by run-once (demo)"},
+            )
+            print(f"  change {change['number']} authorized by bob", flush=True)
+            answered.add(change["sys_id"])
         for gate in approvals.pending(airflow.client("admin"), dag_id):
             if gate.run_id != run_id or gate.task_id in answered:
                 continue

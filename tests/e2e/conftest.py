@@ -62,10 +62,11 @@ def sample(tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch, airflow_
     data = yaml.safe_load((repo / "include/releases/sample_webshop.yaml").read_text())
     # a release name of its own: deployment records live in the session's Airflow database
     data["name"] = f"sample_{next(_numbers)}"
-    # dag.test() cannot answer approval requests: these tests run the sample without its prod gate
+    # dag.test() cannot answer approval requests: these tests run the sample without its prod gate and change
     # (test_approval_gates.py runs it with the gate on a real Airflow)
     for env in data["environments"]:
         env.pop("gates", None)
+        env.pop("change", None)  # the built-in change service runs inside Airflow's API server
     ports = {}
     for env in data["environments"]:
         ports[env["name"]] = env["variables"]["port"] = free_port()

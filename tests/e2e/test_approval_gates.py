@@ -172,7 +172,16 @@ def test_sample_release_waits_for_a_release_manager_in_prod(airflow, tmp_path: P
         assert airflow.answer(dag, run, GATE, user="alice", option="Approve")[0] == 200
         _wait_open(airflow, dag, run, "alice, the triggerer")
         assert airflow.answer(dag, run, GATE, user="bob", option="Approve", comment="staging is green")[0] == 200
+        airflow.wait_state(dag, run, "prod.change_authorized", "deferred")  # waits on the triggerer, no worker
+        change = _waiting_change(airflow, run)
+        assert change is not None
+        assert change["short_description"] == "Release sample_gated to prod: web 1.3.0"
+        assert _version(ports["prod"]) is None  # nothing deployed before the CAB
+        authorize = f"/change-service/api/release_mgmt/change_request/{change['sys_id']}/approve"
+        airflow.api("POST", authorize, "carol", {"comment": "CAB ok"})
         assert airflow.wait_finished(dag, run) == "success"
+        closed = airflow.api("GET", f"/change-service/api/now/table/change_request/{change['sys_id']}")["result"]
+        assert (closed["state"], closed["close_code"]) == ("3", "successful")
         assert _version(ports["prod"]) == "1.3.0"
         assert airflow.xcom(dag, run, GATE)["approvers"] == ["bob"]
     finally:
@@ -183,6 +192,11 @@ def test_sample_release_waits_for_a_release_manager_in_prod(airflow, tmp_path: P
                 capture_output=True,
                 timeout=30,
             )
+
+
+def _waiting_change(airflow, run: str) -> dict | None:
+    found = airflow.api("GET", "/change-service/api/now/table/change_request?sysparm_query=state=-3")["result"]
+    return next((c for c in found if run in c["correlation_id"]), None)
 
 
 def _version(port: int) -> str | None:

@@ -162,9 +162,19 @@ def airflow_app() -> FastAPI:
     with Airflow itself (a Bearer token from ``/auth/token``, or the UI's session), anonymous calls
     are refused, and the database is ``$RELEASE_MGMT_CHANGE_DB`` (any SQLAlchemy URL) or a SQLite
     file in AIRFLOW_HOME."""
-    from airflow.api_fastapi.core_api.security import get_user
+    from airflow.api_fastapi.core_api.security import resolve_user_from_token
 
-    def airflow_user(user: Any = Depends(get_user)) -> str:  # noqa: B008 - FastAPI's dependency style
+    from release_mgmt.change_service.service_token import check_token
+
+    async def airflow_user(request: Request) -> str:
+        """A release task's service token, or an Airflow user's Bearer token; anything else is refused."""
+        header = request.headers.get("Authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else ""
+        if not token:
+            raise HTTPException(401, detail="User Not Authenticated")
+        if service_user := check_token(token):
+            return service_user
+        user = await resolve_user_from_token(token)
         return str(user.get_name())
 
     app = create_app(None, _refuse)

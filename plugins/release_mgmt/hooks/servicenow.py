@@ -17,9 +17,11 @@ from typing import Any
 
 from airflow.providers.http.hooks.http import HttpHook
 
+from release_mgmt.change_service import service_token
 from release_mgmt.errors import ReleaseMgmtError
 
 TABLE = "/api/now/table/change_request"
+DEFAULT_CONN_ID = "servicenow_default"
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 STATES = {
     "new": -5,
@@ -69,11 +71,44 @@ class ServiceNowChangeHook:
         self._token = ""
         self._token_expires = 0.0
         self._refresh = ""
+        self._builtin: bool | None = None
 
     # -- plumbing -----------------------------------------------------------------------------------------
 
     def _connection(self) -> Any:
+        if self.builtin:
+            from airflow.sdk import Connection
+
+            return Connection(conn_id=self.conn_id, conn_type="http", host=service_token.base_url())
         return HttpHook.get_connection(self.conn_id)
+
+    @property
+    def builtin(self) -> bool:
+        """True when ``servicenow_default`` is not configured: the built-in service inside Airflow is used."""
+        if self._builtin is None:
+            self._builtin = False
+            if self.conn_id == DEFAULT_CONN_ID:
+                from airflow.sdk.exceptions import AirflowNotFoundException
+
+                try:
+                    HttpHook.get_connection(self.conn_id)
+                except AirflowNotFoundException:
+                    self._builtin = True
+        return self._builtin
+
+    def _http(self, method: str, **kwargs: Any) -> HttpHook:
+        if not self.builtin:
+            return HttpHook(method=method, http_conn_id=self.conn_id, **kwargs)
+        builtin = _BuiltinHttpHook(method=method, http_conn_id=self.conn_id, **kwargs)
+        builtin.connection = self._connection()
+        return builtin
+
+    def _auth_headers(self) -> dict[str, str]:
+        if self.builtin:
+            return {"Authorization": f"Bearer {service_token.make_token()}"}
+        if self._oauth() is not None:
+            return {"Authorization": f"Bearer {self._access_token()}"}
+        return {}
 
     def _oauth(self) -> dict[str, Any] | None:
         """The token settings when the connection logs in for a token (``oauth``, or ``airflow`` for the
@@ -82,10 +117,7 @@ class ServiceNowChangeHook:
         return extra if extra.get("auth") in ("oauth", "airflow") else None
 
     def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        if self._oauth() is not None:
-            headers["Authorization"] = f"Bearer {self._access_token()}"
-        return headers
+        return {"Accept": "application/json", "Content-Type": "application/json", **self._auth_headers()}
 
     def _access_token(self, force: bool = False) -> str:
         if self._token and not force and time.monotonic() < self._token_expires - 30:
@@ -173,15 +205,14 @@ class ServiceNowChangeHook:
         )
 
     def _once(self, method: str, path: str, params: Mapping[str, Any] | None, body: Mapping[str, Any] | None) -> Any:
-        hook = HttpHook(
-            method=method, http_conn_id=self.conn_id, auth_type=_NoAuth if self._oauth() is not None else None
-        )
+        token_auth = self.builtin or self._oauth() is not None
+        hook = self._http(method, auth_type=_NoAuth if token_auth else None)
         options = {"timeout": self.timeout, "check_response": False}
         kwargs: dict[str, Any] = {"json": dict(body)} if body is not None else {}
         response = hook.run(
             path, data=dict(params) if params else None, headers=self._headers(), extra_options=options, **kwargs
         )
-        if response.status_code == 401 and self._oauth() is not None:  # an expired token: once more, fresh
+        if response.status_code == 401 and self._oauth() is not None and not self.builtin:  # expired: fresh token
             self._access_token(force=True)
             response = hook.run(
                 path, data=dict(params) if params else None, headers=self._headers(), extra_options=options, **kwargs
@@ -249,6 +280,15 @@ class ServiceNowChangeHook:
     def state(record: Mapping[str, str]) -> int:
         """The stored state value (-5 New ... 3 Closed, 4 Canceled)."""
         return int(record["state"])
+
+
+class _BuiltinHttpHook(HttpHook):
+    """HttpHook whose connection is made in memory (the built-in service's URL), not looked up."""
+
+    connection: Any = None
+
+    def get_connection(self, conn_id: str | None = None) -> Any:  # type: ignore[override]
+        return self.connection
 
 
 class _NoAuth:
