@@ -119,6 +119,8 @@ def _build_step(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> Ba
     }
     if task.kind != "validate":  # checks change nothing: windows bind deploys (and are noted on rollbacks)
         args |= _window_args(plan, env)
+    if env.change_connection:
+        args["change_connection"] = env.change_connection
     if task.kind == "deploy":
         return DeployOperator(probe=_dicts((task.probe,))[0] if task.probe else None, **args)
     if task.kind == "validate":

@@ -193,6 +193,7 @@ class _StepOperator(_WindowsMixin, _ReleaseOperator):
         on_freeze: str = "wait",
         outside_maintenance: str = "wait",
         expected_seconds: float = 0.0,
+        change_connection: str | None = None,
         **kwargs: Any,
     ) -> None:
         if records:  # the deployment record is added through this alias, never on a dry run
@@ -204,6 +205,7 @@ class _StepOperator(_WindowsMixin, _ReleaseOperator):
         self.variables = dict(variables)
         self.workdir = workdir
         self.records = records
+        self.change_connection = change_connection
         self._set_windows(windows, on_freeze, outside_maintenance, expected_seconds)
 
     def _version(self, context: Mapping[str, Any]) -> str:
@@ -279,8 +281,26 @@ class _StepOperator(_WindowsMixin, _ReleaseOperator):
                 step.run(step_ctx)
         except Exception as exc:
             self._audit(context, f"{self.action}.finished", "failed", **where, details={"error": str(exc)})
+            self._work_note(context, f"{self.action} of {self.component} {where['version']}: FAILED: {exc}")
             raise
         self._audit(context, f"{self.action}.finished", "success", **where)
+        self._work_note(context, f"{self.action} of {self.component} {where['version']}: succeeded")
+
+    def _work_note(self, context: Mapping[str, Any], text: str) -> None:
+        """Evidence on this run's change request, when the environment has one (a failure to write is logged)."""
+        if not self.change_connection:
+            return
+        opened = context["ti"].xcom_pull(task_ids=f"{self.environment}.change_open")
+        if not isinstance(opened, dict) or not opened.get("sys_id"):
+            return
+        from release_mgmt.hooks.servicenow import ServiceNowChangeHook, ServiceNowError
+
+        try:
+            ServiceNowChangeHook(self.change_connection).add_work_note(
+                opened["sys_id"], f"{text} (Airflow run {context['run_id']}, task {self.task_id})"
+            )
+        except ServiceNowError as exc:
+            self.log.warning("could not add a work note to change %s: %s", opened.get("number"), exc)
 
     def _record(self, context: Mapping[str, Any]) -> None:
         """Add the deployment record when this task is the component's last step in the environment."""

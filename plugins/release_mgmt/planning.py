@@ -83,6 +83,8 @@ class EnvironmentPlan:
     on_freeze: str = "wait"
     outside_maintenance: str = "wait"
     expected_duration: timedelta = timedelta(0)
+    #: the connection of this environment's change requests (None: no change requests here)
+    change_connection: str | None = None
 
 
 @dataclass(frozen=True)
@@ -259,6 +261,7 @@ def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> Re
                 env.on_freeze,
                 env.outside_maintenance,
                 env.expected_duration,
+                env.change.connection if env.change else None,
             )
         )
         previous = (*previous, f"{env.name}.result")

@@ -91,6 +91,9 @@ def test_prod_waits_for_authorization_and_closes_successful(tmp_path, monkeypatc
     notes = changes.get(change["sys_id"])["work_notes"]
     assert "Change approved by cab" in notes
     assert f"Deployment by Airflow run {run.run_id} starts." in notes
+    assert f"deploy of api 1.0.0: succeeded (Airflow run {run.run_id}, task prod.deploy_api)" in notes
+    assert "validate of api 1.0.0: succeeded" in notes
+    assert "dev.deploy_api" not in notes  # dev has no change request
     assert journal.read_text().split() == ["dev", "prod"]
 
 
@@ -104,6 +107,8 @@ def test_failed_validation_closes_unsuccessful_after_rollback(tmp_path, monkeypa
     [change] = changes.query({}, 10)
     assert (change["state"], change["close_code"]) == ("3", "unsuccessful")
     assert "rolled back: api" in change["close_notes"]
+    assert "validate of api 1.0.0: FAILED" in change["work_notes"]
+    assert "rollback of api 1.0.0: succeeded" in change["work_notes"]
 
 
 def test_rejected_change_deploys_nothing_to_prod(tmp_path, monkeypatch, airflow_db, changes) -> None:
