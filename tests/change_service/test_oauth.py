@@ -90,17 +90,9 @@ def test_password_grant_then_refresh(oauth_service) -> None:
 
 def test_refused_client_says_what_to_check(oauth_service, monkeypatch: pytest.MonkeyPatch) -> None:
     """A wrong client secret fails the login at once, naming what to check and not the secret."""
-    conn = {
-        "conn_type": "http",
-        "host": "127.0.0.1",
-        "login": "release-bot",
-        "password": "pw",
-        "extra": {"auth": "oauth", "client_id": "cid", "client_secret": "wrong-csecret"},
-    }
-    import os
-
     base = json.loads(os.environ["AIRFLOW_CONN_SNOW_OAUTH"])
-    monkeypatch.setenv("AIRFLOW_CONN_SNOW_OAUTH", json.dumps(base | {"extra": conn["extra"]}))
+    extra = {"auth": "oauth", "client_id": "cid", "client_secret": "wrong-csecret"}
+    monkeypatch.setenv("AIRFLOW_CONN_SNOW_OAUTH", json.dumps(base | {"extra": extra}))
     with pytest.raises(ServiceNowError, match=r"OAuth login refused .* check the connection's login") as info:
         ServiceNowChangeHook("snow_oauth", timeout=5).find("x")
     assert "wrong-csecret" not in str(info.value) + info.value.excerpt
