@@ -106,3 +106,17 @@ def test_missing_connection() -> None:
     """An unknown connection id says what to add."""
     with pytest.raises(ServiceNowError, match="nope: no such Airflow connection"):
         ServiceNowChangeHook("nope").find("x")
+
+
+def test_malformed_answer_fails_with_status_and_excerpt(http_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An instance answering HTML (a login page, a proxy error) fails at once with the status and its start."""
+    from tests.servers import Reply
+
+    http_server.script("/api/now/table/change_request", default=Reply(200, "<html><body>Please log in</body></html>"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ODD",
+        json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": http_server.port, "login": "u", "password": "p"}),
+    )
+    with pytest.raises(ServiceNowError, match=r"malformed answer \(HTTP 200, not a Table API result\): <html><body>"):
+        ServiceNowChangeHook("odd", backoff=0.01).find("x")
+    assert len(http_server.seen) == 1

@@ -123,3 +123,23 @@ def test_rejected_change_deploys_nothing_to_prod(tmp_path, monkeypatch, airflow_
     assert journal.read_text().split() == ["dev"]
     [change] = changes.query({}, 10)
     assert (change["state"], change["approval"]) == ("4", "rejected")
+
+
+def test_lost_answer_to_the_create_leaves_one_change(tmp_path, monkeypatch, airflow_db, changes) -> None:
+    """The service commits the create but the answer is dropped: the run succeeds with exactly one change."""
+    import os
+
+    from tests.servers import FaultProxy
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_SNOW"])
+    with FaultProxy(conn["port"]) as proxy:
+        proxy.plan = ["pass", "drop", "500"]  # look-up passes, the create's answer is lost, then a 500
+        monkeypatch.setenv("AIRFLOW_CONN_SNOW", json.dumps(conn | {"port": proxy.port}))
+        dag, _ = _release(tmp_path, monkeypatch, "chg_faults")
+        _cab(changes, approve=True)
+        run = dag.test()
+    assert str(run.state) == "success"
+    [change] = changes.query({}, 10)
+    assert change["close_code"] == "successful"
+    assert [m for m, _, _ in proxy.seen].count("POST") == 1
+    assert "deploy of api 1.0.0: succeeded" in change["work_notes"]  # no work note lost to the faults

@@ -193,7 +193,7 @@ class ServiceNowChangeHook:
                 last = f"{type(exc).__name__}: {_excerpt(str(exc), 200)}"
             else:
                 if response.status_code < 300:
-                    return response.json().get("result")
+                    return _result(method, path, self.conn_id, response)
                 last = f"HTTP {response.status_code}: {_excerpt(response.text)}"
                 self._final_errors(method, path, response)
                 if response.status_code == 429:
@@ -299,6 +299,22 @@ class _NoAuth:
 
     def __call__(self, request: Any) -> Any:
         return request
+
+
+def _result(method: str, path: str, conn_id: str, response: Any) -> Any:
+    """The ``result`` of a successful answer; a malformed one fails at once with its status and start."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or "result" not in body:
+        raise ServiceNowError(
+            f"{method} {path} on {conn_id}: malformed answer (HTTP {response.status_code}, not "
+            f"a Table API result): {_excerpt(response.text, 200)}",
+            response.status_code,
+            _excerpt(response.text),
+        )
+    return body["result"]
 
 
 def _retry_after(response: Any, default: float) -> float:
