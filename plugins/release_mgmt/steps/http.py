@@ -181,14 +181,7 @@ class HttpCheckStep(_Target):
             response = self.send()
             return self.problem(response, (time.monotonic() - started) * 1000)
 
-        attempts, last = repeat_check(
-            ctx,
-            probe,
-            successes=self.successes,
-            interval_seconds=self.interval_seconds,
-            within_seconds=self.within_seconds,
-            sleep=sleep,
-        )
+        attempts, last = repeat_check(ctx, probe, self, sleep)
         if last is None:
             return StepOutcome(output=f"passed {self.successes} time(s)")
         raise StepError(
@@ -199,17 +192,13 @@ class HttpCheckStep(_Target):
 
 
 def repeat_check(
-    ctx: StepContext,
-    probe: Callable[[], str | None],
-    *,
-    successes: int,
-    interval_seconds: float,
-    within_seconds: float,
-    sleep: Callable[[float], None],
+    ctx: StepContext, probe: Callable[[], str | None], step: Any, sleep: Callable[[float], None]
 ) -> tuple[int, str | None]:
-    """Run ``probe`` (None = pass, else why not) until it passes ``successes`` times in a row, or the
-    time budget ends: (attempts, None) on success, (attempts, the last problem) otherwise.
-    A probe that raises counts as failing with the exception's text."""
+    """Run ``probe`` (None = pass, else why not) until it passes ``step.successes`` times in a row, or
+    ``step.within_seconds`` run out (waiting ``step.interval_seconds`` between tries): (attempts, None)
+    on success, (attempts, the last problem) otherwise. A probe that raises counts as failing."""
+    successes, interval_seconds = step.successes, step.interval_seconds
+    within_seconds = step.within_seconds
     deadline = time.monotonic() + within_seconds
     streak, attempts, last = 0, 0, "no answer"
     while True:

@@ -74,14 +74,7 @@ class MetricsCheckStep(_Target):
                 return f"HTTP {response.status_code}: {excerpt(response.text)}"
             return self.problem(response.json())
 
-        _, last = repeat_check(
-            ctx,
-            probe,
-            successes=self.successes,
-            interval_seconds=self.interval_seconds,
-            within_seconds=self.within_seconds,
-            sleep=sleep,
-        )
+        _, last = repeat_check(ctx, probe, self, sleep)
         if last is None:
             return StepOutcome(output="metrics ok")
         raise StepError(
