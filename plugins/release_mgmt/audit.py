@@ -66,3 +66,39 @@ def parse_line(line: str) -> dict[str, Any] | None:
     if not isinstance(record, dict) or "event" not in record:
         raise ValueError(f"malformed audit line: {line[:200]!r}")
     return record
+
+
+def records_from_log(content: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """Audit records in a task log, however it comes: console lines, Airflow's JSON log lines, or the
+    REST API's list of structured records. Lines that carry the prefix but do not parse are returned
+    as ``malformed`` instead of being dropped silently."""
+    items = content if isinstance(content, list) else str(content or "").splitlines()
+    records: list[dict[str, Any]] = []
+    malformed: list[str] = []
+    for item in items:
+        text = _event_text(item)
+        if PREFIX not in text:
+            continue
+        try:
+            record = parse_line(text)
+        except ValueError:
+            malformed.append(text[:300])
+            continue
+        if record is not None:
+            records.append(record)
+    return records, malformed
+
+
+def _event_text(item: Any) -> str:
+    """The message of one log item: a dict's ``event``, a JSON log line's ``event``, or the line itself."""
+    if isinstance(item, dict):
+        return str(item.get("event", ""))
+    line = str(item)
+    if line.lstrip().startswith("{"):
+        try:
+            decoded = json.loads(line)
+        except ValueError:
+            return line
+        if isinstance(decoded, dict):
+            return str(decoded.get("event", ""))
+    return line

@@ -1,0 +1,166 @@
+"""The evidence report of one release run, from what Airflow recorded: pure, so it is tested without Airflow.
+
+Input: the run (who triggered it, when, with which parameters, its state), its task instances and
+the audit records of their logs. Output: one report (a dict) with a SHA-256 over its canonical
+JSON, and a Markdown rendering for people who never opened Airflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+REPORT_VERSION = 1
+
+
+def canonical(value: Any) -> str:
+    """The canonical JSON the digest is taken over (sorted keys, no spaces, UTF-8)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def digest(report: Mapping[str, Any]) -> str:
+    """SHA-256 of the report without its own ``digest`` field."""
+    body = {k: v for k, v in report.items() if k != "digest"}
+    return hashlib.sha256(canonical(body).encode()).hexdigest()
+
+
+def verify(report: Mapping[str, Any]) -> bool:
+    """Whether the report still matches its digest."""
+    return report.get("digest") == digest(report)
+
+
+def build(
+    run: Mapping[str, Any],
+    tasks: Iterable[Mapping[str, Any]],
+    audit: Iterable[Mapping[str, Any]],
+    malformed: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The report of one run; ``audit`` records in log order."""
+    records = list(audit)
+    environments: dict[str, dict[str, Any]] = {}
+    for record in records:
+        env = record.get("environment") or ""
+        if not env:
+            continue
+        section = environments.setdefault(
+            env, {"outcome": "", "gates": [], "refused_votes": [], "windows": [], "change": {}, "components": {}}
+        )
+        _add(section, record)
+    report: dict[str, Any] = {
+        "report_version": REPORT_VERSION,
+        "release": next((r["release"] for r in records if r.get("release")), ""),
+        "dag_id": run.get("dag_id", ""),
+        "run_id": run.get("run_id", ""),
+        "trigger": {
+            "by": run.get("triggered_by", ""),
+            "at": run.get("start_date", ""),
+            "parameters": run.get("conf", {}),
+        },
+        "result": run.get("state", ""),
+        "environments": environments,
+        "tasks": [
+            {
+                "task_id": t.get("task_id"),
+                "state": t.get("state"),
+                "try_number": t.get("try_number"),
+                "start": t.get("start_date"),
+                "end": t.get("end_date"),
+            }
+            for t in tasks
+        ],
+        "audit_lines": len(records),
+        "malformed_audit_lines": list(malformed),
+    }
+    report["digest"] = digest(report)
+    return report
+
+
+def _add(section: dict[str, Any], record: Mapping[str, Any]) -> None:
+    event, details = str(record.get("event", "")), record.get("details") or {}
+    component = record.get("component") or ""
+    if event == "environment.finished":
+        section["outcome"] = record.get("outcome", "")
+    elif event == "gate.decision":
+        section["gates"].append(
+            {
+                "gate": details.get("gate"),
+                "decision": details.get("decision"),
+                "approvers": details.get("approvers", []),
+                "votes": details.get("votes", []),
+                "rejected_by": details.get("rejected_by", ""),
+                "comment": details.get("comment", ""),
+                "timeout": details.get("timeout", False),
+                "at": record.get("time"),
+            }
+        )
+    elif event == "gate.vote_refused":
+        section["refused_votes"].append(
+            {"user": record.get("actor"), "reason": details.get("reason"), "at": record.get("time")}
+        )
+    elif event.startswith("window."):
+        section["windows"].append(
+            {
+                "event": event,
+                "component": component,
+                "reason": details.get("reason"),
+                "until": details.get("until"),
+                "at": record.get("time"),
+            }
+        )
+    elif event.startswith("change."):
+        change = section["change"]
+        change["number"] = record.get("change") or change.get("number", "")
+        change.setdefault("transitions", []).append(
+            {"event": event, "outcome": record.get("outcome"), "at": record.get("time")}
+        )
+        if event == "change.closed":
+            change["close_code"] = record.get("outcome")
+    elif component and event.split(".", maxsplit=1)[0] in ("deploy", "validate", "rollback"):
+        entry = section["components"].setdefault(
+            component, {"version": record.get("version", ""), "previous_version": "", "steps": []}
+        )
+        if details.get("previous_version"):
+            entry["previous_version"] = details["previous_version"]
+        entry["steps"].append(
+            {
+                "event": event,
+                "outcome": record.get("outcome"),
+                "at": record.get("time"),
+                "error": details.get("error", ""),
+            }
+        )
+
+
+def to_markdown(report: Mapping[str, Any]) -> str:
+    """The report for people: what happened, who decided, what ran before and after."""
+    lines = [
+        f"# Release {report['release']}: run {report['run_id']}",
+        "",
+        f"- result: **{report['result']}**",
+        f"- triggered by {report['trigger']['by'] or 'the scheduler'} at {report['trigger']['at']}",
+        f"- parameters: `{canonical(report['trigger']['parameters'])}`",
+        f"- SHA-256 of this report's JSON: `{report['digest']}`",
+        "",
+    ]
+    for env, section in report["environments"].items():
+        lines += [f"## {env}: {section['outcome'] or 'no outcome recorded'}", ""]
+        for gate in section["gates"]:
+            who = ", ".join(gate["approvers"]) or gate["rejected_by"] or ("timeout" if gate["timeout"] else "-")
+            lines.append(f"- gate {gate['gate']}: {gate['decision']} by {who} {gate['comment']}".rstrip())
+        for vote in section["refused_votes"]:
+            lines.append(f"- refused vote by {vote['user']}: {vote['reason']}")
+        for window in section["windows"]:
+            lines.append(f"- {window['event']}: {window['reason']}")
+        if section["change"]:
+            change = section["change"]
+            lines.append(f"- change {change.get('number')}: {change.get('close_code') or 'not closed'}")
+        for name, comp in section["components"].items():
+            outcome = ", ".join(f"{s['event']}={s['outcome']}" for s in comp["steps"])
+            before = comp["previous_version"] or "nothing recorded"
+            lines.append(f"- {name}: {before} -> {comp['version']} ({outcome})")
+        lines.append("")
+    if report["malformed_audit_lines"]:
+        lines += ["## Malformed audit lines", "", *[f"- `{m}`" for m in report["malformed_audit_lines"]], ""]
+    return "\n".join(lines)
