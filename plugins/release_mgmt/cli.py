@@ -175,6 +175,21 @@ def _calendar_line(occ: Any) -> str:
     return f"{occ.window.kind:<11} {occ.window.name:<20} {local}  ({utc})  {occ.window.reason}"
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The evidence report of one run, through the REST API with your credentials."""
+    from release_mgmt import evidence
+    from release_mgmt.api_client import AirflowApi
+
+    report = evidence.fetch(AirflowApi(), args.dag_id, args.run_id)
+    text = evidence.to_markdown(report) if args.format == "md" else json.dumps(report, indent=2, sort_keys=True)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.out} (sha256 {report['digest']})")
+    else:
+        print(text)
+    return 1 if report["malformed_audit_lines"] else 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m release_mgmt", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -196,6 +211,12 @@ def parser() -> argparse.ArgumentParser:
     stat.add_argument("release", nargs="?", help="one release (its name, not the DAG id); default: all")
     stat.add_argument("--releases", default=str(DEFAULT_RELEASES), help="definitions folder, for promotion order")
     stat.set_defaults(func=cmd_status)
+    audit = sub.add_parser("audit", help="the evidence report of one run (REST API, your credentials)")
+    audit.add_argument("dag_id")
+    audit.add_argument("run_id")
+    audit.add_argument("--format", choices=["md", "json"], default="md")
+    audit.add_argument("--out", help="write to this file instead of standard output")
+    audit.set_defaults(func=cmd_audit)
     gates = sub.add_parser("gates", help="list approval gates waiting for an answer (REST API, your credentials)")
     gates.add_argument("--dag", help="only this DAG (release_<name>)")
     gates.set_defaults(func=cmd_gates)

@@ -164,3 +164,34 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     if report["malformed_audit_lines"]:
         lines += ["## Malformed audit lines", "", *[f"- `{m}`" for m in report["malformed_audit_lines"]], ""]
     return "\n".join(lines)
+
+
+def fetch(api: Any, dag_id: str, run_id: str) -> dict[str, Any]:
+    """The report of a run, read through Airflow's REST API with the caller's credentials."""
+    from urllib.parse import quote
+
+    from release_mgmt.audit import records_from_log
+
+    base = f"/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}"
+    run = api.get(base)
+    tis = sorted(
+        api.get(f"{base}/taskInstances", limit=1000).get("task_instances", []),
+        key=lambda t: (t.get("start_date") or "~", t.get("task_id")),
+    )
+    records: list[dict[str, Any]] = []
+    malformed: list[str] = []
+    for ti in tis:
+        for attempt in range(1, int(ti.get("try_number") or 0) + 1):
+            log = api.get(f"{base}/taskInstances/{quote(ti['task_id'])}/logs/{attempt}", full_content="true")
+            found, broken = records_from_log(log.get("content") if isinstance(log, dict) else log)
+            records.extend(found)
+            malformed.extend(broken)
+    meta = {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "triggered_by": run.get("triggering_user_name") or "",
+        "start_date": run.get("start_date") or run.get("run_after") or "",
+        "conf": run.get("conf") or {},
+        "state": run.get("state", ""),
+    }
+    return build(meta, tis, records, malformed)

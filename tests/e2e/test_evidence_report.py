@@ -1,0 +1,61 @@
+"""The evidence report of a finished run on a real Airflow, read through the REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import command, minimal_definition, write_definition
+
+pytestmark = pytest.mark.e2e
+
+
+def test_report_of_an_approved_run(airflow, tmp_path: Path) -> None:
+    """Trigger as alice, bob approves prod: the report names both, the versions and a digest that verifies."""
+    from release_mgmt import evidence
+
+    data = minimal_definition(
+        "evidence",
+        environments=[{"name": "dev"}, {"name": "prod", "gates": [{"type": "approval", "users": ["bob", "carol"]}]}],
+    )
+    data["components"][0]["deploy"] = command("echo deploying {{ version }}")
+    write_definition(airflow.releases, "evidence.yaml", data)
+    dag = "release_evidence"
+    run = airflow.trigger(dag, "alice", {"version_api": "2.5.0"})
+    airflow.wait_state(dag, run, "prod.gate_approval", "awaiting_input")
+    time.sleep(3)  # see test_approval_gates._wait_open
+    assert airflow.answer(dag, run, "prod.gate_approval", user="bob", option="Approve", comment="fine")[0] == 200
+    assert airflow.wait_finished(dag, run) == "success"
+
+    out = tmp_path / "report.json"
+    env = {
+        **os.environ,
+        "AIRFLOW_API_URL": airflow.url,
+        "AIRFLOW_USERNAME": "admin",
+        "AIRFLOW_PASSWORD": airflow.passwords["admin"],
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "release_mgmt", "audit", dag, run, "--format", "json", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out.read_text())
+    assert evidence.verify(report)
+    assert (report["trigger"]["by"], report["result"]) == ("alice", "success")
+    assert report["trigger"]["parameters"]["version_api"] == "2.5.0"
+    prod = report["environments"]["prod"]
+    assert prod["outcome"] == "succeeded"
+    assert prod["gates"][0]["approvers"] == ["bob"]
+    assert prod["components"]["api"]["version"] == "2.5.0"
+    assert report["malformed_audit_lines"] == []
+    assert report["audit_lines"] > 10
