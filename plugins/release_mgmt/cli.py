@@ -190,6 +190,38 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 1 if report["malformed_audit_lines"] else 0
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    """Past runs per environment (versions, outcome, approvers, change numbers) and the DORA figures."""
+    from release_mgmt import history
+    from release_mgmt.api_client import AirflowApi
+    from release_mgmt.planning import dag_id_for
+
+    report = load_paths([Path(args.releases)])
+    item = next((i for i in report.loaded if i.definition.name == args.release), None)
+    if item is None:
+        print(f"no valid release {args.release!r} in {args.releases}", file=sys.stderr)
+        return 2
+    defn = item.definition
+    envs = [e.name for e in defn.environments]
+    runs = history.fetch(
+        AirflowApi(),
+        dag_id_for(defn.name),
+        envs,
+        [c.name for c in defn.components],
+        {c.name: c.version for c in defn.components},
+        limit=args.limit,
+    )
+    for line in history.lines(runs, [args.env] if args.env else envs):
+        print(line)
+    figures = history.dora(runs, args.production or envs[-1])
+    print(
+        f"DORA ({args.production or envs[-1]}, last {figures['runs']} runs): "
+        f"{figures['deployments_per_day']} deployments/day, lead time {figures['lead_time']}, "
+        f"change failure rate {figures['change_failure_rate']}, time to restore {figures['time_to_restore']}"
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m release_mgmt", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -217,6 +249,13 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("--format", choices=["md", "json"], default="md")
     audit.add_argument("--out", help="write to this file instead of standard output")
     audit.set_defaults(func=cmd_audit)
+    hist = sub.add_parser("history", help="past runs per environment and the DORA figures (REST API)")
+    hist.add_argument("release", help="the release name")
+    hist.add_argument("--env", help="only this environment")
+    hist.add_argument("--production", help="the environment DORA counts as production (default: the last)")
+    hist.add_argument("--limit", type=int, default=50, help="how many recent runs (default 50)")
+    hist.add_argument("--releases", default=str(DEFAULT_RELEASES), help="definitions folder")
+    hist.set_defaults(func=cmd_history)
     gates = sub.add_parser("gates", help="list approval gates waiting for an answer (REST API, your credentials)")
     gates.add_argument("--dag", help="only this DAG (release_<name>)")
     gates.set_defaults(func=cmd_gates)

@@ -59,3 +59,18 @@ def test_report_of_an_approved_run(airflow, tmp_path: Path) -> None:
     assert prod["components"]["api"]["version"] == "2.5.0"
     assert report["malformed_audit_lines"] == []
     assert report["audit_lines"] > 10
+
+    hist = subprocess.run(
+        [sys.executable, "-m", "release_mgmt", "history", "evidence", "--releases", str(airflow.releases)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert hist.returncode == 0, hist.stdout + hist.stderr
+    prod_line = next(line for line in hist.stdout.splitlines() if "  prod " in line)
+    assert "succeeded" in prod_line
+    assert "api=2.5.0" in prod_line
+    assert "approvers bob" in prod_line
+    assert "DORA (prod, last 1 runs): 1.0 deployments/day" in hist.stdout
