@@ -120,3 +120,56 @@ def airflow(tmp_path_factory: pytest.TempPathFactory):
         yield server
     finally:
         server.stop()
+
+
+MANDATORY = (
+    "event",
+    "release",
+    "run_id",
+    "environment",
+    "component",
+    "version",
+    "actor",
+    "change",
+    "outcome",
+    "time",
+    "details",
+)
+ONCE = (
+    "run.planned",
+    "run.finished",
+    "environment.entered",
+    "environment.finished",
+    "deploy.started",
+    "deploy.finished",
+    "validate.started",
+    "validate.finished",
+    "rollback.started",
+    "rollback.finished",
+    "rollback.skipped",
+    "deployment.recorded",
+    "gate.requested",
+    "gate.decision",
+    "change.opened",
+    "change.closed",
+)
+
+
+def audit_problems(records: list[dict[str, Any]]) -> list[str]:
+    """Audit records missing a mandatory field, or once-per-occurrence events seen twice for one target."""
+    problems = [
+        f"{r.get('event')}: missing {sorted(set(MANDATORY) - set(r))}" for r in records if set(MANDATORY) - set(r)
+    ]
+    seen: dict[tuple[str, str, str], int] = {}
+    for r in records:
+        if r.get("event") in ONCE:
+            key = (r["event"], r.get("environment", ""), r.get("component", ""))
+            seen[key] = seen.get(key, 0) + 1
+    problems += [f"{key} appears {n} times" for key, n in seen.items() if n > 1]
+    step_events = [r for r in records if str(r.get("event", "")).split(".")[0] in ("deploy", "validate", "rollback")]
+    problems += [
+        f"{r['event']} without environment/component/version"
+        for r in step_events
+        if not (r.get("environment") and r.get("component") and r.get("version"))
+    ]
+    return problems

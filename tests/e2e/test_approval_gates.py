@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from release_mgmt.audit import records_from_log
+from tests.e2e.conftest import audit_problems
 from tests.helpers import command, free_port, minimal_definition, write_definition
 
 pytestmark = pytest.mark.e2e
@@ -139,6 +141,13 @@ def test_reject_stops_before_prod(airflow, tmp_path: Path) -> None:
         "bob",
         "error budget exhausted",
     )
+    records = []
+    for task, state in sorted(airflow.states(dag, run).items()):
+        if state in ("success", "failed", "skipped"):
+            records += records_from_log(airflow.log(dag, run, task))[0]
+    assert audit_problems(records) == []
+    assert [r["event"] for r in records].count("gate.vote_refused") == 1  # the empty reject
+    assert [r["event"] for r in records].count("gate.decision") == 1
 
 
 def test_timeout_is_enforced_by_the_scheduler(airflow, tmp_path: Path) -> None:

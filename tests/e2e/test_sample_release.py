@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import audit_records, states
+from tests.e2e.conftest import audit_problems, audit_records, states
 
 pytestmark = pytest.mark.e2e
 ENVS = ("dev", "staging", "prod")
@@ -17,7 +17,20 @@ def test_good_version_reaches_prod(sample, capfd) -> None:
     assert {env: sample.version(env) for env in ENVS} == dict.fromkeys(ENVS, "1.3.0")
     got = states(run)
     assert all(got[f"{env}.rollback_web"] == "skipped" for env in ENVS)
-    deploys = [r for r in audit_records(capfd.readouterr().out) if r["event"] == "deploy.finished"]
+    records = audit_records(capfd.readouterr().out)
+    assert audit_problems(records) == []
+    assert {r["event"] for r in records} >= {
+        "run.planned",
+        "environment.entered",
+        "deploy.started",
+        "deploy.finished",
+        "validate.finished",
+        "deployment.recorded",
+        "rollback.skipped",
+        "environment.finished",
+        "run.finished",
+    }
+    deploys = [r for r in records if r["event"] == "deploy.finished"]
     assert [(r["release"], r["environment"], r["component"], r["version"], r["outcome"]) for r in deploys] == [
         (sample.name, env, "web", "1.3.0", "success") for env in ENVS
     ]
@@ -38,6 +51,7 @@ def test_bad_version_rolls_back_and_fails(sample, capfd) -> None:
     assert got["summary"] == "failed"
     assert {env: sample.version(env) for env in ENVS} == dict.fromkeys(ENVS, "1.2.0")
     records = audit_records(capfd.readouterr().out)
+    assert audit_problems(records) == []
     rollback = next(r for r in records if r["event"] == "rollback.finished")
     assert (rollback["environment"], rollback["outcome"]) == ("dev", "success")
     assert next(r for r in records if r["event"] == "deploy.started")["details"] == {"previous_version": "1.2.0"}
