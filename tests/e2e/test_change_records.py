@@ -3,6 +3,7 @@ while the run waits (deferred), closed with the outcome."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -95,6 +96,11 @@ def test_prod_waits_for_authorization_and_closes_successful(tmp_path, monkeypatc
     assert "validate of api 1.0.0: succeeded" in notes
     assert "dev.deploy_api" not in notes  # dev has no change request
     assert journal.read_text().split() == ["dev", "prod"]
+    notes = change["close_notes"]
+    assert notes.startswith("prod: succeeded.\nVersions: api 1.0.0.")
+    assert f"Full report: python -m release_mgmt audit release_chg_ok {run.run_id}" in notes
+    summary, digest = notes.split("Evidence (sha256 of ")[1].split("\n")[0].rsplit("): ", 1)
+    assert hashlib.sha256(summary.encode()).hexdigest() == digest  # anyone can re-check the digest
 
 
 def test_failed_validation_closes_unsuccessful_after_rollback(tmp_path, monkeypatch, airflow_db, changes) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from release_mgmt import outcomes
+from release_mgmt import evidence, outcomes
 from release_mgmt.gates.durations import parse_duration
 from release_mgmt.hooks.servicenow import ServiceNowChangeHook, ServiceNowError
 from release_mgmt.operators import _local_states, _ReleaseOperator
@@ -230,7 +230,7 @@ class ChangeCloseOperator(_ChangeOperator):
         code = {"succeeded": "successful"}.get(outcome.status, "unsuccessful")
         if code == "successful" and self._retried(context):
             code = "successful_issues"
-        notes = f"{outcome.sentence(self.environment)}. Airflow run {context['run_id']}."
+        notes = self._close_notes(context, outcome.sentence(self.environment))
         try:
             if ServiceNowChangeHook.state(record) == IMPLEMENT:
                 hook.update(record["sys_id"], {"state": REVIEW, "work_end": _now()})
@@ -239,6 +239,31 @@ class ChangeCloseOperator(_ChangeOperator):
             raise AirflowFailException(f"change {number}: could not close: {exc}") from exc
         self.change_audit(context, "change.closed", code, number, close_notes=notes)
         return {"number": number, "close_code": code, "state": str(CLOSED)}
+
+    def _close_notes(self, context: Any, sentence: str) -> str:
+        """The outcome and the evidence for this environment, with a SHA-256 over that evidence."""
+        ti = context["ti"]
+        approvals = {}
+        for task in (t for t in self.local_task_ids if t.startswith("gate_")):
+            decision = ti.xcom_pull(task_ids=f"{self.environment}.{task}")
+            if isinstance(decision, dict):
+                approvals[task.removeprefix("gate_")] = decision.get("approvers", [])
+        summary = {
+            "release": self.release,
+            "environment": self.environment,
+            "run_id": context["run_id"],
+            "outcome": sentence,
+            "versions": {c: str(context["params"].get(f"version_{c}", "")) for c in self.components},
+            "approvals": approvals,
+            "triggered_by": str(context["dag_run"].triggering_user_name or ""),
+        }
+        digest = evidence.digest(summary)
+        return (
+            f"{sentence}.\nVersions: {', '.join(f'{c} {v}' for c, v in summary['versions'].items())}.\n"
+            f"Approvals: {evidence.canonical(approvals)}.\nTriggered by {summary['triggered_by'] or 'the scheduler'}"
+            f", Airflow run {context['run_id']}.\nEvidence (sha256 of {evidence.canonical(summary)}): {digest}\n"
+            f"Full report: python -m release_mgmt audit {context['dag'].dag_id} {context['run_id']}"
+        )
 
     def _retried(self, context: Any) -> bool:
         """Whether a validation passed only after a retry."""
