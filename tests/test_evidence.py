@@ -101,9 +101,9 @@ def test_report_says_who_what_and_what_ran_before() -> None:
     assert (prod["change"]["number"], prod["change"]["close_code"]) == ("CHG0000007", "unsuccessful")
     assert prod["components"]["api"]["previous_version"] == "1.2.0"
     markdown = evidence.to_markdown(report)
-    assert "- api: 1.2.0 -> 1.3.0 (deploy.started=started, validate.finished=failed, rollback.finished=success)" in (
-        markdown
-    )
+    assert prod["components"]["api"]["after"] == "1.2.0"  # rolled back
+    expected = "- api: 1.2.0 -> 1.3.0, now 1.2.0 (deploy.started=started, validate.finished=failed, rollback.finished"
+    assert expected + "=success)" in markdown
     assert "- gate approval: approved by bob" in markdown
     assert report["digest"] in markdown
 

@@ -67,14 +67,28 @@ def build(
                 "try_number": t.get("try_number"),
                 "start": t.get("start_date"),
                 "end": t.get("end_date"),
+                "audit": list(t.get("audit", [])),
             }
             for t in tasks
         ],
         "audit_lines": len(records),
         "malformed_audit_lines": list(malformed),
     }
+    for section in environments.values():
+        for comp in section["components"].values():
+            comp["after"] = _after(comp)
     report["digest"] = digest(report)
     return report
+
+
+def _after(component: Mapping[str, Any]) -> str:
+    """The version running after the run: restored on a successful rollback, new on a successful deploy."""
+    outcome = {s["event"]: s["outcome"] for s in component["steps"]}
+    if outcome.get("rollback.finished") == "success":
+        return str(component["previous_version"])
+    if outcome.get("deploy.finished") == "success" and "rollback.started" not in outcome:
+        return str(component["version"])
+    return str(component["previous_version"]) if "deploy.finished" not in outcome else "unknown"
 
 
 def _add(section: dict[str, Any], record: Mapping[str, Any]) -> None:
@@ -159,7 +173,7 @@ def to_markdown(report: Mapping[str, Any]) -> str:
         for name, comp in section["components"].items():
             outcome = ", ".join(f"{s['event']}={s['outcome']}" for s in comp["steps"])
             before = comp["previous_version"] or "nothing recorded"
-            lines.append(f"- {name}: {before} -> {comp['version']} ({outcome})")
+            lines.append(f"- {name}: {before} -> {comp['version']}, now {comp['after']} ({outcome})")
         lines.append("")
     if report["malformed_audit_lines"]:
         lines += ["## Malformed audit lines", "", *[f"- `{m}`" for m in report["malformed_audit_lines"]], ""]
@@ -181,10 +195,12 @@ def fetch(api: Any, dag_id: str, run_id: str) -> dict[str, Any]:
     records: list[dict[str, Any]] = []
     malformed: list[str] = []
     for ti in tis:
+        ti["audit"] = []
         for attempt in range(1, int(ti.get("try_number") or 0) + 1):
             log = api.get(f"{base}/taskInstances/{quote(ti['task_id'])}/logs/{attempt}", full_content="true")
             found, broken = records_from_log(log.get("content") if isinstance(log, dict) else log)
             records.extend(found)
+            ti["audit"].extend(found)
             malformed.extend(broken)
     meta = {
         "dag_id": dag_id,

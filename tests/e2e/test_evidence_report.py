@@ -25,6 +25,7 @@ def test_report_of_an_approved_run(airflow, tmp_path: Path) -> None:
         environments=[{"name": "dev"}, {"name": "prod", "gates": [{"type": "approval", "users": ["bob", "carol"]}]}],
     )
     data["components"][0]["deploy"] = command("echo deploying {{ version }}")
+    data["components"][0]["validate"] = [command('test "{{ version }}" != 6.6.6')]  # 6.6.6 is broken
     write_definition(airflow.releases, "evidence.yaml", data)
     dag = "release_evidence"
     run = airflow.trigger(dag, "alice", {"version_api": "2.5.0"})
@@ -74,3 +75,35 @@ def test_report_of_an_approved_run(airflow, tmp_path: Path) -> None:
     assert "api=2.5.0" in prod_line
     assert "approvers bob" in prod_line
     assert "DORA (prod, last 1 runs): 1.0 deployments/day" in hist.stdout
+
+
+def test_report_of_a_rolled_back_run(airflow, tmp_path: Path) -> None:
+    """A broken version in dev: the report shows the failed check, the rollback and the version restored."""
+    from release_mgmt import evidence
+
+    dag = "release_evidence"  # the release of the test above: 2.5.0 is recorded in dev
+    run = airflow.trigger(dag, "alice", {"version_api": "6.6.6", "environments": ["dev"]})
+    assert airflow.wait_finished(dag, run) == "failed"
+    env = {
+        **os.environ,
+        "AIRFLOW_API_URL": airflow.url,
+        "AIRFLOW_USERNAME": "admin",
+        "AIRFLOW_PASSWORD": airflow.passwords["admin"],
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "release_mgmt", "audit", dag, run, "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert evidence.verify(report)
+    api = report["environments"]["dev"]["components"]["api"]
+    assert (api["previous_version"], api["version"], api["after"]) == ("2.5.0", "6.6.6", "2.5.0")
+    assert report["environments"]["dev"]["outcome"] == "rolled_back"
+    validate = next(t for t in report["tasks"] if t["task_id"] == "dev.validate_api")
+    assert validate["state"] == "failed"
+    assert [a["event"] for a in validate["audit"]] == ["validate.started", "validate.finished"]
