@@ -191,6 +191,15 @@ def test_sample_release_waits_for_a_release_manager_in_prod(airflow, tmp_path: P
         assert airflow.wait_finished(dag, run) == "success"
         closed = airflow.api("GET", f"/change-service/api/now/table/change_request/{change['sys_id']}")["result"]
         assert (closed["state"], closed["close_code"]) == ("3", "successful")
+        from release_mgmt import evidence
+
+        report = evidence.fetch(airflow.client("admin"), dag, run)  # what an auditor gets
+        prod = report["environments"]["prod"]
+        assert prod["change"]["number"] == change["number"]
+        assert prod["change"]["close_code"] == "successful"
+        assert prod["gates"][0]["approvers"] == ["bob"]
+        assert [v["user"] for v in prod["refused_votes"]] == ["alice"]
+        assert prod["components"]["web"]["after"] == "1.3.0"
         assert _version(ports["prod"]) == "1.3.0"
         assert airflow.xcom(dag, run, GATE)["approvers"] == ["bob"]
     finally:
