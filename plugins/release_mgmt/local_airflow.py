@@ -24,6 +24,19 @@ from release_mgmt.api_client import AirflowApi, ApiError
 from release_mgmt.errors import ReleaseMgmtError
 
 REPO = Path(__file__).resolve().parents[2]
+SHARED_SETTINGS = REPO / "deploy" / "airflow.env"
+
+
+def shared_settings() -> dict[str, str]:
+    """The Airflow settings docker-compose.yml also uses (deploy/airflow.env, KEY=VALUE lines)."""
+    settings = {}
+    for line in SHARED_SETTINGS.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            settings[key.strip()] = value.strip()
+    return settings
+
+
 USERS = {"admin": "admin", "alice": "user", "bob": "user", "carol": "user", "dave": "user"}
 
 
@@ -47,6 +60,7 @@ class LocalAirflow:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.passwords = {user: f"pw-{user}-{secrets.token_hex(6)}" for user in self.users}
+        self.jwt_secret = secrets.token_hex(16)
         self.procs: list[subprocess.Popen[bytes]] = []
         self._clients: dict[str, AirflowApi] = {}
 
@@ -58,21 +72,13 @@ class LocalAirflow:
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            **shared_settings(),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "8",
-            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager."
-            "SimpleAuthManager",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in self.users.items()),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
-            "AIRFLOW__API_AUTH__JWT_SECRET": "release-mgmt-tests-only",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": self.jwt_secret,  # one secret for all the processes
             "RELEASE_MGMT_RELEASES_DIR": str(self.releases),
             **self.extra_env,
         }
