@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 import urllib.error
@@ -173,3 +174,22 @@ def audit_problems(records: list[dict[str, Any]]) -> list[str]:
         if not (r.get("environment") and r.get("component") and r.get("version"))
     ]
     return problems
+
+
+def release_mgmt_cli(airflow, user: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m release_mgmt ...` as ``user``, with credentials from the environment."""
+    env = {
+        **os.environ,
+        "AIRFLOW_API_URL": airflow.url,
+        "AIRFLOW_USERNAME": user,
+        "AIRFLOW_PASSWORD": airflow.passwords[user],
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "release_mgmt", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -14,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from release_mgmt.audit import records_from_log
-from tests.e2e.conftest import audit_problems
+from release_mgmt import evidence
+from tests.e2e.conftest import audit_problems, release_mgmt_cli
 from tests.helpers import command, free_port, minimal_definition, write_definition
 
 pytestmark = pytest.mark.e2e
@@ -84,9 +83,9 @@ def test_separation_of_duties_and_quorum(airflow, tmp_path: Path) -> None:
     _wait_open(airflow, dag, run, "bob")
     assert airflow.states(dag, run)["prod.deploy_api"] is None  # one approval is not enough
 
-    listed = _cli(airflow, "carol", "gates", "--dag", dag)
+    listed = release_mgmt_cli(airflow, "carol", "gates", "--dag", dag)
     assert f"{dag}  {run}  prod  approval  approvers: alice, bob, carol" in listed.stdout
-    approved = _cli(airflow, "carol", "approve", run, "prod", "--comment", "looks good")
+    approved = release_mgmt_cli(airflow, "carol", "approve", run, "prod", "--comment", "looks good")
     assert approved.returncode == 0, approved.stderr
     assert airflow.wait_finished(dag, run) == "success"
     decision = airflow.xcom(dag, run, GATE)
@@ -100,25 +99,6 @@ def test_separation_of_duties_and_quorum(airflow, tmp_path: Path) -> None:
         assert f'"event":"{event}"' in log.replace('\\"', '"')
 
 
-def _cli(airflow, user: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m release_mgmt ...` as ``user``, with credentials from the environment."""
-    env = {
-        **os.environ,
-        "AIRFLOW_API_URL": airflow.url,
-        "AIRFLOW_USERNAME": user,
-        "AIRFLOW_PASSWORD": airflow.passwords[user],
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "release_mgmt", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def test_reject_stops_before_prod(airflow, tmp_path: Path) -> None:
     """A reject without comment is refused; with one, prod is never deployed and the run fails."""
     dag = _release(airflow, tmp_path, "gate_reject")
@@ -126,8 +106,8 @@ def test_reject_stops_before_prod(airflow, tmp_path: Path) -> None:
     _wait_open(airflow, dag, run, "the request")
     assert airflow.answer(dag, run, GATE, user="bob", option="Reject")[0] == 200
     _wait_open(airflow, dag, run, "an empty reject")
-    assert _cli(airflow, "bob", "reject", run, "prod").returncode == 2  # the CLI asks for a comment first
-    rejected = _cli(airflow, "bob", "reject", run, "prod", "--comment", "error budget exhausted")
+    assert release_mgmt_cli(airflow, "bob", "reject", run, "prod").returncode == 2  # the CLI asks for a comment first
+    rejected = release_mgmt_cli(airflow, "bob", "reject", run, "prod", "--comment", "error budget exhausted")
     assert rejected.returncode == 0, rejected.stderr
     assert airflow.wait_finished(dag, run) == "failed"
     states = airflow.states(dag, run)
@@ -141,10 +121,8 @@ def test_reject_stops_before_prod(airflow, tmp_path: Path) -> None:
         "bob",
         "error budget exhausted",
     )
-    records = []
-    for task, state in sorted(airflow.states(dag, run).items()):
-        if state in ("success", "failed", "skipped"):
-            records += records_from_log(airflow.log(dag, run, task))[0]
+    report = evidence.fetch(airflow.client("admin"), dag, run)  # every task's audit lines, as an auditor reads them
+    records = [record for task in report["tasks"] for record in task["audit"]]
     assert audit_problems(records) == []
     assert [r["event"] for r in records].count("gate.vote_refused") == 1  # the empty reject
     assert [r["event"] for r in records].count("gate.decision") == 1

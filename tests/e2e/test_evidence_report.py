@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import release_mgmt_cli
 from tests.helpers import command, minimal_definition, write_definition
 
 pytestmark = pytest.mark.e2e
@@ -35,20 +33,7 @@ def test_report_of_an_approved_run(airflow, tmp_path: Path) -> None:
     assert airflow.wait_finished(dag, run) == "success"
 
     out = tmp_path / "report.json"
-    env = {
-        **os.environ,
-        "AIRFLOW_API_URL": airflow.url,
-        "AIRFLOW_USERNAME": "admin",
-        "AIRFLOW_PASSWORD": airflow.passwords["admin"],
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "release_mgmt", "audit", dag, run, "--format", "json", "--out", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = release_mgmt_cli(airflow, "admin", "audit", dag, run, "--format", "json", "--out", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())
     assert evidence.verify(report)
@@ -61,14 +46,7 @@ def test_report_of_an_approved_run(airflow, tmp_path: Path) -> None:
     assert report["malformed_audit_lines"] == []
     assert report["audit_lines"] > 10
 
-    hist = subprocess.run(
-        [sys.executable, "-m", "release_mgmt", "history", "evidence", "--releases", str(airflow.releases)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    hist = release_mgmt_cli(airflow, "admin", "history", "evidence", "--releases", str(airflow.releases))
     assert hist.returncode == 0, hist.stdout + hist.stderr
     prod_line = next(line for line in hist.stdout.splitlines() if "  prod " in line)
     assert "succeeded" in prod_line
@@ -84,20 +62,7 @@ def test_report_of_a_rolled_back_run(airflow, tmp_path: Path) -> None:
     dag = "release_evidence"  # the release of the test above: 2.5.0 is recorded in dev
     run = airflow.trigger(dag, "alice", {"version_api": "6.6.6", "environments": ["dev"]})
     assert airflow.wait_finished(dag, run) == "failed"
-    env = {
-        **os.environ,
-        "AIRFLOW_API_URL": airflow.url,
-        "AIRFLOW_USERNAME": "admin",
-        "AIRFLOW_PASSWORD": airflow.passwords["admin"],
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "release_mgmt", "audit", dag, run, "--format", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = release_mgmt_cli(airflow, "admin", "audit", dag, run, "--format", "json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert evidence.verify(report)
