@@ -199,13 +199,13 @@ def _build_change_authorized(plan: ReleasePlan, task: TaskSpec, common: dict[str
 
 def _build_change_close(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
     env = next(e for e in plan.environments if e.name == task.environment)
-    local = [t.local_id for t in env.tasks if t.kind not in ("result", "change_close")]
+    local = env.local_ids("result", "change_close")
     return ChangeCloseOperator(local_task_ids=local, **_change_args(plan, task), **common)
 
 
 def _build_result(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
     env = next(e for e in plan.environments if e.name == task.environment)
-    local = [t.local_id for t in env.tasks if t.kind != "result"]
+    local = env.local_ids("result")
     return EnvironmentResultOperator(environment=env.name, local_task_ids=local, **common)
 
 
@@ -215,7 +215,7 @@ def _build_preflight(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) 
 
 
 def _build_summary(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
-    by_env = {e.name: [t.local_id for t in e.tasks if t.kind != "result"] for e in plan.environments}
+    by_env = {e.name: e.local_ids("result") for e in plan.environments}
     return ReleaseSummaryOperator(tasks_by_environment=by_env, **common)
 
 

@@ -86,6 +86,10 @@ class EnvironmentPlan:
     #: the connection of this environment's change requests (None: no change requests here)
     change_connection: str | None = None
 
+    def local_ids(self, *excluded: str) -> list[str]:
+        """The ids inside the task group of every task but those of the ``excluded`` kinds."""
+        return [t.local_id for t in self.tasks if t.kind not in excluded]
+
 
 @dataclass(frozen=True)
 class ReleasePlan:
