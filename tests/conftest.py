@@ -42,6 +42,15 @@ def ssh_server(tmp_path_factory: pytest.TempPathFactory):
         yield server
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server on loopback for the session (Debian's postgresql)."""
+    from tests.servers import postgres
+
+    with postgres() as server:
+        yield server
+
+
 @pytest.fixture
 def http_server():
     """A scripted HTTP server on loopback (real sockets, real HTTP)."""

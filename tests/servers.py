@@ -1,4 +1,5 @@
-"""Real servers the tests start on loopback: OpenSSH's sshd (from Debian's openssh-server)."""
+"""Real servers the tests start on loopback: OpenSSH's sshd (from Debian's openssh-server), PostgreSQL
+(from Debian's postgresql), scripted HTTP servers, a Kubernetes apps/v1 API and a fault-injecting proxy."""
 
 from __future__ import annotations
 
@@ -81,6 +82,98 @@ def sshd(folder: Path) -> Iterator[SSHServer]:
         proc.terminate()
         proc.wait(timeout=15)
         log.close()
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """A running PostgreSQL on loopback; the ``postgres`` role connects without a password."""
+
+    port: int
+    folder: Path
+    run_as: str | None
+
+    def url(self, database: str) -> str:
+        """A SQLAlchemy URL of ``database`` (psycopg2)."""
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """Create ``name`` (fresh) and return its URL."""
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            cur.execute(f'CREATE DATABASE "{name}"')
+        conn.close()
+        return self.url(name)
+
+
+def _postgres_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise RuntimeError("PostgreSQL not found: install Debian's postgresql (.ci/run does)")
+    return Path(initdb).parent
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[PostgresServer]:
+    """Start a throw-away PostgreSQL cluster on a free loopback port (as user postgres when run as root,
+    since PostgreSQL refuses to run as root); stopped and deleted afterwards."""
+    import os
+    import pwd
+    import signal
+    import tempfile
+
+    binaries = _postgres_bin()
+    folder = Path(tempfile.mkdtemp(prefix="release_mgmt_pg_"))  # not under pytest's 0700 root-owned tree
+    run_as = "postgres" if os.geteuid() == 0 else None
+    if run_as:
+        owner = pwd.getpwnam(run_as)
+        os.chown(folder, owner.pw_uid, owner.pw_gid)
+    as_user: dict[str, Any] = {"user": run_as} if run_as else {}
+    data = folder / "data"
+    subprocess.run(
+        [str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        **as_user,
+    )
+    port = free_port()
+    settings = {
+        "listen_addresses": "127.0.0.1",
+        "port": str(port),
+        "unix_socket_directories": str(folder),
+        "max_connections": "300",
+        "fsync": "off",  # a throw-away cluster: speed over durability
+        "synchronous_commit": "off",
+        "full_page_writes": "off",
+    }
+    args = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
+    log = (folder / "postgres.log").open("w")
+    proc = subprocess.Popen(
+        [str(binaries / "postgres"), "-D", str(data), *args],
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+        **as_user,
+    )
+    try:
+        _wait_for_port(port, 60)
+        yield PostgresServer(port, folder, run_as)
+    finally:
+        proc.send_signal(signal.SIGINT)  # fast shutdown: disconnects clients
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass

@@ -58,3 +58,11 @@ def test_failed_gate_fails_the_environment_without_rollback() -> None:
     assert (outcome.status, outcome.failed_tasks) == ("failed", ("gate_approval",))
     assert outcome.sentence("prod") == "prod: FAILED (gate_approval failed)"
     assert not needs_rollback(states, "api")
+
+
+def test_lock_not_granted_fails_the_environment_naming_it() -> None:
+    """A lock that timed out stops the environment before any deploy, and the sentence says so."""
+    states = {"enter": "success", "lock": "failed", "deploy_api": "upstream_failed", "rollback_api": "skipped"}
+    outcome = environment_outcome(states)
+    assert outcome.status == "failed"
+    assert outcome.sentence("prod") == "prod: FAILED (lock failed)"

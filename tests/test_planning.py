@@ -128,3 +128,34 @@ def test_break_glass_is_asked_once_before_any_environment() -> None:
     assert _upstream(plan, "break_glass") == {"preflight"}
     assert _upstream(plan, "dev.enter") == {"break_glass"}
     assert _upstream(plan, "prod.enter") == {"break_glass", "dev.result"}
+
+
+def test_locks_only_where_runs_can_meet() -> None:
+    """One run at a time (the default) needs no lock; several runs, or a lock shared with other
+    releases, put ``lock`` before the first deploys and ``unlock`` after every deploy, check and rollback."""
+    single = plan_release(_definition(_component("db"), _component("api", "db")), "x.yaml")
+    assert not [t for t in single.tasks() if t.kind in ("lock", "unlock")]
+    data = minimal_definition(
+        components=[_component("db"), _component("api", "db")],
+        environments=[{"name": "dev"}, {"name": "prod", "lock": "prod-cluster", "lock_timeout": "2h"}],
+    )
+    shared = plan_release(ReleaseDefinition.model_validate(data), "x.yaml")
+    assert [t.task_id for t in shared.tasks() if t.kind == "lock"] == ["prod.lock"]
+    prod = shared.environments[1]
+    assert (prod.lock, prod.lock_timeout.total_seconds(), shared.environments[0].lock) == ("prod-cluster", 7200, None)
+    several = plan_release(ReleaseDefinition.model_validate({**data, "max_active_runs": 3}), "x.yaml")
+    assert [e.lock for e in several.environments] == ["shop/dev", "prod-cluster"]
+    assert several.max_active_runs == 3
+    assert _upstream(several, "dev.deploy_db") == {"dev.lock"}
+    assert _upstream(several, "dev.deploy_api") == {"dev.validate_db"}
+    assert _upstream(several, "dev.unlock") == {
+        "dev.lock",
+        "dev.deploy_db",
+        "dev.validate_db",
+        "dev.deploy_api",
+        "dev.validate_api",
+        "dev.rollback_db",
+        "dev.rollback_api",
+    }
+    assert next(t for t in several.tasks() if t.task_id == "dev.unlock").trigger_rule == "all_done"
+    assert "dev.unlock" in _upstream(several, "dev.result")

@@ -18,6 +18,7 @@ from release_mgmt.definition.yaml_io import parse
 from release_mgmt.errors import DefinitionError
 from release_mgmt.gates.approval_operator import ApprovalGateOperator, BreakGlassOperator
 from release_mgmt.gates.change import ChangeAuthorizedOperator, ChangeCloseOperator, ChangeOpenOperator
+from release_mgmt.gates.lock import EnvironmentLockOperator, EnvironmentUnlockOperator
 from release_mgmt.operators import (
     DeployOperator,
     EnvironmentEntryOperator,
@@ -203,6 +204,18 @@ def _build_change_close(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any
     return ChangeCloseOperator(local_task_ids=local, **_change_args(plan, task), **common)
 
 
+def _build_lock(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
+    env = next(e for e in plan.environments if e.name == task.environment)
+    return EnvironmentLockOperator(
+        environment=env.name, lock=env.lock or "", timeout_seconds=env.lock_timeout.total_seconds(), **common
+    )
+
+
+def _build_unlock(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
+    env = next(e for e in plan.environments if e.name == task.environment)
+    return EnvironmentUnlockOperator(environment=env.name, lock=env.lock or "", **common)
+
+
 def _build_result(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
     env = next(e for e in plan.environments if e.name == task.environment)
     local = env.local_ids("result")
@@ -227,6 +240,8 @@ BUILDERS: dict[str, Builder] = {
     "change_authorized": _build_change_authorized,
     "change_close": _build_change_close,
     "gate": _build_gate,
+    "lock": _build_lock,
+    "unlock": _build_unlock,
     "deploy": _build_step,
     "validate": _build_step,
     "rollback": _build_step,
@@ -251,7 +266,7 @@ def build_dag(plan: ReleasePlan) -> DAG:
         schedule=_schedule(plan),
         start_date=START_DATE,
         catchup=False,
-        max_active_runs=1,
+        max_active_runs=plan.max_active_runs,
         tags=tags,
         params=trigger_params(plan),
         doc_md=_doc_md(plan),

@@ -61,7 +61,9 @@ def environment_outcome(states: Mapping[str, str | None], selected: bool = True)
     enter = states.get("enter")
     if enter in ("skipped", "upstream_failed", None):
         return EnvironmentOutcome("not_started")
-    gates = tuple(sorted(t for t, s in states.items() if t.startswith(("gate_", "change_")) and s == "failed"))
+    gates = tuple(
+        sorted(t for t, s in states.items() if (t.startswith(("gate_", "change_")) or t == "lock") and s == "failed")
+    )
     failed = (*gates, *work_failed(states))
     work_bad = any(s in FAILED for t, s in states.items() if t.startswith(("deploy_", "validate_")))
     if enter == "failed":

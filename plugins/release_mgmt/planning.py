@@ -7,10 +7,14 @@ Per environment (a task group, in promotion order) the plan holds:
 - ``change_open``: with a ``change`` configured, the change request for this run (before the gates);
 - ``gate_<name>``: the environment's gates, one after the other (approvals: see gates/);
 - ``change_authorized``: waits (deferred) until the change is authorized, then marks it Implement;
-- ``deploy_<c>``: after the last gate (or ``enter``) and after every dependency of ``c`` is deployed and validated;
+- ``lock``: when other runs may deploy here at the same time (``max_active_runs`` > 1 or a shared
+  ``lock``), takes the environment's lock, waiting in line (deferred) while another run holds it;
+- ``deploy_<c>``: after the lock (or the last gate, or ``enter``) and after every dependency of ``c``
+  is deployed and validated;
 - ``validate_<c>``: after ``deploy_<c>`` (only when ``c`` has validation steps);
 - ``rollback_<c>``: once everything in the environment is done, dependents first; acts only
   when a deploy or validation in the environment failed and ``c`` was touched;
+- ``unlock``: gives the lock back once every deploy, validation and rollback is done;
 - ``change_close``: closes the change with the outcome (or cancels it when nothing was implemented);
 - ``result``: fails when the environment failed, so no later environment starts.
 
@@ -35,9 +39,11 @@ TaskKind = Literal[
     "change_open",
     "gate",
     "change_authorized",
+    "lock",
     "deploy",
     "validate",
     "rollback",
+    "unlock",
     "change_close",
     "result",
     "summary",
@@ -85,6 +91,9 @@ class EnvironmentPlan:
     expected_duration: timedelta = timedelta(0)
     #: the connection of this environment's change requests (None: no change requests here)
     change_connection: str | None = None
+    #: the lock runs take before deploying here (None: one run at a time is guaranteed without it)
+    lock: str | None = None
+    lock_timeout: timedelta = timedelta(days=1)
 
     def local_ids(self, *excluded: str) -> list[str]:
         """The ids inside the task group of every task but those of the ``excluded`` kinds."""
@@ -113,6 +122,7 @@ class ReleasePlan:
     #: the environment whose maintenance-window openings start runs (None: manual runs only)
     schedule_environment: str | None = None
     break_glass: TaskSpec | None = None
+    max_active_runs: int = 1
 
     @property
     def environment_names(self) -> tuple[str, ...]:
@@ -162,11 +172,17 @@ def _dependents(components: list[Component]) -> dict[str, set[str]]:
     return result
 
 
-def _environment_tasks(
-    environment: Environment, ordered: list[Component], entry_upstream: tuple[str, ...]
-) -> list[TaskSpec]:
+def lock_name(release: str, environment: Environment, max_active_runs: int) -> str | None:
+    """The lock an environment's deploys take: the shared one it declares, else ``<release>/<environment>``
+    when several runs of the release may be active; None when one run at a time is all Airflow allows."""
+    if environment.lock is not None:
+        return environment.lock
+    return f"{release}/{environment.name}" if max_active_runs > 1 else None
+
+
+def _entry_chain(environment: Environment, entry_upstream: tuple[str, ...], lock: str | None) -> list[TaskSpec]:
+    """The chain before deployments: enter, the change opened, each gate in order, the change authorized, the lock."""
     env = environment.name
-    # the chain before deployments: enter, the change opened, each gate in order, the change authorized
     entry = f"{env}.enter"
     tasks = [TaskSpec(entry, "enter", env, upstream=entry_upstream, trigger_rule=NONE_FAILED)]
     if environment.change is not None:
@@ -180,6 +196,17 @@ def _environment_tasks(
             TaskSpec(f"{env}.change_authorized", "change_authorized", env, upstream=(entry,), gate=environment.change)
         )
         entry = tasks[-1].task_id
+    if lock is not None:
+        tasks.append(TaskSpec(f"{env}.lock", "lock", env, upstream=(entry,)))
+    return tasks
+
+
+def _environment_tasks(
+    environment: Environment, ordered: list[Component], entry_upstream: tuple[str, ...], lock: str | None
+) -> list[TaskSpec]:
+    env = environment.name
+    tasks = _entry_chain(environment, entry_upstream, lock)
+    entry = tasks[-1].task_id
     ready: dict[str, str] = {}  # component -> the task after which it counts as deployed and healthy
     for comp in ordered:
         deploy_id = f"{env}.deploy_{comp.name}"
@@ -223,6 +250,9 @@ def _environment_tasks(
             )
         )
     tasks.extend(rollbacks)
+    if lock is not None:  # given back once nothing here runs any more, whatever happened
+        held = (f"{env}.lock", *work, *(r.task_id for r in rollbacks))
+        tasks.append(TaskSpec(f"{env}.unlock", "unlock", env, upstream=held, trigger_rule=ALL_DONE))
     if environment.change is not None:  # closes (or cancels) the change once everything else is done
         before = tuple(t.task_id for t in tasks)
         tasks.append(
@@ -255,7 +285,8 @@ def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> Re
     envs: list[EnvironmentPlan] = []
     previous: tuple[str, ...] = first
     for env in defn.environments:
-        tasks = _environment_tasks(env, ordered, previous)
+        lock = lock_name(defn.name, env, defn.max_active_runs)
+        tasks = _environment_tasks(env, ordered, previous, lock)
         envs.append(
             EnvironmentPlan(
                 env.name,
@@ -266,6 +297,8 @@ def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> Re
                 env.outside_maintenance,
                 env.expected_duration,
                 env.change.connection if env.change else None,
+                lock,
+                env.lock_timeout,
             )
         )
         previous = (*previous, f"{env.name}.result")
@@ -287,4 +320,5 @@ def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> Re
         windows=tuple(w for w in defn.windows if not w.releases or defn.name in w.releases),
         schedule_environment=defn.schedule.at_maintenance_windows if defn.schedule else None,
         break_glass=break_glass,
+        max_active_runs=defn.max_active_runs,
     )

@@ -1,16 +1,22 @@
-"""The change service's HTTP API: ServiceNow's Table API shapes for ``change_request``, plus an
-approval action for authorizers (``/api/release_mgmt/change_request/{sys_id}/approve|reject``)."""
+"""The change service's HTTP API: ServiceNow's Table API shapes for ``change_request``, an approval
+action for authorizers (``/api/release_mgmt/change_request/{sys_id}/approve|reject``), and the
+environment locks release runs take in turn (``/api/release_mgmt/locks``: anyone signed in reads
+them; only release tasks, with the service token, acquire and release)."""
 
 from __future__ import annotations
 
 import base64
 import hmac
+import re
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
+from release_mgmt.change_service.locks import Holder, LockStore, any_run_is_live
+from release_mgmt.change_service.service_token import SERVICE_USER
 from release_mgmt.change_service.store import ChangeRuleError, ChangeStore
 
 TABLE = "/api/now/table/change_request"
@@ -53,6 +59,14 @@ def _store(request: Request) -> ChangeStore:
     return store
 
 
+def _locks(request: Request) -> LockStore:
+    state = request.app.state
+    if state.locks is None:
+        state.locks = LockStore(_store(request).engine, state.run_state)
+    locks: LockStore = state.locks
+    return locks
+
+
 def _user(request: Request) -> str:
     """The authenticated caller (the app's ``authenticate`` refuses anonymous requests)."""
     user: str = request.app.state.authenticate(request)
@@ -61,7 +75,10 @@ def _user(request: Request) -> str:
 
 router = APIRouter()
 StoreDep = Depends(_store)
+LocksDep = Depends(_locks)
 UserDep = Depends(_user)
+LOCKS = "/api/release_mgmt/locks"
+LOCK_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,49}(/[a-z][a-z0-9_-]{0,49})?$")
 
 
 @router.get(TABLE)
@@ -114,12 +131,51 @@ async def decide(
     return _failure(404, **NOT_FOUND) if record is None else {"result": record}
 
 
+@router.get(LOCKS)
+def list_locks(lock: str | None = None, locks: LockStore = LocksDep, user: str = UserDep) -> Any:
+    """Every lock (or ``?lock=NAME`` with its recent history): holder and queue."""
+    if lock is None:
+        return {"result": locks.status()}
+    return {"result": {**locks.status(lock)[0], "history": locks.history(lock)}}
+
+
+@router.post(LOCKS + "/{action}")
+async def lock_action(action: str, request: Request, locks: LockStore = LocksDep, user: str = UserDep) -> Any:
+    """A release task acquires (queues for) or releases a lock: {"lock", "dag_id", "run_id", "environment"}."""
+    if action not in ("acquire", "release"):
+        return _failure(404, "No such action", "use acquire or release")
+    if user != SERVICE_USER:
+        return _failure(403, "Not a release task", "locks are taken and given back by release tasks only")
+    body = await _json(request)
+    if isinstance(body, JSONResponse):
+        return body
+    lock, holder = _lock_request(body)
+    if action == "acquire":  # database work off the event loop: the API server serves others meanwhile
+        return {"result": await run_in_threadpool(locks.acquire, lock, holder)}
+    why = str(body.get("why") or "released")
+    return {"result": await run_in_threadpool(locks.release, lock, holder, why)}
+
+
+def _lock_request(body: dict[str, Any]) -> tuple[str, Holder]:
+    fields = {k: body.get(k) for k in ("lock", "dag_id", "run_id", "environment")}
+    missing = sorted(k for k, v in fields.items() if not isinstance(v, str) or not v)
+    if missing:
+        raise ChangeRuleError("Invalid lock request", f"missing or empty: {', '.join(missing)}", 400)
+    if not LOCK_NAME.match(str(fields["lock"])):
+        raise ChangeRuleError(
+            "Invalid lock name", "a name, or release/environment, in lowercase letters, digits, '_' or '-'", 400
+        )
+    return str(fields["lock"]), Holder(str(fields["dag_id"]), str(fields["run_id"]), str(fields["environment"]))
+
+
 def create_app(store: ChangeStore | None, authenticate: Callable[[Request], str]) -> FastAPI:
     """The API over ``store``; ``authenticate(request)`` returns the caller's user name or raises
     an HTTPException (401/403) for anonymous or unknown callers."""
     app = FastAPI(title="release_mgmt change service", description=__doc__)
     app.state.store = store
     app.state.store_url = default_store_url
+    app.state.locks = None
+    app.state.run_state = any_run_is_live
     app.state.authenticate = authenticate
     app.add_exception_handler(ChangeRuleError, _rule_error)  # type: ignore[arg-type]
     app.include_router(router)
@@ -179,8 +235,20 @@ def airflow_app() -> FastAPI:
 
     app = create_app(None, _refuse)
     app.state.store_url = default_store_url
+    app.state.run_state = airflow_run_state
     app.dependency_overrides[_user] = airflow_user
     return app
+
+
+def airflow_run_state(dag_id: str, run_id: str) -> str | None:
+    """A run's state in Airflow's database (the API server can read it): tells live lock holders from dead."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        state = session.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    return None if state is None else str(getattr(state, "value", state))
 
 
 def default_store_url() -> str:

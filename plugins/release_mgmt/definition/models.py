@@ -101,6 +101,15 @@ class Environment(Strict):
         default=timedelta(0), description="How long deploying here takes; a maintenance window must have it left."
     )
     change: ChangeConfig | None = Field(default=None, description="Open a change request for each run here.")
+    lock: Name | None = Field(
+        default=None,
+        description="A lock shared with other releases deploying to the same place (e.g. prod-cluster): runs "
+        "naming it deploy here one at a time, in the order they asked. Without it, runs of this release take "
+        "turns when max_active_runs allows several.",
+    )
+    lock_timeout: Duration = Field(
+        default=timedelta(days=1), description="How long a run waits in line for the lock before it fails."
+    )
 
 
 class Parameter(Strict):
@@ -153,6 +162,13 @@ class ReleaseDefinition(Strict):
         default=None,
         description="The extra approval an emergency run (trigger parameter emergency_change) needs to deploy "
         "during a freeze. Without it, freezes always hold.",
+    )
+    max_active_runs: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Runs of this release at once (more wait queued). With more than one, each environment "
+        "is deployed by one run at a time: a run waits for the environment's lock before its first deploy.",
     )
     policy: Policy = Policy()
 

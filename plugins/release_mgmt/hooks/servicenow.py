@@ -22,6 +22,8 @@ from release_mgmt.errors import ReleaseMgmtError
 
 TABLE = "/api/now/table/change_request"
 DEFAULT_CONN_ID = "servicenow_default"
+#: the name the built-in service's calls go by in messages (never looked up as a connection)
+BUILTIN_CONN_ID = "release_mgmt_builtin_service"
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 STATES = {
     "new": -5,
@@ -72,6 +74,18 @@ class ServiceNowChangeHook:
         self._token_expires = 0.0
         self._refresh = ""
         self._builtin: bool | None = None
+
+    @classmethod
+    def builtin_service(cls, **kwargs: Any) -> ServiceNowChangeHook:
+        """A client of the built-in service inside Airflow, whatever ``servicenow_default`` points at
+        (environment locks always live there)."""
+        hook = cls(BUILTIN_CONN_ID, **kwargs)
+        hook._builtin = True
+        return hook
+
+    def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """One call with the hook's retries; the answer's ``result``."""
+        return self._send(method, path, body=body)
 
     # -- plumbing -----------------------------------------------------------------------------------------
 

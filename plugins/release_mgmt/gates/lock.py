@@ -1,0 +1,228 @@
+"""Environment locks: a run deploys into an environment only while it holds the environment's lock.
+
+The ``lock`` task takes it after the environment's gates and change authorization, before the
+first deploy; the ``unlock`` task gives it back once every deploy, check and rollback there is
+done. A run that finds the lock taken queues in the built-in service and waits on the triggerer
+(no worker slot held) until it is first in line and the lock is free. The lock lives in the
+service's database (``change_service/locks.py``), so any worker, triggerer or API server sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from typing import Any, NoReturn
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from release_mgmt.change_service.locks import Holder
+from release_mgmt.hooks.servicenow import ServiceNowChangeHook, ServiceNowError
+from release_mgmt.operators import _ReleaseOperator
+
+LOCKS = "/api/release_mgmt/locks"
+
+
+class LockClient:
+    """Acquire and release calls to the built-in service (retried with backoff; both are idempotent)."""
+
+    def __init__(self, hook: ServiceNowChangeHook | None = None) -> None:
+        self.hook = hook or ServiceNowChangeHook.builtin_service(timeout=30, retries=4)
+
+    def acquire(self, lock: str, holder: Holder) -> dict[str, Any]:
+        result: dict[str, Any] = self.hook.call("POST", f"{LOCKS}/acquire", _body(lock, holder))
+        return result
+
+    def release(self, lock: str, holder: Holder, why: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self.hook.call("POST", f"{LOCKS}/release", {**_body(lock, holder), "why": why})
+        return result
+
+
+def _body(lock: str, holder: Holder) -> dict[str, str]:
+    return {"lock": lock, "dag_id": holder.dag_id, "run_id": holder.run_id, "environment": holder.environment}
+
+
+def describe(request: Mapping[str, Any] | None) -> str:
+    """``release_x run R (prod) since T`` for a holder or waiter; ``nobody`` for None."""
+    if not request:
+        return "nobody"
+    since = request.get("granted_on") or request.get("requested_on") or ""
+    return f"{request['dag_id']} run {request['run_id']} ({request['environment']}) since {since}"
+
+
+def _seconds_between(start: str, end: str) -> float:
+    try:
+        return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 3)
+    except ValueError:
+        return 0.0
+
+
+class _LockOperator(_ReleaseOperator):
+    ui_color = "#fff3cd"
+
+    def __init__(self, *, environment: str, lock: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.environment = environment
+        self.lock = lock
+
+    def _holder(self, context: Mapping[str, Any]) -> Holder:
+        return Holder(context["ti"].dag_id, context["run_id"], self.environment)
+
+    def _lock_audit(self, context: Mapping[str, Any], event: str, outcome: str, **details: Any) -> None:
+        self._audit(context, event, outcome, environment=self.environment, details={"lock": self.lock, **details})
+
+
+class EnvironmentLockOperator(_LockOperator):
+    """Takes the environment's lock, waiting in line without a worker; fails after ``timeout_seconds``."""
+
+    def __init__(self, *, timeout_seconds: float, poll_seconds: float = 2.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.timeout_seconds = timeout_seconds
+        self.poll_seconds = poll_seconds
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        if context["params"].get("dry_run"):
+            self.log.info("DRY RUN: would take lock %s before deploying to %s", self.lock, self.environment)
+            self._lock_audit(context, "lock.dry_run", "skipped")
+            return {"lock": self.lock, "dry_run": True}
+        holder = self._holder(context)
+        answer = self._call(lambda: LockClient().acquire(self.lock, holder))
+        if not answer["granted"]:
+            self._wait(context, holder, answer)
+        return self._granted(context, answer)
+
+    def _wait(self, context: Any, holder: Holder, answer: Mapping[str, Any]) -> NoReturn:
+        position = 1 + next(
+            (i for i, r in enumerate(answer["queue"]) if Holder(r["dag_id"], r["run_id"], r["environment"]) == holder),
+            len(answer["queue"]),
+        )
+        self.log.info(
+            "lock %s is held by %s; waiting in line (position %d) on the triggerer, no worker held",
+            self.lock,
+            describe(answer["holder"]),
+            position,
+        )
+        self._lock_audit(context, "lock.waiting", "waiting", held_by=answer["holder"], position=position)
+        self.defer(
+            trigger=EnvironmentLockTrigger(
+                self.lock,
+                {"dag_id": holder.dag_id, "run_id": holder.run_id, "environment": holder.environment},
+                deadline=time.time() + self.timeout_seconds,
+                poll_seconds=self.poll_seconds,
+            ),
+            method_name="resume",
+        )
+
+    def resume(self, context: Any, event: Mapping[str, Any]) -> dict[str, Any]:
+        if event.get("status") == "granted":
+            return self._granted(context, event["answer"])
+        holder = self._holder(context)
+        try:  # leave the queue, so the runs behind this one are not held up by it
+            LockClient().release(self.lock, holder, f"gave up waiting: {event.get('status')}")
+        except ServiceNowError as exc:
+            self.log.warning("could not leave the queue of lock %s (it is left when the run ends): %s", self.lock, exc)
+        held_by = event.get("holder")
+        self._lock_audit(context, "lock.timeout", "failed", held_by=held_by, error=event.get("error", ""))
+        raise AirflowFailException(
+            f"{self.environment}: lock {self.lock} not granted within {self.timeout_seconds:.0f}s; held by "
+            f"{describe(held_by)}{'; last error: ' + event['error'] if event.get('error') else ''}. Wait for that "
+            f"run to finish (or fail it, which frees the lock), then clear this task; lock_timeout sets the wait."
+        )
+
+    def _granted(self, context: Any, answer: Mapping[str, Any]) -> dict[str, Any]:
+        held = answer["holder"]
+        waited = _seconds_between(held["requested_on"], held["granted_on"])
+        self.log.info("took lock %s for %s (waited %.1fs)", self.lock, self.environment, waited)
+        self._lock_audit(context, "lock.acquired", "ok", waited_seconds=waited, granted_on=held["granted_on"])
+        return {"lock": self.lock, "granted_on": held["granted_on"], "waited_seconds": waited}
+
+    def _call(self, call: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = call()
+        except ServiceNowError as exc:
+            raise AirflowFailException(
+                f"{self.environment}: could not reach the lock service: {exc}. Check that the API server is up "
+                "and that tasks reach it (RELEASE_MGMT_CHANGE_SERVICE_URL or [api] base_url)"
+            ) from exc
+        return result
+
+
+class EnvironmentUnlockOperator(_LockOperator):
+    """Gives the lock back once everything in the environment is done (also after failures and rollbacks).
+
+    A lock it cannot give back is logged, not failed: the service frees it when this run ends.
+    """
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        if context["params"].get("dry_run"):
+            raise AirflowSkipException("dry run: no lock was taken")
+        try:
+            released = LockClient().release(self.lock, self._holder(context), f"{self.environment} done")
+        except ServiceNowError as exc:
+            self.log.warning("could not give back lock %s; it is freed when this run ends: %s", self.lock, exc)
+            self._lock_audit(context, "lock.release_failed", "failed", error=str(exc))
+            return {"lock": self.lock, "released": False}
+        if released is None:
+            raise AirflowSkipException(f"no lock {self.lock} was held or asked for by this run in {self.environment}")
+        held = _seconds_between(released["granted_on"], released["released_on"]) if released["granted_on"] else 0.0
+        self.log.info("gave back lock %s (%s, held %.1fs)", self.lock, released["was"], held)
+        self._lock_audit(context, "lock.released", "ok", was=released["was"], held_seconds=held)
+        return {"lock": self.lock, "released": True, "held_seconds": held}
+
+
+class EnvironmentLockTrigger(BaseTrigger):
+    """Asks for the lock every ``poll_seconds`` (growing to ``max_poll_seconds``) until it is granted or
+    ``deadline`` (epoch seconds) passes. Service errors are retried until the deadline."""
+
+    def __init__(
+        self,
+        lock: str,
+        holder: dict[str, str],
+        deadline: float,
+        poll_seconds: float = 2.0,
+        max_poll_seconds: float = 30.0,
+    ) -> None:
+        super().__init__()
+        self.lock = lock
+        self.holder = dict(holder)
+        self.deadline = deadline
+        self.poll_seconds = poll_seconds
+        self.max_poll_seconds = max_poll_seconds
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__name__}",
+            {
+                "lock": self.lock,
+                "holder": self.holder,
+                "deadline": self.deadline,
+                "poll_seconds": self.poll_seconds,
+                "max_poll_seconds": self.max_poll_seconds,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        client = LockClient()
+        holder = Holder(**self.holder)
+        wait, error, held_by = self.poll_seconds, "", None
+        while True:
+            try:
+                answer = await asyncio.to_thread(client.acquire, self.lock, holder)
+            except ServiceNowError as exc:
+                error = str(exc)
+                self.log.warning("lock %s: service not answering, trying again: %s", self.lock, exc)
+            else:
+                error = ""
+                if answer["granted"]:
+                    yield TriggerEvent({"status": "granted", "answer": answer})
+                    return
+                if answer["holder"] != held_by:
+                    held_by = answer["holder"]
+                    self.log.info("lock %s held by %s", self.lock, describe(held_by))
+            if time.time() >= self.deadline:
+                yield TriggerEvent({"status": "timeout", "holder": held_by, "error": error})
+                return
+            await asyncio.sleep(max(0.0, min(wait, self.deadline - time.time())))
+            wait = min(wait * 1.5, self.max_poll_seconds)
