@@ -1,6 +1,7 @@
 """A local multi-process Airflow: API server, scheduler, DAG processor and triggerer as separate processes.
 
-SQLite and LocalExecutor in an AIRFLOW_HOME of the caller's choice, this repository's dags/ and
+LocalExecutor (parallelism from deploy/airflow.env) on SQLite in an AIRFLOW_HOME of the caller's
+choice, or on a database the caller names (PostgreSQL, as the distributed deployment uses), this repository's dags/ and
 plugins/, the release definitions of a folder the caller chooses, and SimpleAuthManager users
 with passwords the caller sets. The REST helpers talk to it as any user would. Used by
 ``python -m release_mgmt run-once`` and by the end-to-end tests.
@@ -51,9 +52,15 @@ class LocalAirflow:
     """Start, use and stop a multi-process Airflow on loopback."""
 
     def __init__(
-        self, home: Path, releases: Path, users: dict[str, str] | None = None, extra_env: dict[str, str] | None = None
+        self,
+        home: Path,
+        releases: Path,
+        users: dict[str, str] | None = None,
+        extra_env: dict[str, str] | None = None,
+        database: str | None = None,
     ) -> None:
         self.home = home
+        self.database = database
         self.releases = releases
         self.users = dict(users or USERS)
         self.extra_env = dict(extra_env or {})
@@ -80,6 +87,7 @@ class LocalAirflow:
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API_AUTH__JWT_SECRET": self.jwt_secret,  # one secret for all the processes
             "RELEASE_MGMT_RELEASES_DIR": str(self.releases),
+            **({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database} if self.database else {}),
             **self.extra_env,
         }
 
@@ -87,7 +95,9 @@ class LocalAirflow:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps(self.passwords))
         env = self.env()
-        subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+        migrated = subprocess.run(["airflow", "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
+        if migrated.returncode != 0:
+            raise ReleaseMgmtError(f"airflow db migrate failed:\n{(migrated.stdout + migrated.stderr)[-3000:]}")
         for name, args in (
             ("api-server", ["api-server", "--port", str(self.port)]),
             ("scheduler", ["scheduler"]),

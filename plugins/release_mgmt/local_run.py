@@ -37,7 +37,7 @@ def run_once(release: str, conf: dict[str, Any], home: Path, releases: Path, sec
     try:
         run_id = airflow.trigger(dag_id, "admin", conf)
         print(f"triggered {dag_id} as admin: run {run_id} with {conf or 'default parameters'}", flush=True)
-        state = _drive(airflow, dag_id, run_id, seconds)
+        state = drive(airflow, dag_id, run_id, seconds)
         states = airflow.states(dag_id, run_id)
     finally:
         airflow.stop()
@@ -59,8 +59,9 @@ def _changes_to_authorize(airflow: LocalAirflow, run_id: str, done: set[str]) ->
     return [c for c in found["result"] if run_id in c["correlation_id"] and c["sys_id"] not in done]
 
 
-def _drive(airflow: LocalAirflow, dag_id: str, run_id: str, seconds: float) -> str:
-    """Wait for the run to finish, approving each gate once it waits for an answer."""
+def drive(airflow: LocalAirflow, dag_id: str, run_id: str, seconds: float) -> str:
+    """Wait for the run to finish, approving each gate once it waits for an answer (as its first
+    approver who is not the triggerer) and authorizing each change as ``bob``, all over the REST API."""
     deadline = time.monotonic() + seconds
     answered: set[str] = set()
     while time.monotonic() < deadline:

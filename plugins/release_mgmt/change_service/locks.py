@@ -109,6 +109,7 @@ class LockStore:
         Returns ``granted``, the ``holder`` request now holding the lock (None when free) and the
         ``queue`` of waiting requests, oldest first.
         """
+        now = _now()  # one moment: a lock granted at once shows no wait
         with Session(self.engine) as session, session.begin():
             self._serialize(session, lock)
             active = self._active(session, lock)
@@ -119,7 +120,7 @@ class LockStore:
                     dag_id=holder.dag_id,
                     run_id=holder.run_id,
                     environment=holder.environment,
-                    requested_on=_now(),
+                    requested_on=now,
                 )
                 session.add(mine)
                 session.flush()
@@ -127,7 +128,7 @@ class LockStore:
             held = next((r for r in active if r.state == HELD), None)
             waiting = [r for r in active if r.state == WAITING]
             if held is None and waiting and waiting[0] is mine:
-                mine.state, mine.granted_on = HELD, _now()
+                mine.state, mine.granted_on = HELD, now
                 held = mine
                 waiting.pop(0)
             return {

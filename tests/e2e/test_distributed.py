@@ -1,0 +1,174 @@
+"""Airflow's distributed engine without containers: PostgreSQL (Debian's package) as the metadata and change
+database, scheduler, DAG processor, triggerer and API server as separate processes with the settings
+docker-compose.yml uses (deploy/airflow.env), LocalExecutor running several tasks at once.
+
+Everything goes through the REST API, as the users of a shared deployment would do it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from release_mgmt.audit import records_from_log
+from release_mgmt.local_airflow import REPO, LocalAirflow, shared_settings
+from release_mgmt.local_run import drive
+from tests.e2e.conftest import audit_problems
+from tests.helpers import command, free_port, minimal_definition, write_definition
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def pg_airflow(postgres_server, tmp_path_factory: pytest.TempPathFactory):
+    """A multi-process Airflow whose every database is on PostgreSQL; nothing of release_mgmt in its home."""
+    base = tmp_path_factory.mktemp("pg_airflow")
+    (base / "releases").mkdir()
+    server = LocalAirflow(
+        base / "home",
+        base / "releases",
+        database=postgres_server.create_database("airflow"),
+        extra_env={"RELEASE_MGMT_CHANGE_DB": postgres_server.create_database("release_mgmt_changes")},
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _version(port: int) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+            return json.loads(resp.read()).get("version")
+    except OSError:
+        return None
+
+
+def test_settings_are_those_of_the_compose_file(pg_airflow) -> None:
+    """The processes run on PostgreSQL with the shared settings, LocalExecutor running several tasks at once."""
+    env = pg_airflow.env()
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
+    assert {k: env[k] for k in shared_settings()} == shared_settings()
+    assert int(env["AIRFLOW__CORE__PARALLELISM"]) > 1
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+
+
+def test_sample_release_through_the_rest_api(pg_airflow, tmp_path: Path) -> None:
+    """The sample release (prod gate and change included) triggered, approved and authorized over REST by
+    other users: every environment runs the new version, and no state was left in a local file."""
+    root = tmp_path / "environments"
+    (pg_airflow.releases.parent / "sample_service").symlink_to(REPO / "include/sample_service")
+    text = (REPO / "include/releases/sample_webshop.yaml").read_text()
+    data = yaml.safe_load(text.replace("${RELEASE_MGMT_SAMPLE_ROOT:-/tmp/release_mgmt_sample}", str(root)))
+    ports = {env["name"]: free_port() for env in data["environments"]}
+    for env in data["environments"]:
+        env["variables"]["port"] = ports[env["name"]]
+    write_definition(pg_airflow.releases, "sample_webshop.yaml", data)
+    dag = "release_sample_webshop"
+    try:
+        run = pg_airflow.trigger(dag, "admin", {"version_web": "1.3.0"})
+        assert drive(pg_airflow, dag, run, 600) == "success"
+        assert {env: _version(port) for env, port in ports.items()} == dict.fromkeys(ports, "1.3.0")
+        gate = pg_airflow.xcom(dag, run, "prod.gate_approval")
+        assert gate["decision"] == "approved"
+        assert "admin" not in gate["approvers"]
+        change = pg_airflow.xcom(dag, run, "prod.change_open")
+        closed = pg_airflow.api("GET", f"/change-service/api/now/table/change_request/{change['sys_id']}")["result"]
+        assert (closed["state"], closed["close_code"]) == ("3", "successful")
+        # change records and the service's secret were not kept in files of one machine
+        leftovers = sorted(p.name for p in pg_airflow.home.glob("release_mgmt*"))
+        assert leftovers == []
+    finally:
+        for env in ports:
+            subprocess.run(
+                [sys.executable, str(REPO / "include/sample_service/ctl.py"), "stop", "--root", str(root / env)],
+                check=False,
+                capture_output=True,
+                timeout=30,
+            )
+
+
+def _lock_release(name: str, journal: Path, environments: list[dict], **top) -> dict:
+    """A release whose deploy notes when it starts and ends (3 s apart) in ``journal``."""
+    def note(what: str) -> str:
+        return f"echo {{{{ run_id }}}} {{{{ environment }}}} {name} {what} $(date +%s.%N) >> {journal}"
+
+    data = minimal_definition(name, environments=environments, **top)
+    data["components"][0]["deploy"] = command(f"{note('start')} && sleep 3 && {note('end')}")
+    data["components"][0]["validate"] = []
+    return data
+
+
+def _intervals(journal: Path) -> dict[tuple[str, str, str], list[float]]:
+    """(release, run, environment) -> [start, end] of its deploy."""
+    found: dict[tuple[str, str, str], list[float]] = {}
+    for line in journal.read_text().splitlines():
+        run, env, release, what, moment = line.split()
+        found.setdefault((release, run, env), [0.0, 0.0])[0 if what == "start" else 1] = float(moment)
+    return found
+
+
+def test_runs_sharing_an_environment_deploy_one_at_a_time(pg_airflow, tmp_path: Path) -> None:
+    """Two runs of one release (max_active_runs 2) and a run of another release sharing prod's lock, started
+    together: deploys into the same environment never overlap; the later runs wait deferred (no worker)
+    and go on when the lock is given back; every run succeeds."""
+    journal = tmp_path / "deploys.log"
+    journal.touch()
+    shared = {"name": "prod", "lock": "shared-prod", "lock_timeout": "10m"}
+    write_definition(
+        pg_airflow.releases,
+        "locka.yaml",
+        _lock_release("locka", journal, [{"name": "dev"}, shared], max_active_runs=2),
+    )
+    write_definition(pg_airflow.releases, "lockb.yaml", _lock_release("lockb", journal, [shared]))
+    for dag in ("release_locka", "release_lockb"):
+        pg_airflow.wait_for(lambda dag=dag: pg_airflow.dag_ready(dag), 120, f"{dag} to be parsed")
+    runs = [
+        ("release_locka", pg_airflow.trigger("release_locka", "alice")),
+        ("release_locka", pg_airflow.trigger("release_locka", "bob")),
+        ("release_lockb", pg_airflow.trigger("release_lockb", "carol")),
+    ]
+    waited_deferred: set[str] = set()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        states = {run: pg_airflow.states(dag, run) for dag, run in runs}
+        for run, tasks in states.items():
+            waited_deferred |= {f"{run} {t}" for t, s in tasks.items() if t.endswith(".lock") and s == "deferred"}
+        if all(pg_airflow.run_state(dag, run) in ("success", "failed") for dag, run in runs):
+            break
+        time.sleep(1)
+    assert [pg_airflow.run_state(dag, run) for dag, run in runs] == ["success"] * 3
+    intervals = _intervals(journal)
+    assert len(intervals) == 5  # two runs in dev, three in prod
+    for env in ("dev", "prod"):
+        spans = sorted(v for (_, _, e), v in intervals.items() if e == env)
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert end <= start, f"two deploys into {env} overlapped: {spans}"
+    assert waited_deferred, "no run ever waited for a lock: the test did not make runs meet"
+    # each lock task's own log says what it waited for and how long (audit lines, complete)
+    waits = []
+    for dag, run in runs:
+        for task in [t for t in pg_airflow.states(dag, run) if t.endswith("lock")]:
+            records, malformed = records_from_log(pg_airflow.log(dag, run, task))
+            assert not malformed
+            assert not audit_problems(records), audit_problems(records)
+            events = [r["event"] for r in records]
+            if task.endswith(".unlock"):
+                assert events == ["lock.released"]
+                continue
+            assert events[-1] == "lock.acquired"
+            assert (events[0] == "lock.waiting") == (records[-1]["details"]["waited_seconds"] > 0)
+            waits.append(records[-1]["details"]["waited_seconds"])
+    assert max(waits) >= 3  # someone waited at least one whole deploy
+    status = pg_airflow.api("GET", "/change-service/api/release_mgmt/locks")["result"]
+    assert {s["lock"]: s["holder"] for s in status} == {"locka/dev": None, "shared-prod": None}
+    history = pg_airflow.api("GET", "/change-service/api/release_mgmt/locks?lock=shared-prod")["result"]["history"]
+    assert sorted(h["released_why"] for h in history) == ["prod done"] * 3
