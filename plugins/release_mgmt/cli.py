@@ -116,6 +116,30 @@ def cmd_gates(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_locks(args: argparse.Namespace) -> int:
+    """Environment locks: who holds each, who waits; with a name, its recent history too."""
+    from release_mgmt.api_client import AirflowApi
+    from release_mgmt.gates.lock import LOCKS, describe
+
+    api = AirflowApi()
+    path = f"/change-service{LOCKS}" + (f"?lock={args.lock}" if args.lock else "")
+    found = api.send("GET", path)["result"]
+    locks = [found] if args.lock else found
+    if not locks:
+        print("no environment lock was ever taken")
+    for lock in locks:
+        print(f"{lock['lock']}: held by {describe(lock['holder'])}")
+        for position, waiter in enumerate(lock["queue"], start=1):
+            print(f"  {position}. waiting: {describe(waiter)}")
+        for past in lock.get("history", []):
+            if past["state"] == "released":
+                print(
+                    f"  was held by {past['dag_id']} run {past['run_id']} ({past['environment']}) "
+                    f"{past['granted_on'] or '(never granted)'} .. {past['released_on']}: {past['released_why']}"
+                )
+    return 0
+
+
 def cmd_answer(args: argparse.Namespace) -> int:
     """Approve or reject a pending gate as the caller (the gate itself judges the vote)."""
     from release_mgmt import approvals
@@ -222,6 +246,37 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rest_commands(sub: Any) -> None:
+    """The commands that act through Airflow's REST API with the caller's credentials."""
+    audit = sub.add_parser("audit", help="the evidence report of one run (REST API, your credentials)")
+    audit.add_argument("dag_id")
+    audit.add_argument("run_id")
+    audit.add_argument("--format", choices=["md", "json"], default="md")
+    audit.add_argument("--out", help="write to this file instead of standard output")
+    audit.set_defaults(func=cmd_audit)
+    hist = sub.add_parser("history", help="past runs per environment and the DORA figures (REST API)")
+    hist.add_argument("release", help="the release name")
+    hist.add_argument("--env", help="only this environment")
+    hist.add_argument("--production", help="the environment DORA counts as production (default: the last)")
+    hist.add_argument("--limit", type=int, default=50, help="how many recent runs (default 50)")
+    hist.add_argument("--releases", default=str(DEFAULT_RELEASES), help="definitions folder")
+    hist.set_defaults(func=cmd_history)
+    gates = sub.add_parser("gates", help="list approval gates waiting for an answer (REST API, your credentials)")
+    gates.add_argument("--dag", help="only this DAG (release_<name>)")
+    gates.set_defaults(func=cmd_gates)
+    locks = sub.add_parser("locks", help="environment locks: holders, waiting runs, history (REST API)")
+    locks.add_argument("lock", nargs="?", help="one lock (e.g. webshop/prod or a shared name), with its history")
+    locks.set_defaults(func=cmd_locks)
+    for verb in ("approve", "reject"):
+        answer = sub.add_parser(verb, help=f"{verb} a pending approval gate as yourself (REST API)")
+        answer.add_argument("run_id")
+        answer.add_argument("environment")
+        answer.add_argument("--comment", default="", help="why (required to reject)")
+        answer.add_argument("--gate", help="the gate's name when the environment has several")
+        answer.add_argument("--dag", help="the DAG, when the run id alone is ambiguous")
+        answer.set_defaults(func=cmd_answer)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m release_mgmt", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -243,30 +298,7 @@ def parser() -> argparse.ArgumentParser:
     stat.add_argument("release", nargs="?", help="one release (its name, not the DAG id); default: all")
     stat.add_argument("--releases", default=str(DEFAULT_RELEASES), help="definitions folder, for promotion order")
     stat.set_defaults(func=cmd_status)
-    audit = sub.add_parser("audit", help="the evidence report of one run (REST API, your credentials)")
-    audit.add_argument("dag_id")
-    audit.add_argument("run_id")
-    audit.add_argument("--format", choices=["md", "json"], default="md")
-    audit.add_argument("--out", help="write to this file instead of standard output")
-    audit.set_defaults(func=cmd_audit)
-    hist = sub.add_parser("history", help="past runs per environment and the DORA figures (REST API)")
-    hist.add_argument("release", help="the release name")
-    hist.add_argument("--env", help="only this environment")
-    hist.add_argument("--production", help="the environment DORA counts as production (default: the last)")
-    hist.add_argument("--limit", type=int, default=50, help="how many recent runs (default 50)")
-    hist.add_argument("--releases", default=str(DEFAULT_RELEASES), help="definitions folder")
-    hist.set_defaults(func=cmd_history)
-    gates = sub.add_parser("gates", help="list approval gates waiting for an answer (REST API, your credentials)")
-    gates.add_argument("--dag", help="only this DAG (release_<name>)")
-    gates.set_defaults(func=cmd_gates)
-    for verb in ("approve", "reject"):
-        answer = sub.add_parser(verb, help=f"{verb} a pending approval gate as yourself (REST API)")
-        answer.add_argument("run_id")
-        answer.add_argument("environment")
-        answer.add_argument("--comment", default="", help="why (required to reject)")
-        answer.add_argument("--gate", help="the gate's name when the environment has several")
-        answer.add_argument("--dag", help="the DAG, when the run id alone is ambiguous")
-        answer.set_defaults(func=cmd_answer)
+    _rest_commands(sub)
     once = sub.add_parser(
         "run-once", help="run a release once on a local Airflow (approving its gates as a demo), print the outcome"
     )

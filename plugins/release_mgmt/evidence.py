@@ -123,6 +123,17 @@ def _add(section: dict[str, Any], record: Mapping[str, Any]) -> None:
                 "at": record.get("time"),
             }
         )
+    elif event.startswith("lock."):  # present only where runs take turns: who held it, how long this run waited
+        section.setdefault("lock", []).append(
+            {
+                "event": event,
+                "lock": details.get("lock"),
+                "held_by": details.get("held_by"),
+                "waited_seconds": details.get("waited_seconds"),
+                "held_seconds": details.get("held_seconds"),
+                "at": record.get("time"),
+            }
+        )
     elif event.startswith("change."):
         change = section["change"]
         change["number"] = record.get("change") or change.get("number", "")
@@ -167,6 +178,7 @@ def to_markdown(report: Mapping[str, Any]) -> str:
             lines.append(f"- refused vote by {vote['user']}: {vote['reason']}")
         for window in section["windows"]:
             lines.append(f"- {window['event']}: {window['reason']}")
+        lines += [_lock_line(lock) for lock in section.get("lock", [])]
         if section["change"]:
             change = section["change"]
             lines.append(f"- change {change.get('number')}: {change.get('close_code') or 'not closed'}")
@@ -178,6 +190,17 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     if report["malformed_audit_lines"]:
         lines += ["## Malformed audit lines", "", *[f"- `{m}`" for m in report["malformed_audit_lines"]], ""]
     return "\n".join(lines)
+
+
+def _lock_line(lock: Mapping[str, Any]) -> str:
+    if lock["event"] == "lock.waiting":
+        held = lock.get("held_by") or {}
+        return f"- lock {lock['lock']}: waited behind {held.get('dag_id', '?')} run {held.get('run_id', '?')}"
+    if lock["event"] == "lock.acquired":
+        return f"- lock {lock['lock']}: taken at {lock['at']} after {lock['waited_seconds']}s in line"
+    if lock["event"] == "lock.released":
+        return f"- lock {lock['lock']}: given back after {lock['held_seconds']}s"
+    return f"- lock {lock['lock']}: {lock['event']}"
 
 
 def fetch(api: Any, dag_id: str, run_id: str) -> dict[str, Any]:

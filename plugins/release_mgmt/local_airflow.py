@@ -95,7 +95,9 @@ class LocalAirflow:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps(self.passwords))
         env = self.env()
-        migrated = subprocess.run(["airflow", "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
+        migrated = subprocess.run(
+            ["airflow", "db", "migrate"], env=env, capture_output=True, text=True, timeout=300, check=False
+        )
         if migrated.returncode != 0:
             raise ReleaseMgmtError(f"airflow db migrate failed:\n{(migrated.stdout + migrated.stderr)[-3000:]}")
         for name, args in (

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from release_mgmt import evidence
 from release_mgmt.audit import records_from_log
 from release_mgmt.local_airflow import REPO, LocalAirflow, shared_settings
 from release_mgmt.local_run import drive
-from tests.e2e.conftest import audit_problems
+from tests.e2e.conftest import audit_problems, release_mgmt_cli
 from tests.helpers import command, free_port, minimal_definition, write_definition
 
 pytestmark = pytest.mark.e2e
@@ -98,6 +99,7 @@ def test_sample_release_through_the_rest_api(pg_airflow, tmp_path: Path) -> None
 
 def _lock_release(name: str, journal: Path, environments: list[dict], **top) -> dict:
     """A release whose deploy notes when it starts and ends (3 s apart) in ``journal``."""
+
     def note(what: str) -> str:
         return f"echo {{{{ run_id }}}} {{{{ environment }}}} {name} {what} $(date +%s.%N) >> {journal}"
 
@@ -114,6 +116,40 @@ def _intervals(journal: Path) -> dict[tuple[str, str, str], list[float]]:
         run, env, release, what, moment = line.split()
         found.setdefault((release, run, env), [0.0, 0.0])[0 if what == "start" else 1] = float(moment)
     return found
+
+
+def _finish_watching_locks(airflow, runs: list[tuple[str, str]], seconds: float = 300) -> set[str]:
+    """Wait for every run to finish; the lock tasks seen deferred (waiting on the triggerer) meanwhile."""
+    deferred: set[str] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for dag, run in runs:
+            deferred |= {
+                f"{run} {t}" for t, s in airflow.states(dag, run).items() if t.endswith(".lock") and s == "deferred"
+            }
+        if all(airflow.run_state(dag, run) in ("success", "failed") for dag, run in runs):
+            break
+        time.sleep(1)
+    return deferred
+
+
+def _lock_waits(airflow, runs: list[tuple[str, str]]) -> list[tuple[float, str, str, str]]:
+    """(seconds waited, dag, run, environment) of every lock task, from the audit lines of its own log,
+    checking that each lock and unlock task logged complete, expected events."""
+    waits = []
+    for dag, run in runs:
+        for task in [t for t in airflow.states(dag, run) if t.endswith("lock")]:
+            records, malformed = records_from_log(airflow.log(dag, run, task))
+            assert not malformed
+            assert not audit_problems(records), audit_problems(records)
+            events = [r["event"] for r in records]
+            if task.endswith(".unlock"):
+                assert events == ["lock.released"]
+                continue
+            waited = records[-1]["details"]["waited_seconds"]
+            assert events == (["lock.waiting", "lock.acquired"] if waited > 0 else ["lock.acquired"])
+            waits.append((waited, dag, run, task.split(".")[0]))
+    return sorted(waits)
 
 
 def test_runs_sharing_an_environment_deploy_one_at_a_time(pg_airflow, tmp_path: Path) -> None:
@@ -136,15 +172,7 @@ def test_runs_sharing_an_environment_deploy_one_at_a_time(pg_airflow, tmp_path: 
         ("release_locka", pg_airflow.trigger("release_locka", "bob")),
         ("release_lockb", pg_airflow.trigger("release_lockb", "carol")),
     ]
-    waited_deferred: set[str] = set()
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        states = {run: pg_airflow.states(dag, run) for dag, run in runs}
-        for run, tasks in states.items():
-            waited_deferred |= {f"{run} {t}" for t, s in tasks.items() if t.endswith(".lock") and s == "deferred"}
-        if all(pg_airflow.run_state(dag, run) in ("success", "failed") for dag, run in runs):
-            break
-        time.sleep(1)
+    deferred = _finish_watching_locks(pg_airflow, runs)
     assert [pg_airflow.run_state(dag, run) for dag, run in runs] == ["success"] * 3
     intervals = _intervals(journal)
     assert len(intervals) == 5  # two runs in dev, three in prod
@@ -152,23 +180,20 @@ def test_runs_sharing_an_environment_deploy_one_at_a_time(pg_airflow, tmp_path: 
         spans = sorted(v for (_, _, e), v in intervals.items() if e == env)
         for (_, end), (start, _) in itertools.pairwise(spans):
             assert end <= start, f"two deploys into {env} overlapped: {spans}"
-    assert waited_deferred, "no run ever waited for a lock: the test did not make runs meet"
-    # each lock task's own log says what it waited for and how long (audit lines, complete)
-    waits = []
-    for dag, run in runs:
-        for task in [t for t in pg_airflow.states(dag, run) if t.endswith("lock")]:
-            records, malformed = records_from_log(pg_airflow.log(dag, run, task))
-            assert not malformed
-            assert not audit_problems(records), audit_problems(records)
-            events = [r["event"] for r in records]
-            if task.endswith(".unlock"):
-                assert events == ["lock.released"]
-                continue
-            assert events[-1] == "lock.acquired"
-            assert (events[0] == "lock.waiting") == (records[-1]["details"]["waited_seconds"] > 0)
-            waits.append(records[-1]["details"]["waited_seconds"])
-    assert max(waits) >= 3  # someone waited at least one whole deploy
+    assert deferred, "no run ever waited for a lock: the test did not make runs meet"
+    waits = _lock_waits(pg_airflow, runs)
+    assert waits[-1][0] >= 3  # someone waited at least one whole deploy
     status = pg_airflow.api("GET", "/change-service/api/release_mgmt/locks")["result"]
     assert {s["lock"]: s["holder"] for s in status} == {"locka/dev": None, "shared-prod": None}
     history = pg_airflow.api("GET", "/change-service/api/release_mgmt/locks?lock=shared-prod")["result"]["history"]
     assert sorted(h["released_why"] for h in history) == ["prod done"] * 3
+    # the longest waiter's evidence report and the CLI tell an auditor and an operator the same
+    _, dag, run, env = waits[-1]
+    report = evidence.fetch(pg_airflow.client("admin"), dag, run)
+    lock_events = [e["event"] for e in report["environments"][env]["lock"]]
+    assert lock_events == ["lock.waiting", "lock.acquired", "lock.released"]
+    assert "waited behind" in evidence.to_markdown(report)
+    shown = release_mgmt_cli(pg_airflow, "alice", "locks", "shared-prod")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0] == "shared-prod: held by nobody"
+    assert shown.stdout.count(": prod done") == 3

@@ -238,7 +238,10 @@ class ServiceNowChangeHook:
         if status in RETRYABLE:
             return
         hint = {
-            401: "the connection's credentials were refused; check login and password (or OAuth client)",
+            401: "the built-in service refused the release task's token: give the API server, workers and "
+            "triggerer the same RELEASE_MGMT_SERVICE_SECRET (or [api_auth] jwt_secret)"
+            if self.builtin
+            else "the connection's credentials were refused; check login and password (or OAuth client)",
             403: "the user may not do this; check its roles (or the change's state model)",
             404: "not found; check the instance URL in the connection and the record's sys_id",
         }.get(status, "the instance refused the request")
