@@ -119,7 +119,7 @@ def cmd_gates(args: argparse.Namespace) -> int:
 def cmd_locks(args: argparse.Namespace) -> int:
     """Environment locks: who holds each, who waits; with a name, its recent history too."""
     from release_mgmt.api_client import AirflowApi
-    from release_mgmt.gates.lock import LOCKS, describe
+    from release_mgmt.hooks.locks import LOCKS, describe
 
     api = AirflowApi()
     path = f"/change-service{LOCKS}" + (f"?lock={args.lock}" if args.lock else "")

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from release_mgmt.change_service.locks import API_PATH as LOCKS
 from release_mgmt.change_service.locks import Holder, LockStore, any_run_is_live
 from release_mgmt.change_service.service_token import SERVICE_USER
 from release_mgmt.change_service.store import ChangeRuleError, ChangeStore
@@ -77,7 +78,6 @@ router = APIRouter()
 StoreDep = Depends(_store)
 LocksDep = Depends(_locks)
 UserDep = Depends(_user)
-LOCKS = "/api/release_mgmt/locks"
 LOCK_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,49}(/[a-z][a-z0-9_-]{0,49})?$")
 
 

@@ -23,6 +23,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+#: where the service answers lock calls (under its mount point, /change-service inside Airflow)
+API_PATH = "/api/release_mgmt/locks"
 WAITING, HELD, RELEASED = "waiting", "held", "released"
 LIVE_RUN_STATES = frozenset({"queued", "running"})
 

@@ -9,47 +9,18 @@ service's database (``change_service/locks.py``), so any worker, triggerer or AP
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NoReturn
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from release_mgmt.change_service.locks import Holder
-from release_mgmt.hooks.servicenow import ServiceNowChangeHook, ServiceNowError
+from release_mgmt.hooks.locks import LockClient, describe
+from release_mgmt.hooks.servicenow import ServiceNowError
 from release_mgmt.operators import _ReleaseOperator
-
-LOCKS = "/api/release_mgmt/locks"
-
-
-class LockClient:
-    """Acquire and release calls to the built-in service (retried with backoff; both are idempotent)."""
-
-    def __init__(self, hook: ServiceNowChangeHook | None = None) -> None:
-        self.hook = hook or ServiceNowChangeHook.builtin_service(timeout=30, retries=4)
-
-    def acquire(self, lock: str, holder: Holder) -> dict[str, Any]:
-        result: dict[str, Any] = self.hook.call("POST", f"{LOCKS}/acquire", _body(lock, holder))
-        return result
-
-    def release(self, lock: str, holder: Holder, why: str) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = self.hook.call("POST", f"{LOCKS}/release", {**_body(lock, holder), "why": why})
-        return result
-
-
-def _body(lock: str, holder: Holder) -> dict[str, str]:
-    return {"lock": lock, "dag_id": holder.dag_id, "run_id": holder.run_id, "environment": holder.environment}
-
-
-def describe(request: Mapping[str, Any] | None) -> str:
-    """``release_x run R (prod) since T`` for a holder or waiter; ``nobody`` for None."""
-    if not request:
-        return "nobody"
-    since = request.get("granted_on") or request.get("requested_on") or ""
-    return f"{request['dag_id']} run {request['run_id']} ({request['environment']}) since {since}"
+from release_mgmt.triggers.lock import EnvironmentLockTrigger
 
 
 def _seconds_between(start: str, end: str) -> float:
@@ -170,59 +141,3 @@ class EnvironmentUnlockOperator(_LockOperator):
         self.log.info("gave back lock %s (%s, held %.1fs)", self.lock, released["was"], held)
         self._lock_audit(context, "lock.released", "ok", was=released["was"], held_seconds=held)
         return {"lock": self.lock, "released": True, "held_seconds": held}
-
-
-class EnvironmentLockTrigger(BaseTrigger):
-    """Asks for the lock every ``poll_seconds`` (growing to ``max_poll_seconds``) until it is granted or
-    ``deadline`` (epoch seconds) passes. Service errors are retried until the deadline."""
-
-    def __init__(
-        self,
-        lock: str,
-        holder: dict[str, str],
-        deadline: float,
-        poll_seconds: float = 2.0,
-        max_poll_seconds: float = 30.0,
-    ) -> None:
-        super().__init__()
-        self.lock = lock
-        self.holder = dict(holder)
-        self.deadline = deadline
-        self.poll_seconds = poll_seconds
-        self.max_poll_seconds = max_poll_seconds
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__name__}",
-            {
-                "lock": self.lock,
-                "holder": self.holder,
-                "deadline": self.deadline,
-                "poll_seconds": self.poll_seconds,
-                "max_poll_seconds": self.max_poll_seconds,
-            },
-        )
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        client = LockClient()
-        holder = Holder(**self.holder)
-        wait, error, held_by = self.poll_seconds, "", None
-        while True:
-            try:
-                answer = await asyncio.to_thread(client.acquire, self.lock, holder)
-            except ServiceNowError as exc:
-                error = str(exc)
-                self.log.warning("lock %s: service not answering, trying again: %s", self.lock, exc)
-            else:
-                error = ""
-                if answer["granted"]:
-                    yield TriggerEvent({"status": "granted", "answer": answer})
-                    return
-                if answer["holder"] != held_by:
-                    held_by = answer["holder"]
-                    self.log.info("lock %s held by %s", self.lock, describe(held_by))
-            if time.time() >= self.deadline:
-                yield TriggerEvent({"status": "timeout", "holder": held_by, "error": error})
-                return
-            await asyncio.sleep(max(0.0, min(wait, self.deadline - time.time())))
-            wait = min(wait * 1.5, self.max_poll_seconds)

@@ -1,0 +1,70 @@
+"""Wait on the triggerer, in line, until an environment lock is granted (no worker held)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from release_mgmt.change_service.locks import Holder
+from release_mgmt.hooks.locks import LockClient, describe
+from release_mgmt.hooks.servicenow import ServiceNowError
+
+
+class EnvironmentLockTrigger(BaseTrigger):
+    """Asks for the lock every ``poll_seconds`` (growing to ``max_poll_seconds``) until it is granted or
+    ``deadline`` (epoch seconds) passes. Service errors are retried until the deadline."""
+
+    def __init__(
+        self,
+        lock: str,
+        holder: dict[str, str],
+        deadline: float,
+        poll_seconds: float = 2.0,
+        max_poll_seconds: float = 30.0,
+    ) -> None:
+        super().__init__()
+        self.lock = lock
+        self.holder = dict(holder)
+        self.deadline = deadline
+        self.poll_seconds = poll_seconds
+        self.max_poll_seconds = max_poll_seconds
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__name__}",
+            {
+                "lock": self.lock,
+                "holder": self.holder,
+                "deadline": self.deadline,
+                "poll_seconds": self.poll_seconds,
+                "max_poll_seconds": self.max_poll_seconds,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        client = LockClient()
+        holder = Holder(**self.holder)
+        wait, error, held_by = self.poll_seconds, "", None
+        while True:
+            try:
+                answer = await asyncio.to_thread(client.acquire, self.lock, holder)
+            except ServiceNowError as exc:
+                error = str(exc)
+                self.log.warning("lock %s: service not answering, trying again: %s", self.lock, exc)
+            else:
+                error = ""
+                if answer["granted"]:
+                    yield TriggerEvent({"status": "granted", "answer": answer})
+                    return
+                if answer["holder"] != held_by:
+                    held_by = answer["holder"]
+                    self.log.info("lock %s held by %s", self.lock, describe(held_by))
+            if time.time() >= self.deadline:
+                yield TriggerEvent({"status": "timeout", "holder": held_by, "error": error})
+                return
+            await asyncio.sleep(max(0.0, min(wait, self.deadline - time.time())))
+            wait = min(wait * 1.5, self.max_poll_seconds)

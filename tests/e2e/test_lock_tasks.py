@@ -1,0 +1,99 @@
+"""The lock and unlock tasks end to end with dag.test(), against the built-in service over real HTTP (the
+way release tasks reach it inside Airflow: its URL and a service token): waiting in line until the holder
+gives the lock back, and giving up after lock_timeout without blocking the runs behind."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from fastapi import HTTPException, Request
+
+from release_mgmt.change_service.app import create_app
+from release_mgmt.change_service.locks import Holder, LockStore
+from release_mgmt.change_service.service_token import check_token
+from release_mgmt.change_service.store import ChangeStore
+from release_mgmt.dag_builder import build_release_dags
+from tests.e2e.conftest import audit_records, states, use_releases
+from tests.helpers import command, minimal_definition, write_definition
+from tests.servers import serve_app
+
+pytestmark = pytest.mark.e2e
+OTHER = Holder("release_other", "r0", "prod")
+
+
+def _service_token_user(request: Request) -> str:
+    header = request.headers.get("Authorization", "")
+    user = check_token(header[7:]) if header.startswith("Bearer ") else None
+    if user is None:
+        raise HTTPException(401, detail="User Not Authenticated")
+    return user
+
+
+@pytest.fixture
+def locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The built-in service on loopback, reached as inside Airflow; yields its lock store."""
+    monkeypatch.setenv("RELEASE_MGMT_SERVICE_SECRET", "lock-test-secret")
+    store = ChangeStore(f"sqlite:///{tmp_path / 'service.db'}")
+    with serve_app(create_app(store, _service_token_user)) as url:
+        monkeypatch.setenv("RELEASE_MGMT_CHANGE_SERVICE_URL", url)
+        yield LockStore(store.engine)
+
+
+def _run(tmp_path: Path, monkeypatch, name: str, journal: Path, lock_timeout: str) -> object:
+    data = minimal_definition(
+        name, environments=[{"name": "prod", "lock": "shared-prod", "lock_timeout": lock_timeout}]
+    )
+    data["components"][0]["deploy"] = command(f"date +%s.%N > {journal}")
+    write_definition(tmp_path / "releases", f"{name}.yaml", data)
+    use_releases(tmp_path / "releases", monkeypatch)
+    return build_release_dags(tmp_path / "releases")[f"release_{name}"].test()
+
+
+def test_waits_in_line_and_deploys_once_the_holder_gives_back(tmp_path, monkeypatch, airflow_db, locks, capfd) -> None:
+    """Another release holds prod's shared lock; this run waits (deferred), then deploys after it is given back."""
+    assert locks.acquire("shared-prod", OTHER)["granted"]
+    given_back: list[float] = []
+
+    def give_back() -> None:
+        given_back.append(time.time())
+        locks.release("shared-prod", OTHER)
+
+    timer = threading.Timer(4, give_back)
+    timer.start()
+    try:
+        run = _run(tmp_path, monkeypatch, "waits_for_lock", tmp_path / "deployed_at", "5m")
+    finally:
+        timer.cancel()
+    assert str(run.state) == "success"
+    assert float((tmp_path / "deployed_at").read_text()) > given_back[0]
+    records = audit_records(capfd.readouterr().out)
+    waiting = next(r for r in records if r["event"] == "lock.waiting")
+    assert (waiting["details"]["held_by"]["dag_id"], waiting["details"]["position"]) == ("release_other", 1)
+    acquired = next(r for r in records if r["event"] == "lock.acquired")
+    assert acquired["details"]["waited_seconds"] > 0
+    assert datetime.fromisoformat(acquired["details"]["granted_on"]).timestamp() >= given_back[0]
+    assert [r["event"] for r in records if r["event"] == "lock.released"] == ["lock.released"]
+    assert locks.status("shared-prod")[0]["holder"] is None
+
+
+def test_gives_up_after_lock_timeout_and_leaves_the_queue(tmp_path, monkeypatch, airflow_db, locks, capfd) -> None:
+    """The holder never gives back: the run fails after lock_timeout naming the holder, deploys nothing, and
+    its request leaves the queue so runs behind it are not held up."""
+    assert locks.acquire("shared-prod", OTHER)["granted"]
+    journal = tmp_path / "deployed_at"
+    run = _run(tmp_path, monkeypatch, "lock_times_out", journal, "3s")
+    assert str(run.state) == "failed"
+    found = states(run)
+    assert (found["prod.lock"], found["prod.deploy_api"]) == ("failed", "upstream_failed")
+    assert not journal.exists()
+    out = capfd.readouterr().out
+    assert "lock shared-prod not granted within 3s; held by release_other run r0 (prod)" in out
+    assert "prod: FAILED (lock failed)" in out
+    status = locks.status("shared-prod")[0]
+    assert (status["holder"]["run_id"], status["queue"]) == ("r0", [])
+    mine = next(h for h in locks.history("shared-prod") if h["dag_id"] == "release_lock_times_out")
+    assert mine["released_why"] == "withdrawn while waiting: gave up waiting: timeout"
