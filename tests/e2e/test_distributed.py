@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 import subprocess
 import sys
 import time
@@ -37,7 +38,10 @@ def pg_airflow(postgres_server, tmp_path_factory: pytest.TempPathFactory):
         base / "home",
         base / "releases",
         database=postgres_server.create_database("airflow"),
-        extra_env={"RELEASE_MGMT_CHANGE_DB": postgres_server.create_database("release_mgmt_changes")},
+        extra_env={  # as docker-compose.yml sets them
+            "RELEASE_MGMT_CHANGE_DB": postgres_server.create_database("release_mgmt_changes"),
+            "RELEASE_MGMT_SERVICE_SECRET": secrets.token_hex(16),
+        },
     ).start()
     try:
         yield server
