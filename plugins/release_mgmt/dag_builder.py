@@ -123,7 +123,7 @@ def _build_step(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> Ba
     if env.change_connection:
         args["change_connection"] = env.change_connection
     if task.kind == "deploy":
-        return DeployOperator(probe=_dicts((task.probe,))[0] if task.probe else None, **args)
+        return DeployOperator(probe=_dicts((task.probe,))[0] if task.probe else None, lock=env.lock, **args)
     if task.kind == "validate":
         return ValidateOperator(**args)
     return RollbackOperator(fallback=_dicts(task.fallback), **args)

@@ -323,22 +323,46 @@ class DeployOperator(_StepOperator):
     action = "deploy"
     template_fields: Sequence[str] = ("steps", "probe")
 
-    def __init__(self, *, probe: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, probe: dict[str, Any] | None = None, lock: str | None = None, **kwargs: Any) -> None:
         kwargs["inlets"] = [records_mod.record_asset(kwargs["release"], kwargs["environment"], kwargs["component"])]
         super().__init__(**kwargs)
         self.probe = probe
+        self.lock = lock
 
     def execute(self, context: Any, event: Any = None) -> dict[str, Any]:
         dry_run = self._announce(context)
         self._enforce_windows(context, self.environment, self.component)  # checked again after every wait
         if dry_run:
             return self._dry_run(context, self.steps)
+        self._check_lock(context)
         previous = self._last_known_good(context)
         context["ti"].xcom_push(key="previous_version", value=previous)
         context["ti"].xcom_push(key="deploy_started", value=True)  # the target may change from here on
         self._run_steps(context, self.steps, previous)
         self._record(context)
         return {"version": self._version(context), "previous_version": previous}
+
+    def _check_lock(self, context: Any) -> None:
+        """With an environment lock, deploy only while this run holds it: a deploy cleared and run again
+        after ``unlock`` takes the lock back when it is free, and fails when another run holds it."""
+        if not self.lock:
+            return
+        from release_mgmt.change_service.locks import Holder
+        from release_mgmt.hooks.locks import LockClient, describe
+        from release_mgmt.hooks.servicenow import ServiceNowError
+
+        holder = Holder(context["ti"].dag_id, context["run_id"], self.environment)
+        try:
+            answer = LockClient().acquire(self.lock, holder)
+        except ServiceNowError as exc:
+            raise AirflowFailException(f"{self.environment}: could not check lock {self.lock}: {exc}") from exc
+        if not answer["granted"]:
+            LockClient().release(self.lock, holder, "deploy found the lock taken")
+            raise AirflowFailException(
+                f"{self.environment}: lock {self.lock} is held by {describe(answer['holder'])}; this run no longer "
+                "holds it, so it deploys nothing. Clear the environment's lock task together with this one to "
+                "wait in line for it."
+            )
 
     def _last_known_good(self, context: Any) -> str:
         """The recorded version; without a record, what ``current_version`` reports; else nothing."""

@@ -8,15 +8,18 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from fastapi import HTTPException, Request
 
-from release_mgmt.change_service.app import create_app
+from release_mgmt.change_service.app import airflow_run_state, create_app
 from release_mgmt.change_service.locks import Holder, LockStore
 from release_mgmt.change_service.service_token import check_token
 from release_mgmt.change_service.store import ChangeStore
 from release_mgmt.dag_builder import build_release_dags
+from release_mgmt.operators import DeployOperator
 from tests.e2e.conftest import audit_records, states, use_releases
 from tests.helpers import command, minimal_definition, write_definition
 from tests.servers import serve_app
@@ -97,3 +100,35 @@ def test_gives_up_after_lock_timeout_and_leaves_the_queue(tmp_path, monkeypatch,
     assert (status["holder"]["run_id"], status["queue"]) == ("r0", [])
     mine = next(h for h in locks.history("shared-prod") if h["dag_id"] == "release_lock_times_out")
     assert mine["released_why"] == "withdrawn while waiting: gave up waiting: timeout"
+
+
+def test_the_service_reads_run_states_from_airflows_database(tmp_path, monkeypatch, airflow_db, locks) -> None:
+    """How the service inside Airflow tells a live holder from a dead one: the run's state in Airflow's database."""
+    run = _run(tmp_path, monkeypatch, "state_probe", tmp_path / "deployed_at", "1m")
+    assert airflow_run_state("release_state_probe", run.run_id) == "success"
+    assert airflow_run_state("release_state_probe", "no-such-run") is None
+
+
+def test_a_deploy_run_again_deploys_only_while_its_run_holds_the_lock(locks) -> None:
+    """A deploy cleared and run again after its run gave the lock back: refused while another run holds the
+    lock (without staying in line), taken back when the lock is free."""
+    deploy = DeployOperator(
+        task_id="deploy_api",
+        release="shop",
+        components=["api"],
+        environments=["prod"],
+        environment="prod",
+        component="api",
+        steps=[],
+        variables={},
+        workdir=".",
+        lock="shared-prod",
+    )
+    context = {"ti": SimpleNamespace(dag_id="release_shop"), "run_id": "r1"}
+    locks.acquire("shared-prod", OTHER)
+    with pytest.raises(AirflowFailException, match=r"held by release_other run r0 \(prod\)"):
+        deploy._check_lock(context)
+    assert locks.status("shared-prod")[0]["queue"] == []
+    locks.release("shared-prod", OTHER)
+    deploy._check_lock(context)
+    assert locks.status("shared-prod")[0]["holder"]["run_id"] == "r1"
