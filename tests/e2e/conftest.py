@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,14 +78,39 @@ def sample(tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch, airflow_
     use_releases(folder, monkeypatch)
     release = SampleRelease(folder, root, ports, repo / "include/sample_service/ctl.py", data["name"])
     yield release
-    for env in ports:
+    stop_sample(root, ports)
+
+
+def gated_sample(root: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """The sample definition as written (prod gate and change included) with its environments' folders under
+    ``root`` and free loopback ports: (definition, environment -> port). For a real multi-process Airflow."""
+    text = (REPO / "include/releases/sample_webshop.yaml").read_text()
+    data = yaml.safe_load(text.replace("${RELEASE_MGMT_SAMPLE_ROOT:-/tmp/release_mgmt_sample}", str(root)))
+    ports = {env["name"]: free_port() for env in data["environments"]}
+    for env in data["environments"]:
+        env["variables"]["port"] = ports[env["name"]]
+    return data, ports
+
+
+def stop_sample(root: Path, environments: Iterable[str]) -> None:
+    """Stop the sample service of each environment under ``root`` that was started."""
+    for env in environments:
         if (root / env).exists():
             subprocess.run(
-                [sys.executable, str(release.ctl), "stop", "--root", str(root / env)],
+                [sys.executable, str(REPO / "include/sample_service/ctl.py"), "stop", "--root", str(root / env)],
                 check=False,
                 capture_output=True,
                 timeout=30,
             )
+
+
+def served_version(port: int) -> str | None:
+    """The version the sample service on ``port`` reports, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+            return json.loads(resp.read()).get("version")
+    except OSError:
+        return None
 
 
 def use_releases(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 
 from release_mgmt import evidence
-from tests.e2e.conftest import audit_problems, release_mgmt_cli
-from tests.helpers import command, free_port, minimal_definition, write_definition
+from tests.e2e.conftest import audit_problems, gated_sample, release_mgmt_cli, served_version, stop_sample
+from tests.helpers import command, minimal_definition, write_definition
 
 pytestmark = pytest.mark.e2e
 GATE = "prod.gate_approval"
@@ -140,22 +135,18 @@ def test_timeout_is_enforced_by_the_scheduler(airflow, tmp_path: Path) -> None:
     assert airflow.states(dag, run)["prod.deploy_api"] == "upstream_failed"
 
 
-def test_sample_release_waits_for_a_release_manager_in_prod(airflow, tmp_path: Path, repo: Path) -> None:
+def test_sample_release_waits_for_a_release_manager_in_prod(airflow, tmp_path: Path) -> None:
     """The sample release: dev and staging move, prod waits; the triggerer is refused, bob approves, prod moves."""
     root = tmp_path / "environments"
-    text = (repo / "include/releases/sample_webshop.yaml").read_text()
-    data = yaml.safe_load(text.replace("${RELEASE_MGMT_SAMPLE_ROOT:-/tmp/release_mgmt_sample}", str(root)))
+    data, ports = gated_sample(root)
     data["name"] = "sample_gated"
-    ports = {env["name"]: free_port() for env in data["environments"]}
-    for env in data["environments"]:
-        env["variables"]["port"] = ports[env["name"]]
     write_definition(airflow.releases, "sample_gated.yaml", data)
     dag = "release_sample_gated"
     try:
         run = airflow.trigger(dag, "alice", {"version_web": "1.3.0"})
         _wait_open(airflow, dag, run, "the request")
-        assert _version(ports["staging"]) == "1.3.0"
-        assert _version(ports["prod"]) is None
+        assert served_version(ports["staging"]) == "1.3.0"
+        assert served_version(ports["prod"]) is None
         assert airflow.answer(dag, run, GATE, user="alice", option="Approve")[0] == 200
         _wait_open(airflow, dag, run, "alice, the triggerer")
         assert airflow.answer(dag, run, GATE, user="bob", option="Approve", comment="staging is green")[0] == 200
@@ -163,7 +154,7 @@ def test_sample_release_waits_for_a_release_manager_in_prod(airflow, tmp_path: P
         change = _waiting_change(airflow, run)
         assert change is not None
         assert change["short_description"] == "Release sample_gated to prod: web 1.3.0"
-        assert _version(ports["prod"]) is None  # nothing deployed before the CAB
+        assert served_version(ports["prod"]) is None  # nothing deployed before the CAB
         authorize = f"/change-service/api/release_mgmt/change_request/{change['sys_id']}/approve"
         airflow.api("POST", authorize, "carol", {"comment": "CAB ok"})
         assert airflow.wait_finished(dag, run) == "success"
@@ -178,29 +169,15 @@ def test_sample_release_waits_for_a_release_manager_in_prod(airflow, tmp_path: P
         assert prod["gates"][0]["approvers"] == ["bob"]
         assert [v["user"] for v in prod["refused_votes"]] == ["alice"]
         assert prod["components"]["web"]["after"] == "1.3.0"
-        assert _version(ports["prod"]) == "1.3.0"
+        assert served_version(ports["prod"]) == "1.3.0"
         assert airflow.xcom(dag, run, GATE)["approvers"] == ["bob"]
     finally:
-        for env in ports:
-            subprocess.run(
-                [sys.executable, str(repo / "include/sample_service/ctl.py"), "stop", "--root", str(root / env)],
-                check=False,
-                capture_output=True,
-                timeout=30,
-            )
+        stop_sample(root, ports)
 
 
 def _waiting_change(airflow, run: str) -> dict | None:
     found = airflow.api("GET", "/change-service/api/now/table/change_request?sysparm_query=state=-3")["result"]
     return next((c for c in found if run in c["correlation_id"]), None)
-
-
-def _version(port: int) -> str | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-            return json.loads(resp.read()).get("version")
-    except OSError:
-        return None
 
 
 def test_emergency_run_deploys_during_a_freeze_only_after_break_glass(airflow, tmp_path: Path) -> None:

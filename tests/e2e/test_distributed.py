@@ -8,23 +8,18 @@ Everything goes through the REST API, as the users of a shared deployment would 
 from __future__ import annotations
 
 import itertools
-import json
 import secrets
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
 from release_mgmt import evidence
 from release_mgmt.audit import records_from_log
 from release_mgmt.local_airflow import REPO, LocalAirflow, shared_settings
 from release_mgmt.local_run import drive
-from tests.e2e.conftest import audit_problems, release_mgmt_cli
-from tests.helpers import command, free_port, minimal_definition, write_definition
+from tests.e2e.conftest import audit_problems, gated_sample, release_mgmt_cli, served_version, stop_sample
+from tests.helpers import command, minimal_definition, write_definition
 
 pytestmark = pytest.mark.e2e
 
@@ -49,14 +44,6 @@ def pg_airflow(postgres_server, tmp_path_factory: pytest.TempPathFactory):
         server.stop()
 
 
-def _version(port: int) -> str | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-            return json.loads(resp.read()).get("version")
-    except OSError:
-        return None
-
-
 def test_settings_are_those_of_the_compose_file(pg_airflow) -> None:
     """The processes run on PostgreSQL with the shared settings, LocalExecutor running several tasks at once."""
     env = pg_airflow.env()
@@ -71,17 +58,13 @@ def test_sample_release_through_the_rest_api(pg_airflow, tmp_path: Path) -> None
     other users: every environment runs the new version, and no state was left in a local file."""
     root = tmp_path / "environments"
     (pg_airflow.releases.parent / "sample_service").symlink_to(REPO / "include/sample_service")
-    text = (REPO / "include/releases/sample_webshop.yaml").read_text()
-    data = yaml.safe_load(text.replace("${RELEASE_MGMT_SAMPLE_ROOT:-/tmp/release_mgmt_sample}", str(root)))
-    ports = {env["name"]: free_port() for env in data["environments"]}
-    for env in data["environments"]:
-        env["variables"]["port"] = ports[env["name"]]
+    data, ports = gated_sample(root)
     write_definition(pg_airflow.releases, "sample_webshop.yaml", data)
     dag = "release_sample_webshop"
     try:
         run = pg_airflow.trigger(dag, "admin", {"version_web": "1.3.0"})
         assert drive(pg_airflow, dag, run, 600) == "success"
-        assert {env: _version(port) for env, port in ports.items()} == dict.fromkeys(ports, "1.3.0")
+        assert {env: served_version(port) for env, port in ports.items()} == dict.fromkeys(ports, "1.3.0")
         gate = pg_airflow.xcom(dag, run, "prod.gate_approval")
         assert gate["decision"] == "approved"
         assert "admin" not in gate["approvers"]
@@ -92,13 +75,7 @@ def test_sample_release_through_the_rest_api(pg_airflow, tmp_path: Path) -> None
         leftovers = sorted(p.name for p in pg_airflow.home.glob("release_mgmt*"))
         assert leftovers == []
     finally:
-        for env in ports:
-            subprocess.run(
-                [sys.executable, str(REPO / "include/sample_service/ctl.py"), "stop", "--root", str(root / env)],
-                check=False,
-                capture_output=True,
-                timeout=30,
-            )
+        stop_sample(root, ports)
 
 
 def _lock_release(name: str, journal: Path, environments: list[dict], **top) -> dict:
