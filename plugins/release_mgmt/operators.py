@@ -26,7 +26,7 @@ def _selection(context: Mapping[str, Any], components: list[str], environments: 
         raise AirflowFailException(str(exc)) from exc
 
 
-def _local_states(context: Mapping[str, Any], group: str, task_ids: Iterable[str]) -> dict[str, str | None]:
+def local_states(context: Mapping[str, Any], group: str, task_ids: Iterable[str]) -> dict[str, str | None]:
     """States of ``group``'s tasks in this run, keyed by their id inside the group."""
     ti = context["ti"]
     full = [f"{group}.{t}" for t in task_ids]
@@ -34,7 +34,7 @@ def _local_states(context: Mapping[str, Any], group: str, task_ids: Iterable[str
     return {t: found.get(f"{group}.{t}") for t in task_ids}
 
 
-class _ReleaseOperator(BaseOperator):
+class ReleaseOperator(BaseOperator):
     """What every release task knows: its release, the components and the promotion order."""
 
     ui_color = "#e8f0fe"
@@ -57,7 +57,7 @@ class _ReleaseOperator(BaseOperator):
         )
 
 
-class PreflightOperator(_ReleaseOperator):
+class PreflightOperator(ReleaseOperator):
     """Checks the trigger parameters before anything is touched and logs the plan of the run."""
 
     def __init__(self, *, plan_lines: list[str], **kwargs: Any) -> None:
@@ -136,7 +136,7 @@ class _WindowsMixin:
         )
 
 
-class EnvironmentEntryOperator(_WindowsMixin, _ReleaseOperator):
+class EnvironmentEntryOperator(_WindowsMixin, ReleaseOperator):
     """The entry of an environment: skips when the run does not select it, waits out a freeze or
     a closed maintenance window (no worker held), then lets the gates and deployments start."""
 
@@ -169,7 +169,7 @@ class EnvironmentEntryOperator(_WindowsMixin, _ReleaseOperator):
         )
 
 
-class _StepOperator(_WindowsMixin, _ReleaseOperator):
+class _StepOperator(_WindowsMixin, ReleaseOperator):
     """Runs one component's steps in one environment; deploy, validate and rollback build on it.
 
     ``steps`` (and ``probe``, ``fallback``) are step definitions as plain dicts; every string in
@@ -441,7 +441,7 @@ class RollbackOperator(_StepOperator):
 
     def _skip_unless_needed(self, context: Any, dry_run: bool) -> None:
         work = [f"deploy_{c}" for c in self.components] + [f"validate_{c}" for c in self.components]
-        states = _local_states(context, self.environment, work)
+        states = local_states(context, self.environment, work)
         started = context["ti"].xcom_pull(task_ids=f"{self.environment}.deploy_{self.component}", key="deploy_started")
         if dry_run or not started or not outcomes.needs_rollback(states, self.component):
             env_failed = any(s in outcomes.FAILED for s in states.values())
@@ -461,7 +461,7 @@ class RollbackOperator(_StepOperator):
         )
 
 
-class EnvironmentResultOperator(_ReleaseOperator):
+class EnvironmentResultOperator(ReleaseOperator):
     """Fails when its environment failed (after rollback), so the next environment never starts."""
 
     def __init__(self, *, environment: str, local_task_ids: list[str], **kwargs: Any) -> None:
@@ -471,7 +471,7 @@ class EnvironmentResultOperator(_ReleaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         selected = self.environment in _selection(context, self.components, self.environments).environments
-        outcome = outcomes.environment_outcome(_local_states(context, self.environment, self.local_task_ids), selected)
+        outcome = outcomes.environment_outcome(local_states(context, self.environment, self.local_task_ids), selected)
         sentence = outcome.sentence(self.environment)
         self._audit(
             context,
@@ -492,7 +492,7 @@ class EnvironmentResultOperator(_ReleaseOperator):
         return {"status": outcome.status}
 
 
-class ReleaseSummaryOperator(_ReleaseOperator):
+class ReleaseSummaryOperator(ReleaseOperator):
     """The last task: one line per environment, and the run fails when any environment failed."""
 
     def __init__(self, *, tasks_by_environment: dict[str, list[str]], **kwargs: Any) -> None:
@@ -506,7 +506,7 @@ class ReleaseSummaryOperator(_ReleaseOperator):
         failed = False
         for env in self.environments:
             outcome = outcomes.environment_outcome(
-                _local_states(context, env, self.tasks_by_environment[env]), env in selection.environments
+                local_states(context, env, self.tasks_by_environment[env]), env in selection.environments
             )
             statuses[env] = outcome.status
             lines.append(outcome.sentence(env))

@@ -17,7 +17,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from release_mgmt import evidence, outcomes
 from release_mgmt.gates.durations import parse_duration
 from release_mgmt.hooks.servicenow import ServiceNowChangeHook, ServiceNowError
-from release_mgmt.operators import _local_states, _ReleaseOperator
+from release_mgmt.operators import ReleaseOperator, local_states
 from release_mgmt.triggers.change import AUTHORIZED, ChangeAuthorizationTrigger
 
 NEW, ASSESS, AUTHORIZE, SCHEDULED, IMPLEMENT, REVIEW, CLOSED, CANCELED = -5, -4, -3, -2, -1, 0, 3, 4
@@ -35,7 +35,7 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-class _ChangeOperator(_ReleaseOperator):
+class _ChangeOperator(ReleaseOperator):
     ui_color = "#e6f4ea"
 
     def __init__(self, *, environment: str, change: dict[str, Any], **kwargs: Any) -> None:
@@ -216,7 +216,7 @@ class ChangeCloseOperator(_ChangeOperator):
         opened = self.opened(context)
         if opened is None:
             raise AirflowSkipException("no change was opened (dry run, or the environment did not start)")
-        states = _local_states(context, self.environment, self.local_task_ids)
+        states = local_states(context, self.environment, self.local_task_ids)
         outcome = outcomes.environment_outcome(states)
         hook = self.hook()
         record = hook.get(opened["sys_id"])

@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from release_mgmt.change_service.locks import Holder
 from release_mgmt.hooks.locks import LockClient, describe
 from release_mgmt.hooks.servicenow import ServiceNowError
-from release_mgmt.operators import _ReleaseOperator
+from release_mgmt.operators import ReleaseOperator
 from release_mgmt.triggers.lock import EnvironmentLockTrigger
 
 
@@ -30,7 +30,7 @@ def _seconds_between(start: str, end: str) -> float:
         return 0.0
 
 
-class _LockOperator(_ReleaseOperator):
+class _LockOperator(ReleaseOperator):
     ui_color = "#fff3cd"
 
     def __init__(self, *, environment: str, lock: str, **kwargs: Any) -> None:
