@@ -159,3 +159,24 @@ def test_break_glass_never_opens_a_freeze_by_timeout(tmp_path: Path) -> None:
     data = minimal_definition(break_glass={"type": "approval", "users": ["a", "b"], "on_timeout": "approve"})
     with pytest.raises(DefinitionError, match=r"break_glass\.on_timeout: must be reject: only people may open"):
         load_file(write_definition(tmp_path, "shop.yaml", data))
+
+
+def test_parameter_defaults_take_their_type(tmp_path: Path) -> None:
+    """YAML numbers arrive as text; a typed parameter's default is converted, so the trigger form's default
+    passes its own schema and a run started without conf gets the typed value."""
+    from release_mgmt.dag_builder import trigger_params
+    from release_mgmt.planning import plan_release
+
+    parameters = {
+        "replicas": {"type": "integer", "default": 3},
+        "ratio": {"type": "number", "default": 0.5},
+        "canary": {"type": "boolean", "default": False},
+        "ticket": {"type": "string", "default": 42},
+    }
+    path = write_definition(tmp_path, "shop.yaml", minimal_definition(parameters=parameters))
+    loaded = load_file(path)
+    defaults = {k: v.default for k, v in loaded.definition.parameters.items()}
+    assert defaults == {"replicas": 3, "ratio": 0.5, "canary": False, "ticket": "42"}
+    assert [type(v) for v in defaults.values()] == [int, float, bool, str]
+    params = trigger_params(plan_release(loaded.definition, "shop.yaml"))
+    assert {k: params[k].resolve() for k in parameters} == defaults

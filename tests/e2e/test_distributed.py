@@ -178,3 +178,27 @@ def test_runs_sharing_an_environment_deploy_one_at_a_time(pg_airflow, tmp_path: 
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines()[0] == "shared-prod: held by nobody"
     assert shown.stdout.count(": prod done") == 3
+
+
+def test_a_run_failed_while_holding_the_lock_frees_it(pg_airflow, tmp_path: Path) -> None:
+    """An operator marks a run failed in the middle of its deploy (its unlock never runs): the run waiting in
+    line gets the lock, because the service sees in Airflow's database that the holder's run ended."""
+    data = minimal_definition(
+        "lockc",
+        max_active_runs=2,
+        parameters={"hold": {"type": "integer", "default": 1}},
+        environments=[{"name": "prod", "lock": "stale-prod"}],
+    )
+    data["components"][0]["deploy"] = command("sleep {{ params.hold }}")
+    write_definition(pg_airflow.releases, "lockc.yaml", data)
+    dag = "release_lockc"
+    stuck = pg_airflow.trigger(dag, "alice", {"hold": 600})
+    pg_airflow.wait_state(dag, stuck, "prod.deploy_api", "running")
+    waiting = pg_airflow.trigger(dag, "bob")
+    pg_airflow.wait_state(dag, waiting, "prod.lock", "deferred")
+    pg_airflow.api("PATCH", f"/api/v2/dags/{dag}/dagRuns/{stuck}", "admin", {"state": "failed"})
+    assert pg_airflow.wait_finished(dag, waiting, 180) == "success"
+    assert pg_airflow.run_state(dag, stuck) == "failed"
+    history = pg_airflow.api("GET", "/change-service/api/release_mgmt/locks?lock=stale-prod")["result"]["history"]
+    why = {h["run_id"]: h["released_why"] for h in history}
+    assert why == {stuck: f"run {stuck} is failed", waiting: "prod done"}

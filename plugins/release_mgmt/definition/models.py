@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from release_mgmt.calendars import Window
 from release_mgmt.gates import Gate
@@ -112,13 +114,55 @@ class Environment(Strict):
     )
 
 
+def typed_default(kind: str, value: object) -> object:
+    """A parameter's default as its type wants it: YAML numbers arrive as text (see yaml_io), so an
+    integer parameter's ``default: 3`` becomes 3 here; a value of another type is an error."""
+    if value is None:
+        return None
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"default {value!r} is not true or false (write true or false, unquoted)")
+    if isinstance(value, bool):
+        raise ValueError(f"default {str(value).lower()} is a boolean, not a {kind} (quote it for a string)")
+    text = str(value).strip()
+    if kind == "integer":
+        if re.fullmatch(r"[+-]?\d+", text):
+            return int(text)
+        raise ValueError(f"default {text!r} is not an integer (write a whole number, e.g. 3)")
+    if kind == "number":
+        try:
+            number = float(text)
+        except ValueError:
+            number = float("nan")
+        if math.isfinite(number):
+            return number
+        raise ValueError(f"default {text!r} is not a number (write e.g. 0.5)")
+    return str(value)
+
+
 class Parameter(Strict):
     """An extra field of the manual trigger form, available in templates as {{ params.NAME }}."""
 
     type: Literal["string", "integer", "number", "boolean"] = "string"
-    default: Scalar = None
+    default: Annotated[str | bool | int | float | None, BeforeValidator(_scalar)] = None
     description: str = ""
     enum: tuple[str, ...] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed(cls, data: object) -> object:
+        if isinstance(data, dict) and "default" in data and not isinstance(data["default"], dict | list):
+            kind = data.get("type", "string")
+            if kind in ("string", "integer", "number", "boolean"):
+                data = {**data, "default": typed_default(kind, data["default"])}
+        return data
+
+    @model_validator(mode="after")
+    def _default_in_enum(self) -> Parameter:
+        if self.enum is not None and self.default is not None and self.default not in self.enum:
+            raise ValueError(f"default {self.default!r} is not one of enum: {', '.join(self.enum)}")
+        return self
 
 
 class Schedule(Strict):
