@@ -51,6 +51,15 @@ def postgres_server():
         yield server
 
 
+@pytest.fixture(scope="session")
+def redis_server():
+    """A real Redis on loopback for the session (Debian's redis-server): the Celery broker."""
+    from tests.servers import redis
+
+    with redis() as url:
+        yield url
+
+
 @pytest.fixture
 def http_server():
     """A scripted HTTP server on loopback (real sockets, real HTTP)."""

@@ -1,5 +1,6 @@
 """Real servers the tests start on loopback: OpenSSH's sshd (from Debian's openssh-server), PostgreSQL
-(from Debian's postgresql), scripted HTTP servers, a Kubernetes apps/v1 API and a fault-injecting proxy."""
+(Debian's postgresql), Redis (Debian's redis-server), scripted HTTP servers, a Kubernetes apps/v1 API
+and a fault-injecting proxy."""
 
 from __future__ import annotations
 
@@ -172,6 +173,29 @@ def postgres() -> Iterator[PostgresServer]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+        log.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis() -> Iterator[str]:
+    """Start redis-server (Debian's redis-server) on a free loopback port, nothing persisted; yields its URL."""
+    import tempfile
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server not found: install Debian's redis-server (.ci/run does)")
+    folder = Path(tempfile.mkdtemp(prefix="release_mgmt_redis_"))
+    port = free_port()
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)]
+    log = (folder / "redis.log").open("w")
+    proc = subprocess.Popen([binary, *args], stdout=log, stderr=log, start_new_session=True)
+    try:
+        _wait_for_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
         log.close()
         shutil.rmtree(folder, ignore_errors=True)
 

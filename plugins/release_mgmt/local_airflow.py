@@ -55,12 +55,17 @@ class LocalAirflow:
         self,
         home: Path,
         releases: Path,
+        *,
         users: dict[str, str] | None = None,
         extra_env: dict[str, str] | None = None,
         database: str | None = None,
+        celery_broker: str | None = None,
     ) -> None:
+        if celery_broker and not database:
+            raise ReleaseMgmtError("the Celery executor needs a database URL (its results are kept there)")
         self.home = home
         self.database = database
+        self.celery_broker = celery_broker
         self.releases = releases
         self.users = dict(users or USERS)
         self.extra_env = dict(extra_env or {})
@@ -68,7 +73,7 @@ class LocalAirflow:
         self.url = f"http://127.0.0.1:{self.port}"
         self.passwords = {user: f"pw-{user}-{secrets.token_hex(6)}" for user in self.users}
         self.jwt_secret = secrets.token_hex(16)
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._clients: dict[str, AirflowApi] = {}
 
     def env(self) -> dict[str, str]:
@@ -80,7 +85,7 @@ class LocalAirflow:
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             **shared_settings(),
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            **self._executor(),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in self.users.items()),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -89,6 +94,16 @@ class LocalAirflow:
             "RELEASE_MGMT_RELEASES_DIR": str(self.releases),
             **({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database} if self.database else {}),
             **self.extra_env,
+        }
+
+    def _executor(self) -> dict[str, str]:
+        """LocalExecutor, or CeleryExecutor with a worker process as docker-compose.yml runs it."""
+        if not self.celery_broker:
+            return {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
+        return {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CELERY__BROKER_URL": self.celery_broker,
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.database}",
         }
 
     def start(self) -> LocalAirflow:
@@ -105,19 +120,20 @@ class LocalAirflow:
             ("scheduler", ["scheduler"]),
             ("dag-processor", ["dag-processor"]),
             ("triggerer", ["triggerer"]),
+            *([("celery-worker", ["celery", "worker"])] if self.celery_broker else []),
         ):
             log = (self.home / f"{name}.log").open("wb")
-            self.procs.append(
-                subprocess.Popen(["airflow", *args], env=env, stdout=log, stderr=log, start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                ["airflow", *args], env=env, stdout=log, stderr=log, start_new_session=True
             )
         self.wait_for(self._healthy, 180, "the API server to answer")
         return self
 
     def stop(self) -> None:
-        for proc in self.procs:
+        for proc in self.procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
+        for proc in self.procs.values():
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -135,6 +151,10 @@ class LocalAirflow:
         """Poll ``predicate`` until it returns something truthy; fail naming ``what`` and the logs."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
+            dead = [name for name, proc in self.procs.items() if proc.poll() is not None]
+            if dead:  # a process that exits will not come back: say so now, not at the deadline
+                log = (self.home / f"{dead[0]}.log").read_text()[-3000:]
+                raise ReleaseMgmtError(f"airflow {dead[0]} exited while waiting for {what}:\n{log}")
             value = predicate()
             if value:
                 return value

@@ -1,6 +1,7 @@
 """Airflow's distributed engine without containers: PostgreSQL (Debian's package) as the metadata and change
-database, scheduler, DAG processor, triggerer and API server as separate processes with the settings
-docker-compose.yml uses (deploy/airflow.env), LocalExecutor running several tasks at once.
+database, Redis (Debian's package) as the Celery broker, and API server, scheduler, DAG processor, triggerer
+and a Celery worker as separate processes with the settings docker-compose.yml uses (deploy/airflow.env):
+CeleryExecutor, as there, with a worker running several tasks at once.
 
 Everything goes through the REST API, as the users of a shared deployment would do it.
 """
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from release_mgmt import evidence
 from release_mgmt.audit import records_from_log
@@ -25,14 +27,15 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def pg_airflow(postgres_server, tmp_path_factory: pytest.TempPathFactory):
-    """A multi-process Airflow whose every database is on PostgreSQL; nothing of release_mgmt in its home."""
+def pg_airflow(postgres_server, redis_server, tmp_path_factory: pytest.TempPathFactory):
+    """A multi-process Airflow with a Celery worker, whose every database is on PostgreSQL."""
     base = tmp_path_factory.mktemp("pg_airflow")
     (base / "releases").mkdir()
     server = LocalAirflow(
         base / "home",
         base / "releases",
         database=postgres_server.create_database("airflow"),
+        celery_broker=redis_server,
         extra_env={  # as docker-compose.yml sets them
             "RELEASE_MGMT_CHANGE_DB": postgres_server.create_database("release_mgmt_changes"),
             "RELEASE_MGMT_SERVICE_SECRET": secrets.token_hex(16),
@@ -45,12 +48,20 @@ def pg_airflow(postgres_server, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_settings_are_those_of_the_compose_file(pg_airflow) -> None:
-    """The processes run on PostgreSQL with the shared settings, LocalExecutor running several tasks at once."""
+    """The processes run on PostgreSQL with the shared settings and the compose file's executor, whose worker
+    runs several tasks at once."""
     env = pg_airflow.env()
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["x-airflow-common"]["environment"]
     assert {k: env[k] for k in shared_settings()} == shared_settings()
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    assert env["AIRFLOW__CORE__EXECUTOR"] == compose["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__CELERY__BROKER_URL"].split(":")[0] == compose["AIRFLOW__CELERY__BROKER_URL"].split(":")[0]
+    # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3: both name the driver that is installed
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
+    assert compose["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
     assert int(env["AIRFLOW__CORE__PARALLELISM"]) > 1
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    workers = pg_airflow.api("GET", "/api/v2/monitor/health")
+    assert workers["scheduler"]["status"] == "healthy"
 
 
 def test_sample_release_through_the_rest_api(pg_airflow, tmp_path: Path) -> None:
