@@ -68,6 +68,8 @@ def test_a_waiter_that_gives_up_leaves_the_queue(store: LockStore) -> None:
     store.release("shop/prod", _holder("r1"))
     assert store.acquire("shop/prod", _holder("r3"))["granted"]
     assert store.release("shop/prod", _holder("nobody")) is None
+    assert store.status("never/taken") == [{"lock": "never/taken", "holder": None, "queue": []}]
+    assert [x["lock"] for x in store.status()] == ["shop/prod"]
 
 
 def test_a_holder_whose_run_ended_is_freed(tmp_path: Path) -> None:

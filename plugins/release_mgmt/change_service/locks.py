@@ -153,7 +153,12 @@ class LockStore:
     def status(self, lock: str | None = None) -> list[dict[str, Any]]:
         """Every lock (or one) with its holder and queue, stale holders released first."""
         with Session(self.engine) as session, session.begin():
-            names = [lock] if lock else list(session.scalars(select(EnvironmentLock.name).order_by("name")))
+            known = select(EnvironmentLock.name).order_by(EnvironmentLock.name)
+            if lock is not None:  # reading a name never taken creates nothing
+                known = known.where(EnvironmentLock.name == lock)
+            names = list(session.scalars(known))
+            if lock is not None and not names:
+                return [{"lock": lock, "holder": None, "queue": []}]
             result = []
             for name in names:
                 self._serialize(session, name)
