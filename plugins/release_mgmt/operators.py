@@ -34,6 +34,12 @@ def local_states(context: Mapping[str, Any], group: str, task_ids: Iterable[str]
     return {t: found.get(f"{group}.{t}") for t in task_ids}
 
 
+def _run_after(context: Mapping[str, Any]) -> str:
+    """When this run was triggered (ISO 8601, UTC), or empty when Airflow does not say."""
+    moment = getattr(context.get("dag_run"), "run_after", None)
+    return moment.astimezone(UTC).isoformat() if isinstance(moment, datetime) else ""
+
+
 class ReleaseOperator(BaseOperator):
     """What every release task knows: its release, the components and the promotion order."""
 
@@ -312,6 +318,7 @@ class _StepOperator(_WindowsMixin, ReleaseOperator):
             run_id=context["run_id"],
             deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
             change=str(change.get("number", "")) if isinstance(change, dict) else "",
+            run_after=_run_after(context),
         )
         records_mod.add(context, self.release, self.environment, self.component, record)
         self._audit(context, "deployment.recorded", "success", **self._where(context))
@@ -335,6 +342,7 @@ class DeployOperator(_StepOperator):
         if dry_run:
             return self._dry_run(context, self.steps)
         self._check_lock(context)
+        self._check_not_superseded(context)
         previous = self._last_known_good(context)
         context["ti"].xcom_push(key="previous_version", value=previous)
         context["ti"].xcom_push(key="deploy_started", value=True)  # the target may change from here on
@@ -363,6 +371,30 @@ class DeployOperator(_StepOperator):
                 "holds it, so it deploys nothing. Clear the environment's lock task together with this one to "
                 "wait in line for it."
             )
+
+    def _check_not_superseded(self, context: Any) -> None:
+        """Where several runs of the release may be active (the environment has a lock), never deploy over
+        what a run triggered after this one already deployed: that would put an older release back."""
+        if not self.lock:
+            return
+        record = records_mod.latest(context, records_mod.record_asset(self.release, self.environment, self.component))
+        ours = _run_after(context)
+        if record is None or record.run_id == context["run_id"] or not (record.run_after and ours):
+            return
+        if datetime.fromisoformat(record.run_after) <= datetime.fromisoformat(ours):
+            return
+        self._audit(
+            context,
+            "deploy.superseded",
+            "refused",
+            **self._where(context),
+            details={"deployed_version": record.version, "deployed_by_run": record.run_id},
+        )
+        raise AirflowFailException(
+            f"{self.environment}: superseded: {self.component} {record.version} from run {record.run_id}, triggered "
+            f"after this run, is already deployed here; deploying {self._version(context)} now would put an older "
+            "release back. Trigger a new run to deploy it anyway."
+        )
 
     def _last_known_good(self, context: Any) -> str:
         """The recorded version; without a record, what ``current_version`` reports; else nothing."""

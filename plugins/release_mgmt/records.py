@@ -43,6 +43,8 @@ class DeploymentRecord:
     run_id: str
     deployed_at: str
     change: str = ""
+    #: when the deploying run was triggered (ISO 8601): tells a later run's deployment from an earlier one's
+    run_after: str = ""
 
     def describe(self) -> str:
         return f"{self.version} (since {self.deployed_at}, run {self.run_id})"
@@ -54,7 +56,11 @@ class DeploymentRecord:
             return None
         stamp = timestamp.isoformat() if isinstance(timestamp, datetime) else str(timestamp or "")
         return cls(
-            version, str(extra.get("run_id", "")), str(extra.get("deployed_at") or stamp), str(extra.get("change", ""))
+            version,
+            str(extra.get("run_id", "")),
+            str(extra.get("deployed_at") or stamp),
+            str(extra.get("change", "")),
+            str(extra.get("run_after", "")),
         )
 
 
@@ -78,6 +84,7 @@ def add(context: Mapping[str, Any], release: str, environment: str, component: s
             "run_id": record.run_id,
             "deployed_at": record.deployed_at,
             "change": record.change,
+            "run_after": record.run_after,
             "release": release,
             "environment": environment,
             "component": component,
