@@ -1,7 +1,8 @@
 """A local multi-process Airflow: API server, scheduler, DAG processor and triggerer as separate processes.
 
-LocalExecutor (parallelism from deploy/airflow.env) on SQLite in an AIRFLOW_HOME of the caller's
-choice, or on a database the caller names (PostgreSQL, as the distributed deployment uses), this repository's dags/ and
+LocalExecutor on SQLite in an AIRFLOW_HOME of the caller's choice, or, as the distributed
+deployment runs, a database the caller names (PostgreSQL) with CeleryExecutor and a worker
+process; settings from deploy/airflow.env (shared with docker-compose.yml), this repository's dags/ and
 plugins/, the release definitions of a folder the caller chooses, and SimpleAuthManager users
 with passwords the caller sets. The REST helpers talk to it as any user would. Used by
 ``python -m release_mgmt run-once`` and by the end-to-end tests.
@@ -126,7 +127,11 @@ class LocalAirflow:
             self.procs[name] = subprocess.Popen(
                 ["airflow", *args], env=env, stdout=log, stderr=log, start_new_session=True
             )
-        self.wait_for(self._healthy, 180, "the API server to answer")
+        try:
+            self.wait_for(self._healthy, 180, "the API server to answer")
+        except BaseException:  # never leave the other processes running behind a failed start
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
