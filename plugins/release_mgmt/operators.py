@@ -381,6 +381,8 @@ class DeployOperator(_StepOperator):
         ours = _run_after(context)
         if record is None or record.run_id == context["run_id"] or not (record.run_after and ours):
             return
+        if record.version == self._version(context):  # the same version again moves nothing backwards
+            return
         if datetime.fromisoformat(record.run_after) <= datetime.fromisoformat(ours):
             return
         self._audit(
