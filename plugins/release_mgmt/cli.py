@@ -121,9 +121,8 @@ def cmd_locks(args: argparse.Namespace) -> int:
     from release_mgmt.api_client import AirflowApi
     from release_mgmt.hooks.locks import LOCKS, describe
 
-    api = AirflowApi()
-    path = f"/change-service{LOCKS}" + (f"?lock={args.lock}" if args.lock else "")
-    found = api.send("GET", path)["result"]
+    query = {"lock": args.lock} if args.lock else {}
+    found = AirflowApi().get(f"/change-service{LOCKS}", **query)["result"]
     locks = [found] if args.lock else found
     if not locks:
         print("no environment lock was ever taken")

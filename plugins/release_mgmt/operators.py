@@ -355,17 +355,17 @@ class DeployOperator(_StepOperator):
         after ``unlock`` takes the lock back when it is free, and fails when another run holds it."""
         if not self.lock:
             return
-        from release_mgmt.change_service.locks import Holder
-        from release_mgmt.hooks.locks import LockClient, describe
+        from release_mgmt.hooks.locks import LockClient, describe, holder_of
         from release_mgmt.hooks.servicenow import ServiceNowError
 
-        holder = Holder(context["ti"].dag_id, context["run_id"], self.environment)
+        client, holder = LockClient(), holder_of(context, self.environment)
         try:
-            answer = LockClient().acquire(self.lock, holder)
+            answer = client.acquire(self.lock, holder)
+            if not answer["granted"]:  # leave the line it just joined: this deploy is not waiting
+                client.release(self.lock, holder, "deploy found the lock taken")
         except ServiceNowError as exc:
             raise AirflowFailException(f"{self.environment}: could not check lock {self.lock}: {exc}") from exc
         if not answer["granted"]:
-            LockClient().release(self.lock, holder, "deploy found the lock taken")
             raise AirflowFailException(
                 f"{self.environment}: lock {self.lock} is held by {describe(answer['holder'])}; this run no longer "
                 "holds it, so it deploys nothing. Clear the environment's lock task together with this one to "

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from release_mgmt.change_service.locks import Holder
-from release_mgmt.hooks.locks import LockClient, describe
+from release_mgmt.hooks.locks import LockClient, describe, holder_of
 from release_mgmt.hooks.servicenow import ServiceNowError
 from release_mgmt.operators import ReleaseOperator
 from release_mgmt.triggers.lock import EnvironmentLockTrigger
@@ -39,7 +39,7 @@ class _LockOperator(ReleaseOperator):
         self.lock = lock
 
     def _holder(self, context: Mapping[str, Any]) -> Holder:
-        return Holder(context["ti"].dag_id, context["run_id"], self.environment)
+        return holder_of(context, self.environment)
 
     def _lock_audit(self, context: Mapping[str, Any], event: str, outcome: str, **details: Any) -> None:
         self._audit(context, event, outcome, environment=self.environment, details={"lock": self.lock, **details})

@@ -27,6 +27,11 @@ class LockClient:
         return result
 
 
+def holder_of(context: Mapping[str, Any], environment: str) -> Holder:
+    """The holder a release task acts as: its run, in ``environment``."""
+    return Holder(context["ti"].dag_id, context["run_id"], environment)
+
+
 def _body(lock: str, holder: Holder) -> dict[str, str]:
     return {"lock": lock, "dag_id": holder.dag_id, "run_id": holder.run_id, "environment": holder.environment}
 
