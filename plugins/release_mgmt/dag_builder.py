@@ -189,6 +189,7 @@ def _build_change_open(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]
         backout_plan="On a failed deploy or check, each changed component is restored to its last known good "
         "version:\n" + steps_of("rollback"),
         test_plan="After each deploy:\n" + steps_of("validate"),
+        authorizers=task.gate.authorizers.names(plan.approver_groups, task.gate.assignment_group),
         **_change_args(plan, task),
         **common,
     )

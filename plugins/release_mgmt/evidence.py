@@ -135,13 +135,7 @@ def _add(section: dict[str, Any], record: Mapping[str, Any]) -> None:
             }
         )
     elif event.startswith("change."):
-        change = section["change"]
-        change["number"] = record.get("change") or change.get("number", "")
-        change.setdefault("transitions", []).append(
-            {"event": event, "outcome": record.get("outcome"), "at": record.get("time")}
-        )
-        if event == "change.closed":
-            change["close_code"] = record.get("outcome")
+        _add_change(section["change"], event, record, details)
     elif component and event.split(".", maxsplit=1)[0] in ("deploy", "validate", "rollback"):
         entry = section["components"].setdefault(
             component, {"version": record.get("version", ""), "previous_version": "", "steps": []}
@@ -156,6 +150,20 @@ def _add(section: dict[str, Any], record: Mapping[str, Any]) -> None:
                 "error": details.get("error", ""),
             }
         )
+
+
+def _add_change(change: dict[str, Any], event: str, record: Mapping[str, Any], details: Mapping[str, Any]) -> None:
+    """A change event: its transition, close code, who authorized it, or why it was not adopted."""
+    change["number"] = record.get("change") or change.get("number", "")
+    change.setdefault("transitions", []).append(
+        {"event": event, "outcome": record.get("outcome"), "at": record.get("time")}
+    )
+    if event == "change.closed":
+        change["close_code"] = record.get("outcome")
+    elif event == "change.implement":
+        change["authorizations"] = details.get("authorizations", [])
+    elif event == "change.foreign":
+        change["refused"] = {k: details.get(k) for k in ("created_by", "type", "problems")}
 
 
 def to_markdown(report: Mapping[str, Any]) -> str:
@@ -182,6 +190,12 @@ def to_markdown(report: Mapping[str, Any]) -> str:
         if section["change"]:
             change = section["change"]
             lines.append(f"- change {change.get('number')}: {change.get('close_code') or 'not closed'}")
+            lines += [
+                f"  - {d['state']} by {d['approver']} at {d['at']}" + (f": {d['comments']}" if d["comments"] else "")
+                for d in change.get("authorizations", [])
+            ]
+            if change.get("refused"):
+                lines.append(f"  - not adopted: {'; '.join(change['refused'].get('problems') or [])}")
         for name, comp in section["components"].items():
             outcome = ", ".join(f"{s['event']}={s['outcome']}" for s in comp["steps"])
             before = comp["previous_version"] or "nothing recorded"

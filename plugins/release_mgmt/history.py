@@ -24,6 +24,7 @@ class EnvRun:
     approvers: tuple[str, ...] = ()
     change: str = ""
     finished: datetime | None = None
+    authorized_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def lines(runs: Sequence[RunSummary], environments: Sequence[str]) -> list[str]:
                 continue
             extra = [f"approvers {', '.join(entry.approvers)}"] if entry.approvers else []
             extra += [f"change {entry.change}"] if entry.change else []
+            extra += [f"authorized by {', '.join(entry.authorized_by)}"] if entry.authorized_by else []
             when = run.started.isoformat(timespec="minutes") if run.started else "?"
             out.append(
                 f"{when}  {env:<10} {entry.status:<15} {versions}  by {run.triggered_by or 'scheduler'}"
@@ -132,11 +134,13 @@ def fetch(
                 decision = _xcom(api, run_path, f"{env}.{task}")
                 approvers += decision.get("approvers", []) if isinstance(decision, dict) else []
             change = _xcom(api, run_path, f"{env}.change_open") if "change_open" in local else None
+            authorized = _xcom(api, run_path, f"{env}.change_authorized") if "change_authorized" in local else None
             envs[env] = EnvRun(
                 outcomes.environment_outcome(local, env in chosen).status,
                 tuple(approvers),
                 str(change.get("number", "")) if isinstance(change, dict) else "",
                 _time(result.get("end_date")),
+                tuple(authorized.get("authorized_by", [])) if isinstance(authorized, dict) else (),
             )
         versions = {c: str(conf.get(f"version_{c}", defaults.get(c, ""))) for c in components}
         summaries.append(

@@ -355,14 +355,14 @@ class DeployOperator(_StepOperator):
         after ``unlock`` takes the lock back when it is free, and fails when another run holds it."""
         if not self.lock:
             return
-        from release_mgmt.hooks.locks import LockClient, describe, holder_of
+        from release_mgmt.hooks.locks import LockClient, describe
         from release_mgmt.hooks.servicenow import ServiceNowError
 
-        client, holder = LockClient(), holder_of(context, self.environment)
+        client = LockClient()
         try:
-            answer = client.acquire(self.lock, holder)
+            answer = client.acquire(self.lock)
             if not answer["granted"]:  # leave the line it just joined: this deploy is not waiting
-                client.release(self.lock, holder, "deploy found the lock taken")
+                client.release(self.lock, "deploy found the lock taken")
         except ServiceNowError as exc:
             raise AirflowFailException(f"{self.environment}: could not check lock {self.lock}: {exc}") from exc
         if not answer["granted"]:

@@ -19,7 +19,8 @@ AUTH = ("release-bot", "bot-pass")
 def service(tmp_path: Path):
     """The service with two users, on a SQLite file; yields (base URL, store)."""
     store = ChangeStore(f"sqlite:///{tmp_path / 'changes.db'}")
-    app = create_app(store, basic_auth({"release-bot": "bot-pass", "cab": "cab-pass"}))
+    users = {"release-bot": ("bot-pass", "release_task"), "cab": ("cab-pass", "viewer")}
+    app = create_app(store, basic_auth(users))
     with serve_app(app) as url:
         yield url, store
 
@@ -29,6 +30,7 @@ def _create(url: str, **fields) -> dict:
         "short_description": "Release shop 1.3.0 to prod",
         "type": "normal",
         "correlation_id": "shop:run1:prod",
+        "u_authorizers": "cab",
         **fields,
     }
     response = requests.post(url + TABLE, json=body, auth=AUTH, timeout=10)
@@ -41,6 +43,7 @@ def test_create_and_look_up_by_correlation_id(service) -> None:
     url, _ = service
     change = _create(url)
     assert (change["state"], change["number"], change["approval"]) == ("-5", "CHG0000001", "not requested")
+    assert change["sys_created_by"] == "release-bot"  # the integration user, as ServiceNow records it
     found = requests.get(
         url + TABLE,
         params={"sysparm_query": "correlation_id=shop:run1:prod", "sysparm_fields": "sys_id,number,state"},
@@ -80,6 +83,11 @@ def test_normal_change_lifecycle_with_authorization(service) -> None:
     assert (closed["state"], closed["close_code"]) == ("3", "successful")
     notes = closed["work_notes"]
     assert notes.index("now 0") < notes.index("now -1") < notes.index("Change approved by cab: ok")  # newest first
+    approvals = requests.get(
+        url + "/api/now/table/sysapproval_approver", params={"sysparm_query": f"sysapproval={sys_id}"}, auth=AUTH,
+        timeout=10,
+    ).json()["result"]
+    assert [(a["approver"], a["state"], a["comments"]) for a in approvals] == [("cab", "approved", "ok")]
 
 
 def test_state_model_is_enforced(service) -> None:
@@ -143,4 +151,4 @@ def test_anonymous_and_wrong_password_are_refused(service) -> None:
     url, store = service
     assert requests.post(url + TABLE, json={"short_description": "x"}, timeout=10).status_code == 401
     assert requests.get(url + TABLE, auth=("release-bot", "wrong"), timeout=10).status_code == 401
-    assert store.query({}, 10) == []
+    assert store.query([], 10) == []

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine
 
 from release_mgmt.change_service.app import basic_auth, create_app
 from release_mgmt.change_service.locks import Holder, LockStore
+from release_mgmt.change_service.service_token import TaskIdentity, make_token
 from release_mgmt.change_service.store import ChangeStore
 from tests.servers import serve_app
 
@@ -133,28 +134,37 @@ def test_concurrent_callers_never_hold_together_on_postgresql(postgres_server) -
 
 
 @pytest.fixture
-def service(tmp_path: Path):
+def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("RELEASE_MGMT_SERVICE_SECRET", "s" * 40)
     store = ChangeStore(f"sqlite:///{tmp_path / 'changes.db'}")
-    app = create_app(store, basic_auth({"release_mgmt": "svc-pass", "alice": "alice-pass"}))
+    app = create_app(store, basic_auth({"alice": ("alice-pass", "admin")}))
     with serve_app(app) as url:
         yield url
 
 
+def _task(run: str, task_id: str = "prod.lock") -> dict[str, str]:
+    token = make_token(TaskIdentity("release_shop", run, task_id))
+    return {"Authorization": f"Bearer {token}"}
+
+
 def test_only_release_tasks_take_locks_and_anyone_signed_in_reads_them(service: str) -> None:
-    """Over HTTP: the service user queues; a person gets 403; bad requests say what is wrong; reads show holders."""
-    body = {"lock": "shop/prod", "dag_id": "release_shop", "run_id": "r1", "environment": "prod"}
-    task, person = ("release_mgmt", "svc-pass"), ("alice", "alice-pass")
-    granted = requests.post(f"{service}{LOCKS}/acquire", json=body, auth=task, timeout=10)
+    """Over HTTP: a release task queues as the run its token names; a person gets 403; reads show holders."""
+    person = ("alice", "alice-pass")
+    body = {"lock": "shop/prod", "dag_id": "release_forged", "run_id": "forged", "environment": "staging"}
+    granted = requests.post(f"{service}{LOCKS}/acquire", json=body, headers=_task("r1"), timeout=10)
     assert granted.status_code == 200, granted.text
-    assert granted.json()["result"]["granted"]
+    holder = granted.json()["result"]["holder"]
+    assert (holder["dag_id"], holder["run_id"], holder["environment"]) == ("release_shop", "r1", "prod")  # the token's
     refused = requests.post(f"{service}{LOCKS}/release", json=body, auth=person, timeout=10)
     assert refused.status_code == 403
-    assert "release tasks only" in refused.json()["error"]["detail"]
-    bad = requests.post(f"{service}{LOCKS}/acquire", json={**body, "lock": "Prod Cluster!"}, auth=task, timeout=10)
+    assert refused.json()["error"]["detail"] == "admin may not give a lock back"
+    other = requests.post(f"{service}{LOCKS}/release", json=body, headers=_task("r2"), timeout=10)
+    assert other.json()["result"] is None  # another run cannot give r1's lock back, whatever its body says
+    bad = requests.post(f"{service}{LOCKS}/acquire", json={"lock": "Prod Cluster!"}, headers=_task("r1"), timeout=10)
     assert bad.status_code == 400
     assert bad.json()["error"]["message"] == "Invalid lock name"
-    missing = requests.post(f"{service}{LOCKS}/acquire", json={"lock": "x"}, auth=task, timeout=10)
-    assert missing.json()["error"]["detail"] == "missing or empty: dag_id, environment, run_id"
+    no_env = requests.post(f"{service}{LOCKS}/acquire", json={"lock": "x"}, headers=_task("r1", "preflight"), timeout=10)
+    assert no_env.json()["error"]["message"] == "Not an environment's release task"
     listed = requests.get(f"{service}{LOCKS}", auth=person, timeout=10).json()["result"]
     assert [(x["lock"], x["holder"]["run_id"]) for x in listed] == [("shop/prod", "r1")]
     one = requests.get(f"{service}{LOCKS}", params={"lock": "shop/prod"}, auth=person, timeout=10).json()["result"]

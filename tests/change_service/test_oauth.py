@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from fastapi import Form, HTTPException, Request
+from fastapi import FastAPI, Form, HTTPException, Request
 
 from release_mgmt.change_service.app import create_app
+from release_mgmt.change_service.permissions import RELEASE_TASK, Caller
 from release_mgmt.change_service.store import ChangeStore
 from release_mgmt.hooks.servicenow import ServiceNowChangeHook, ServiceNowError
 from tests.servers import serve_app
@@ -26,12 +27,12 @@ class TokenIssuer:
         self.refresh: dict[str, str] = {}
         self.grants: list[str] = []
 
-    def authenticate(self, request: Request) -> str:
+    def authenticate(self, request: Request) -> Caller:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         user, expires = self.access.get(token, ("", 0.0))
         if not user or expires < time.monotonic():
             raise HTTPException(401, detail="User Not Authenticated")
-        return user
+        return Caller(user, RELEASE_TASK)
 
     def issue(self, user: str) -> dict[str, object]:
         access, refresh = secrets.token_hex(8), secrets.token_hex(8)
@@ -43,7 +44,8 @@ class TokenIssuer:
 @pytest.fixture
 def oauth_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     issuer = TokenIssuer(ttl=1.0)
-    app = create_app(ChangeStore(f"sqlite:///{tmp_path / 'changes.db'}"), issuer.authenticate)
+    service = create_app(ChangeStore(f"sqlite:///{tmp_path / 'changes.db'}"), issuer.authenticate)
+    app = FastAPI()  # the instance: its token endpoint beside the Table API (which refuses routes it has no row for)
 
     @app.post("/oauth_token.do")
     def token(
@@ -63,6 +65,7 @@ def oauth_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             return issuer.issue(issuer.refresh.pop(refresh_token))
         raise HTTPException(401, detail="invalid grant")
 
+    app.mount("/", service)
     with serve_app(app) as url:
         host, port = url.removeprefix("http://").split(":")
         conn = {

@@ -21,7 +21,7 @@ PASSWORD = "bot-pa55word"
 def snow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The change service behind a fault proxy; Airflow connection `snow` points at the proxy."""
     store = ChangeStore(f"sqlite:///{tmp_path / 'changes.db'}")
-    with serve_app(create_app(store, basic_auth({"release-bot": PASSWORD}))) as url:
+    with serve_app(create_app(store, basic_auth({"release-bot": (PASSWORD, "release_task")}))) as url:
         port = int(url.rsplit(":", 1)[1])
         with FaultProxy(port, delay=2.5) as proxy:
             conn = {
@@ -40,7 +40,12 @@ def _hook(**kw) -> ServiceNowChangeHook:
     return ServiceNowChangeHook("snow", timeout=1.5, backoff=0.05, **kw)
 
 
-FIELDS = {"short_description": "Release shop to prod", "type": "normal", "description": "api 1.3.0"}
+FIELDS = {
+    "short_description": "Release shop to prod",
+    "type": "normal",
+    "description": "api 1.3.0",
+    "u_authorizers": "cab",
+}
 
 
 def test_lifecycle_through_the_hook(snow) -> None:
@@ -87,7 +92,7 @@ def test_lost_answer_to_a_create_never_duplicates(snow, fault) -> None:
     proxy, store = snow
     proxy.plan = ["pass", fault]  # the look-up passes, the POST's answer is lost
     change, _ = _hook().ensure("shop:run7:prod", FIELDS)
-    assert [r["sys_id"] for r in store.query({"correlation_id": "shop:run7:prod"}, 10)] == [change["sys_id"]]
+    assert [r["sys_id"] for r in store.query([("correlation_id", "=", "shop:run7:prod")], 10)] == [change["sys_id"]]
     assert [m for m, _, _ in proxy.seen].count("POST") == 1
 
 

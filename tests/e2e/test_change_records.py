@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 def changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The change service on loopback; Airflow connection `snow` logs in as release-bot."""
     store = ChangeStore(f"sqlite:///{tmp_path / 'changes.db'}")
-    with serve_app(create_app(store, basic_auth({"release-bot": "pw", "cab": "cab"}))) as url:
+    with serve_app(create_app(store, basic_auth({"release-bot": ("pw", "release_task"), "cab": ("cab", "viewer")}))) as url:
         host, port = url.removeprefix("http://").split(":")
         monkeypatch.setenv(
             "AIRFLOW_CONN_SNOW",
@@ -41,7 +41,7 @@ def _cab(store: ChangeStore, approve: bool) -> threading.Thread:
 
     def decide() -> None:
         for _ in range(300):
-            waiting = store.query({"state": "-3"}, 1)
+            waiting = store.query([("state", "=", "-3")], 1)
             if waiting:
                 store.decide(waiting[0]["sys_id"], approve, "cab", "looked at it")
                 return
@@ -65,6 +65,7 @@ def _release(tmp_path: Path, monkeypatch, name: str, check: str = "true"):
                     "connection": "snow",
                     "poll": "1s",
                     "assignment_group": "release-managers",
+                    "authorizers": {"users": ["cab", "cab-deputy"]},
                 },
             },
         ],

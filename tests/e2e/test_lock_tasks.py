@@ -16,6 +16,7 @@ from fastapi import HTTPException, Request
 
 from release_mgmt.change_service.app import airflow_run_state, create_app
 from release_mgmt.change_service.locks import Holder, LockStore
+from release_mgmt.change_service.permissions import Caller
 from release_mgmt.change_service.service_token import check_token
 from release_mgmt.change_service.store import ChangeStore
 from release_mgmt.dag_builder import build_release_dags
@@ -28,18 +29,18 @@ pytestmark = pytest.mark.e2e
 OTHER = Holder("release_other", "r0", "prod")
 
 
-def _service_token_user(request: Request) -> str:
+def _service_token_user(request: Request) -> Caller:
     header = request.headers.get("Authorization", "")
-    user = check_token(header[7:]) if header.startswith("Bearer ") else None
-    if user is None:
+    task = check_token(header[7:]) if header.startswith("Bearer ") else None
+    if task is None:
         raise HTTPException(401, detail="User Not Authenticated")
-    return user
+    return Caller.release_task(task)
 
 
 @pytest.fixture
 def locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The built-in service on loopback, reached as inside Airflow; yields its lock store."""
-    monkeypatch.setenv("RELEASE_MGMT_SERVICE_SECRET", "lock-test-secret")
+    monkeypatch.setenv("RELEASE_MGMT_SERVICE_SECRET", "lock-test-secret-" + "x" * 32)
     store = ChangeStore(f"sqlite:///{tmp_path / 'service.db'}")
     with serve_app(create_app(store, _service_token_user)) as url:
         monkeypatch.setenv("RELEASE_MGMT_CHANGE_SERVICE_URL", url)

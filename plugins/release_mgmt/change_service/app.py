@@ -1,44 +1,63 @@
-"""The change service's HTTP API: ServiceNow's Table API shapes for ``change_request``, an approval
-action for authorizers (``/api/release_mgmt/change_request/{sys_id}/approve|reject``), and the
-environment locks release runs take in turn (``/api/release_mgmt/locks``: anyone signed in reads
-them; only release tasks, with the service token, acquire and release)."""
+"""The change service's HTTP API: ServiceNow's Table API shapes for ``change_request`` and its approval
+records (``sysapproval_approver``), a decision door for authorizers
+(``/api/release_mgmt/change_request/{sys_id}/approve|reject``), and the environment locks release runs take
+in turn (``/api/release_mgmt/locks``).
+
+Every request, the API's docs included, passes one dependency (:func:`enforce`): it authenticates the
+caller and finds the route's row in permissions.PERMISSIONS; no row, no access. The handlers then
+apply the row's scope to the record at hand (the release's DAG permission, the task's own run, the
+authorizer's own approval record). Errors come in ServiceNow's shape, never as a 500.
+"""
 
 from __future__ import annotations
 
 import base64
 import hmac
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy.exc import DataError, StatementError
 from starlette.concurrency import run_in_threadpool
 
+from release_mgmt.change_service import permissions as perms
 from release_mgmt.change_service.locks import API_PATH as LOCKS
 from release_mgmt.change_service.locks import Holder, LockStore, any_run_is_live
-from release_mgmt.change_service.service_token import SERVICE_USER
-from release_mgmt.change_service.store import ChangeRuleError, ChangeStore
+from release_mgmt.change_service.permissions import Caller
+from release_mgmt.change_service.service_token import SERVICE_PRINCIPAL, check_token
+from release_mgmt.change_service.store import ChangeRuleError, ChangeStore, check_text
 
-TABLE = "/api/now/table/change_request"
+TABLE = perms.CHANGES
+APPROVALS = perms.APPROVALS
 NOT_FOUND = {"message": "No Record found", "detail": "Record doesn't exist or ACL restricts the record retrieval"}
+#: ``field`` then an operator; the rest of the term is the value (so a value may hold IN, LIKE, '=')
+TERM = re.compile(r"^(?P<field>[a-z_][a-z0-9_]*)(?P<op>!=|=)(?P<value>.*)$", re.DOTALL)
+Authenticate = Callable[[Request], Caller | Awaitable[Caller]]
 
 
-def parse_query(query: str) -> tuple[dict[str, str], str, bool]:
-    """``a=1^b=2^ORDERBYDESCnumber`` -> ({a: 1, b: 2}, "number", True). Only equality terms are served."""
-    filters: dict[str, str] = {}
+def parse_query(query: str) -> tuple[list[tuple[str, str, str]], str, bool]:
+    """``a=1^b!=2^ORDERBYDESCnumber`` -> ([(a, =, 1), (b, !=, 2)], "number", True). ``^^`` is a literal ``^``
+    inside a value, as in ServiceNow's encoded queries. Only ``=`` and ``!=`` terms are served."""
+    check_text("sysparm_query", query, 4000)
+    terms: list[tuple[str, str, str]] = []
     order, descending = "sys_created_on", False
-    for term in filter(None, query.split("^")):
+    for raw in filter(None, re.split(r"\^(?!\^)", query.replace("^^", "\x01"))):
+        term = raw.replace("\x01", "^")
         if term.startswith("ORDERBYDESC"):
             order, descending = term.removeprefix("ORDERBYDESC"), True
         elif term.startswith("ORDERBY"):
             order, descending = term.removeprefix("ORDERBY"), False
-        elif "=" in term and not any(op in term for op in ("!=", "<", ">", "LIKE", "IN")):
-            name, value = term.split("=", 1)
-            filters[name] = value
+        elif match := TERM.match(term):
+            terms.append((match["field"], match["op"], match["value"]))
         else:
-            raise ChangeRuleError("Invalid query", f"only field=value terms are supported, not {term!r}", 400)
-    return filters, order, descending
+            raise ChangeRuleError(
+                "Invalid query", f"only field=value and field!=value terms are served, not {term!r}", 400
+            )
+    return terms, order, descending
 
 
 def _fields(record: dict[str, str], fields: str | None) -> dict[str, str]:
@@ -68,17 +87,32 @@ def _locks(request: Request) -> LockStore:
     return locks
 
 
-def _user(request: Request) -> str:
-    """The authenticated caller (the app's ``authenticate`` refuses anonymous requests)."""
-    user: str = request.app.state.authenticate(request)
-    return user
+async def enforce(request: Request) -> Caller:
+    """Authenticate the caller (401 when anonymous) and allow the call only when the permission table has a
+    row for this route naming the caller's role (403 otherwise). Authorizers are decided per record."""
+    if problem := request.app.state.secret_problem():
+        raise HTTPException(503, detail=problem)
+    answer = request.app.state.authenticate(request)
+    caller: Caller = await answer if isinstance(answer, Awaitable) else answer
+    route = request.scope.get("route")
+    row = perms.permission(request.method, getattr(route, "path", ""))
+    if row is None:
+        raise HTTPException(403, detail="No permission is defined for this route")
+    allowed = caller.role in row.roles or (perms.AUTHORIZER in row.roles and not caller.is_release_task)
+    if not allowed:
+        raise HTTPException(403, detail=f"{caller.role} may not {row.action}")
+    return caller
 
 
 router = APIRouter()
 StoreDep = Depends(_store)
 LocksDep = Depends(_locks)
-UserDep = Depends(_user)
+CallerDep = Depends(enforce)
 LOCK_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,49}(/[a-z][a-z0-9_-]{0,49})?$")
+
+
+def _readable(caller: Caller, record: dict[str, str] | None) -> dict[str, str] | None:
+    return record if record is not None and caller.may_read_release(record.get("u_airflow_dag_id", "")) else None
 
 
 @router.get(TABLE)
@@ -87,103 +121,245 @@ def list_changes(
     sysparm_fields: str | None = None,
     sysparm_limit: int = 1000,
     store: ChangeStore = StoreDep,
-    user: str = UserDep,
+    caller: Caller = CallerDep,
 ) -> dict[str, Any]:
-    filters, order, descending = parse_query(sysparm_query)
-    records = store.query(filters, max(0, min(sysparm_limit, 10000)), order, descending)
-    return {"result": [_fields(r, sysparm_fields) for r in records]}
+    terms, order, descending = parse_query(sysparm_query)
+    records = store.query(terms, max(0, min(sysparm_limit, 10000)), order, descending)
+    return {"result": [_fields(r, sysparm_fields) for r in records if _readable(caller, r)]}
 
 
 @router.post(TABLE, status_code=201)
-async def create_change(request: Request, store: ChangeStore = StoreDep, user: str = UserDep) -> Any:
+async def create_change(request: Request, store: ChangeStore = StoreDep, caller: Caller = CallerDep) -> Any:
     body = await _json(request)
-    return body if isinstance(body, JSONResponse) else {"result": store.create(body, user)}
+    if isinstance(body, JSONResponse):
+        return body
+    if caller.task is not None:  # a release task opens changes for its own run only
+        for name, own in (("u_airflow_dag_id", caller.task.dag_id), ("u_airflow_run_id", caller.task.run_id)):
+            if body.setdefault(name, own) != own:
+                return _failure(403, "Not this task's run", f"{name} must be {own!r}, the run the token is for")
+    return {"result": store.create(body, caller.name)}
 
 
 @router.get(TABLE + "/{sys_id}")
 def get_change(
-    sys_id: str, sysparm_fields: str | None = None, store: ChangeStore = StoreDep, user: str = UserDep
+    sys_id: str, sysparm_fields: str | None = None, store: ChangeStore = StoreDep, caller: Caller = CallerDep
 ) -> Any:
-    record = store.get(sys_id)
+    record = _readable(caller, store.get(sys_id))
     return _failure(404, **NOT_FOUND) if record is None else {"result": _fields(record, sysparm_fields)}
 
 
 @router.patch(TABLE + "/{sys_id}")
-async def update_change(sys_id: str, request: Request, store: ChangeStore = StoreDep, user: str = UserDep) -> Any:
-    body = await _json(request)
-    if isinstance(body, JSONResponse):
-        return body
-    record = store.update(sys_id, body, user)
-    return _failure(404, **NOT_FOUND) if record is None else {"result": record}
-
-
-@router.post("/api/release_mgmt/change_request/{sys_id}/{decision}")
-async def decide(
-    sys_id: str, decision: str, request: Request, store: ChangeStore = StoreDep, user: str = UserDep
+async def update_change(
+    sys_id: str, request: Request, store: ChangeStore = StoreDep, caller: Caller = CallerDep
 ) -> Any:
-    """An authorizer approves or rejects a change waiting in Authorize (body: {"comment": ...})."""
-    if decision not in ("approve", "reject"):
-        return _failure(404, "No such action", "use approve or reject")
+    record = _readable(caller, store.get(sys_id))
+    if record is None:
+        return _failure(404, **NOT_FOUND)
+    if not caller.owns_run(record["u_airflow_dag_id"], record["u_airflow_run_id"]):
+        return _failure(403, "Not this task's run", f"{record['number']} belongs to another release run")
+    body = await _json(request)
+    return body if isinstance(body, JSONResponse) else {"result": store.update(sys_id, body, caller.name)}
+
+
+@router.get(APPROVALS)
+def list_approvals(
+    sysparm_query: str = "",
+    sysparm_fields: str | None = None,
+    store: ChangeStore = StoreDep,
+    caller: Caller = CallerDep,
+) -> dict[str, Any]:
+    """Approval records, e.g. ``sysparm_query=sysapproval=<change sys_id>``; only of changes the caller may read."""
+    terms, _, _ = parse_query(sysparm_query)
+    change = next((v for f, op, v in terms if f == "sysapproval" and op == "="), None)
+    rows = store.approvals(change_sys_id=change)
+    wanted = [r for r in rows if all((r.get(f) == v) == (op == "=") for f, op, v in terms)]
+    readable = {sid for sid in {r["sysapproval"] for r in wanted} if _readable(caller, store.get(sid))}
+    return {"result": [_fields(r, sysparm_fields) for r in wanted if r["sysapproval"] in readable]}
+
+
+@router.get(APPROVALS + "/{sys_id}")
+def get_approval(sys_id: str, store: ChangeStore = StoreDep, caller: Caller = CallerDep) -> Any:
+    rows = store.approvals(approval_sys_id=sys_id)
+    if not rows or _readable(caller, store.get(rows[0]["sysapproval"])) is None:
+        return _failure(404, **NOT_FOUND)
+    return {"result": rows[0]}
+
+
+@router.patch(APPROVALS + "/{sys_id}")
+async def answer_approval(
+    sys_id: str, request: Request, store: ChangeStore = StoreDep, caller: Caller = CallerDep
+) -> Any:
+    """An authorizer answers their own approval record: {"state": "approved"|"rejected", "comments": ...}."""
     body = await _json(request)
     if isinstance(body, JSONResponse):
         return body
-    record = store.decide(sys_id, decision == "approve", user, str(body.get("comment", "")))
-    return _failure(404, **NOT_FOUND) if record is None else {"result": record}
+    rows = store.approvals(approval_sys_id=sys_id)
+    change = _readable(caller, store.get(rows[0]["sysapproval"])) if rows else None
+    if change is None:
+        return _failure(404, **NOT_FOUND)
+    if rows[0]["approver"] != caller.name:
+        return _failure(403, "Not your approval", f"this approval record of {change['number']} is not {caller.name}'s")
+    state = body.get("state")
+    if state not in ("approved", "rejected") or set(body) - {"state", "comments"}:
+        return _failure(400, "Invalid approval", 'write {"state": "approved" or "rejected", "comments": ...}')
+    decided = _decide(request, store, change, caller, yes=state == "approved", why=body.get("comments", ""))
+    return {"result": store.approvals(approval_sys_id=sys_id)[0] | {"change_state": decided["state"]}}
+
+
+@router.post(perms.DECIDE + "/approve")
+async def approve(sys_id: str, request: Request, store: ChangeStore = StoreDep, caller: Caller = CallerDep) -> Any:
+    """An authorizer approves a change waiting in Authorize (body: {"comment": ...}): answers their own record."""
+    return await _door(sys_id, True, request, store, caller)
+
+
+@router.post(perms.DECIDE + "/reject")
+async def reject(sys_id: str, request: Request, store: ChangeStore = StoreDep, caller: Caller = CallerDep) -> Any:
+    """An authorizer rejects a change waiting in Authorize (body: {"comment": why}, required)."""
+    return await _door(sys_id, False, request, store, caller)
+
+
+async def _door(sys_id: str, approve_it: bool, request: Request, store: ChangeStore, caller: Caller) -> Any:
+    body = await _json(request)
+    if isinstance(body, JSONResponse):
+        return body
+    change = _readable(caller, store.get(sys_id))
+    if change is None:
+        return _failure(404, **NOT_FOUND)
+    return {"result": _decide(request, store, change, caller, yes=approve_it, why=body.get("comment", ""))}
+
+
+def _decide(
+    request: Request, store: ChangeStore, change: dict[str, str], caller: Caller, *, yes: bool, why: Any
+) -> Any:
+    """The one path of every decision: the caller's own record, the triggering user excluded as Airflow knows it."""
+    triggerer = request.app.state.run_triggerer(change["u_airflow_dag_id"], change["u_airflow_run_id"])
+    return store.decide(change["sys_id"], yes, caller.name, check_text("comment", why), excluded=[triggerer or ""])
 
 
 @router.get(LOCKS)
-def list_locks(lock: str | None = None, locks: LockStore = LocksDep, user: str = UserDep) -> Any:
-    """Every lock (or ``?lock=NAME`` with its recent history): holder and queue."""
+def list_locks(lock: str | None = None, locks: LockStore = LocksDep, caller: Caller = CallerDep) -> Any:
+    """Every lock (or ``?lock=NAME`` with its recent history): holder and queue, of releases the caller may read."""
+
+    def visible(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+        return entry if entry and caller.may_read_release(entry["dag_id"]) else None
+
+    def shown(status: dict[str, Any]) -> dict[str, Any]:
+        holder = status["holder"]
+        return {
+            **status,
+            "holder": visible(holder) or ({"hidden": True} if holder else None),
+            "queue": [visible(q) or {"hidden": True} for q in status["queue"]],
+        }
+
     if lock is None:
-        return {"result": locks.status()}
-    return {"result": {**locks.status(lock)[0], "history": locks.history(lock)}}
+        return {"result": [shown(s) for s in locks.status()]}
+    history = [h for h in locks.history(lock) if visible(h)]
+    return {"result": {**shown(locks.status(lock)[0]), "history": history}}
 
 
-@router.post(LOCKS + "/{action}")
-async def lock_action(action: str, request: Request, locks: LockStore = LocksDep, user: str = UserDep) -> Any:
-    """A release task acquires (queues for) or releases a lock: {"lock", "dag_id", "run_id", "environment"}."""
-    if action not in ("acquire", "release"):
-        return _failure(404, "No such action", "use acquire or release")
-    if user != SERVICE_USER:
-        return _failure(403, "Not a release task", "locks are taken and given back by release tasks only")
-    body = await _json(request)
-    if isinstance(body, JSONResponse):
-        return body
-    lock, holder = _lock_request(body)
-    if action == "acquire":  # database work off the event loop: the API server serves others meanwhile
-        return {"result": await run_in_threadpool(locks.acquire, lock, holder)}
-    why = str(body.get("why") or "released")
+@router.post(LOCKS + "/acquire")
+async def acquire_lock(request: Request, locks: LockStore = LocksDep, caller: Caller = CallerDep) -> Any:
+    """A release task queues for (or holds) a lock: {"lock"}; the holder is the run its token is for."""
+    lock, holder, _ = await _lock_request(request, caller)
+    return {"result": await run_in_threadpool(locks.acquire, lock, holder)}
+
+
+@router.post(LOCKS + "/release")
+async def release_lock(request: Request, locks: LockStore = LocksDep, caller: Caller = CallerDep) -> Any:
+    """A release task gives a lock back (or leaves its queue): {"lock", "why"}."""
+    lock, holder, body = await _lock_request(request, caller)
+    why = check_text("why", body.get("why") or "released", 300)
     return {"result": await run_in_threadpool(locks.release, lock, holder, why)}
 
 
-def _lock_request(body: dict[str, Any]) -> tuple[str, Holder]:
-    fields = {k: body.get(k) for k in ("lock", "dag_id", "run_id", "environment")}
-    missing = sorted(k for k, v in fields.items() if not isinstance(v, str) or not v)
-    if missing:
-        raise ChangeRuleError("Invalid lock request", f"missing or empty: {', '.join(missing)}", 400)
-    if not LOCK_NAME.match(str(fields["lock"])):
+async def _lock_request(request: Request, caller: Caller) -> tuple[str, Holder, dict[str, Any]]:
+    body = await _json(request)
+    if isinstance(body, JSONResponse):
+        raise ChangeRuleError("Exception while reading request", "the body must be a JSON object", 400)
+    lock = body.get("lock")
+    if not isinstance(lock, str) or not LOCK_NAME.match(lock):
         raise ChangeRuleError(
             "Invalid lock name", "a name, or release/environment, in lowercase letters, digits, '_' or '-'", 400
         )
-    return str(fields["lock"]), Holder(str(fields["dag_id"]), str(fields["run_id"]), str(fields["environment"]))
+    task = caller.task  # the holder is who the token says, never what the body says
+    if task is None or not task.environment:
+        raise ChangeRuleError(
+            "Not an environment's release task", "locks are taken by release tasks of an environment, with their token"
+        )
+    return lock, Holder(task.dag_id, task.run_id, task.environment), body
 
 
-def create_app(store: ChangeStore | None, authenticate: Callable[[Request], str]) -> FastAPI:
-    """The API over ``store``; ``authenticate(request)`` returns the caller's user name or raises
-    an HTTPException (401/403) for anonymous or unknown callers."""
-    app = FastAPI(title="release_mgmt change service", description=__doc__)
+def _docs_routes(app: FastAPI) -> None:
+    """The API's description and docs, behind the same enforcement as every other route."""
+
+    def openapi_url(request: Request) -> str:
+        return f"{request.scope.get('root_path', '').rstrip('/')}/openapi.json"
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[CallerDep])
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[CallerDep])
+    def docs(request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=openapi_url(request), title=app.title)
+
+    @app.get("/redoc", include_in_schema=False, dependencies=[CallerDep])
+    def redoc(request: Request) -> HTMLResponse:
+        return get_redoc_html(openapi_url=openapi_url(request), title=app.title)
+
+
+def create_app(store: ChangeStore | None, authenticate: Authenticate) -> FastAPI:
+    """The API over ``store``; ``authenticate(request)`` returns the :class:`Caller` or raises an
+    HTTPException (401) for anonymous or unknown callers."""
+    app = FastAPI(
+        title="release_mgmt change service",
+        description=__doc__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[CallerDep],  # a route added without a permission row is refused, never open
+    )
     app.state.store = store
     app.state.store_url = default_store_url
     app.state.locks = None
     app.state.run_state = any_run_is_live
+    app.state.run_triggerer = _no_triggerer
+    app.state.secret_problem = lambda: ""
     app.state.authenticate = authenticate
     app.add_exception_handler(ChangeRuleError, _rule_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StatementError, _database_refused)  # type: ignore[arg-type]
     app.include_router(router)
+    _docs_routes(app)
     return app
+
+
+def _no_triggerer(dag_id: str, run_id: str) -> str | None:
+    return None
 
 
 async def _rule_error(request: Request, exc: ChangeRuleError) -> JSONResponse:
     return _failure(exc.status, str(exc), exc.detail)
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    where = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}" for e in exc.errors()[:5])
+    return _failure(400, "Invalid request", where)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    message = {401: "User Not Authenticated", 503: "Service not configured"}.get(exc.status_code, "Forbidden")
+    response = _failure(exc.status_code, message, str(exc.detail))
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _database_refused(request: Request, exc: StatementError) -> JSONResponse:
+    if isinstance(exc, DataError):
+        return _failure(400, "Invalid value", "the database refused a value of this request")
+    raise exc
 
 
 async def _json(request: Request) -> Any:
@@ -196,59 +372,97 @@ async def _json(request: Request) -> Any:
     return body
 
 
-def basic_auth(users: dict[str, str]) -> Callable[[Request], str]:
-    """An authenticator for running the service on its own: HTTP Basic against ``users`` (name: password)."""
+def basic_auth(users: dict[str, tuple[str, str]]) -> Callable[[Request], Caller]:
+    """An authenticator for running the service on its own: HTTP Basic against ``users`` (name: (password,
+    role)), role one of permissions.HUMANS or ``release_task`` (an integration user, as ServiceNow has);
+    a Bearer service token (service_token.py) is a release task bound to its run."""
 
-    def authenticate(request: Request) -> str:
+    def authenticate(request: Request) -> Caller:
         header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer ") and (task := check_token(header[7:])):
+            return Caller.release_task(task)
         if header.startswith("Basic "):
             try:
                 name, _, password = base64.b64decode(header[6:]).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
                 name, password = "", ""
-            if name in users and hmac.compare_digest(users[name], password):
-                return name
+            if name in users and hmac.compare_digest(users[name][0], password):
+                role = users[name][1]
+                return Caller(name, role if role == perms.RELEASE_TASK else perms.role_of(role))
         raise HTTPException(401, detail="User Not Authenticated", headers={"WWW-Authenticate": "Basic"})
 
     return authenticate
 
 
-def airflow_app() -> FastAPI:
-    """The service as Airflow's API server mounts it (plugin ``fastapi_apps``): callers authenticate
-    with Airflow itself (a Bearer token from ``/auth/token``, or the UI's session), anonymous calls
-    are refused, and the database is ``$RELEASE_MGMT_CHANGE_DB`` (any SQLAlchemy URL) or a SQLite
-    file in AIRFLOW_HOME."""
+async def airflow_caller(request: Request) -> Caller:
+    """Inside Airflow: a release task's service token, or an Airflow user's token (Bearer header, or the UI's
+    session cookie). A user's reads are limited to the DAGs Airflow's auth manager lets them read."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
     from airflow.api_fastapi.core_api.security import resolve_user_from_token
 
-    from release_mgmt.change_service.service_token import check_token
+    header = request.headers.get("Authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN, "")
+    if not token:
+        raise HTTPException(401, detail="User Not Authenticated")
+    if task := check_token(token):
+        return Caller.release_task(task)
+    user = await resolve_user_from_token(token)
+    name = str(user.get_name())
+    if name == SERVICE_PRINCIPAL:
+        raise HTTPException(403, detail="this name is reserved for release tasks")
+    manager = get_auth_manager()
 
-    async def airflow_user(request: Request) -> str:
-        """A release task's service token, or an Airflow user's Bearer token; anything else is refused."""
-        header = request.headers.get("Authorization", "")
-        token = header[7:] if header.lower().startswith("bearer ") else ""
-        if not token:
-            raise HTTPException(401, detail="User Not Authenticated")
-        if service_user := check_token(token):
-            return service_user
-        user = await resolve_user_from_token(token)
-        return str(user.get_name())
+    def can_read(dag_id: str) -> bool:  # a record of no release is nobody's to read
+        return bool(dag_id) and bool(manager.is_authorized_dag(method="GET", details=DagDetails(id=dag_id), user=user))
 
-    app = create_app(None, _refuse)
-    app.state.store_url = default_store_url
+    return Caller(name, perms.role_of(getattr(user, "role", None)), None, can_read)
+
+
+def airflow_app() -> FastAPI:
+    """The service as Airflow's API server mounts it (plugin ``fastapi_apps``): callers authenticate with
+    Airflow itself or a service token, the database is ``$RELEASE_MGMT_CHANGE_DB`` (any SQLAlchemy URL) or
+    a SQLite file in AIRFLOW_HOME, and a distributed deployment must set its own service secret."""
+    app = create_app(None, airflow_caller)
+    app.state.secret_problem = _deployment_secret_problem  # checked on the first call, not at plugin import
     app.state.run_state = airflow_run_state
-    app.dependency_overrides[_user] = airflow_user
+    app.state.run_triggerer = airflow_run_triggerer
     return app
 
 
-def airflow_run_state(dag_id: str, run_id: str) -> str | None:
-    """A run's state in Airflow's database (the API server can read it): tells live lock holders from dead."""
+def _deployment_secret_problem() -> str:
+    """Why this deployment's service secret is unfit ('' when fine); the service serves nothing until it is."""
+    from release_mgmt.change_service.service_token import ServiceSecretError, require_deployment_secret
+
+    try:
+        require_deployment_secret()
+    except ServiceSecretError as exc:
+        return str(exc)
+    return ""
+
+
+def _run_column(dag_id: str, run_id: str, column: str) -> Any:
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     with create_session() as session:
-        state = session.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        return session.scalar(select(getattr(DagRun, column)).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+
+
+def airflow_run_state(dag_id: str, run_id: str) -> str | None:
+    """A run's state in Airflow's database (the API server can read it): tells live lock holders from dead."""
+    state = _run_column(dag_id, run_id, "state")
     return None if state is None else str(getattr(state, "value", state))
+
+
+def airflow_run_triggerer(dag_id: str, run_id: str) -> str | None:
+    """Who triggered a run, as Airflow recorded it: never an authorizer of the run's changes."""
+    if not dag_id or not run_id:
+        return None
+    name = _run_column(dag_id, run_id, "triggering_user_name")
+    return str(name) if name else None
 
 
 def default_store_url() -> str:
@@ -261,7 +475,3 @@ def default_store_url() -> str:
     from airflow.configuration import AIRFLOW_HOME
 
     return f"sqlite:///{Path(AIRFLOW_HOME) / 'release_mgmt_changes.db'}"
-
-
-def _refuse(request: Request) -> str:
-    raise HTTPException(401, detail="User Not Authenticated")

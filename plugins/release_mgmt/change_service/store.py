@@ -1,12 +1,19 @@
-"""Change requests in a database: the records, their journal (work notes) and the state model.
+"""Change requests in a database: the records, their journal (work notes), the state model and the
+authorization of each change by its approval records (``sysapproval_approver``).
 
 Values are the stored ServiceNow values (``state`` -5 New ... 3 Closed, 4 Canceled), never labels.
+Every value written is checked before it reaches the database: a wrong type, a label where a value
+belongs, an over-long text or a NUL byte is a 400 in ServiceNow's error shape, never a 500.
+
+Who may call what is the app's business (permissions.py); the rules here hold for every caller:
+``type`` and the release fields (``u_*``) are fixed at creation, Closed and Canceled changes are
+read-only, and a change leaves Authorize only through its approval records.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from release_mgmt.change_service import approvals as approval_rules
 from release_mgmt.errors import ReleaseMgmtError
 
 NEW, ASSESS, AUTHORIZE, SCHEDULED, IMPLEMENT, REVIEW, CLOSED, CANCELED = -5, -4, -3, -2, -1, 0, 3, 4
@@ -28,7 +36,8 @@ STATES = {
     CLOSED: "Closed",
     CANCELED: "Canceled",
 }
-#: the state model per change type: where a change may go from each state (cancel is allowed until closed)
+#: the state model per change type: where a change may go from each state (cancel is allowed until closed).
+#: Nobody moves a change out of Authorize by writing its state: its approval records do (see decide()).
 FLOWS = {
     "normal": {
         NEW: {ASSESS},
@@ -42,18 +51,15 @@ FLOWS = {
     "emergency": {NEW: {AUTHORIZE}, AUTHORIZE: set(), SCHEDULED: {IMPLEMENT}, IMPLEMENT: {REVIEW}, REVIEW: {CLOSED}},
 }
 CLOSE_CODES = ("successful", "successful_issues", "unsuccessful")
-WRITABLE = (
+#: fields a lifecycle update (PATCH) may write
+LIFECYCLE = (
     "short_description",
     "description",
-    "type",
     "state",
-    "correlation_id",
     "start_date",
     "end_date",
     "work_start",
     "work_end",
-    "cmdb_ci",
-    "assignment_group",
     "implementation_plan",
     "backout_plan",
     "test_plan",
@@ -63,6 +69,21 @@ WRITABLE = (
     "risk",
     "impact",
 )
+#: fields only a create may write: what the change is, and for which release run
+AT_CREATION = (
+    "type",
+    "correlation_id",
+    "cmdb_ci",
+    "assignment_group",
+    "u_airflow_dag_id",
+    "u_airflow_run_id",
+    "u_requested_by",
+    "u_authorizers",
+    "u_min_authorizations",
+)
+WRITABLE = LIFECYCLE + AT_CREATION
+#: read-only record fields a client may echo back unchanged
+ECHOED = ("work_notes", "sys_id", "number")
 
 
 class Base(DeclarativeBase):
@@ -96,6 +117,14 @@ class ChangeRequest(Base):
     impact: Mapped[str] = mapped_column(String(20), default="")
     close_code: Mapped[str] = mapped_column(String(40), default="")
     close_notes: Mapped[str] = mapped_column(Text, default="")
+    #: the release run the change belongs to (read access follows Airflow's permission on this DAG)
+    u_airflow_dag_id: Mapped[str] = mapped_column(String(250), default="", index=True)
+    u_airflow_run_id: Mapped[str] = mapped_column(String(250), default="")
+    #: who asked for the change (the run's triggering user); never an eligible authorizer
+    u_requested_by: Mapped[str] = mapped_column(String(100), default="")
+    #: who may authorize (comma-separated Airflow user names, from the definition) and how many must
+    u_authorizers: Mapped[str] = mapped_column(Text, default="")
+    u_min_authorizations: Mapped[str] = mapped_column(String(10), default="1")
     sys_created_by: Mapped[str] = mapped_column(String(100), default="")
     sys_created_on: Mapped[str] = mapped_column(String(40))
     sys_updated_on: Mapped[str] = mapped_column(String(40))
@@ -115,6 +144,22 @@ class JournalEntry(Base):
     sys_created_on: Mapped[str] = mapped_column(String(40))
 
 
+class Approval(Base):
+    """One eligible authorizer's approval record of a change (ServiceNow's ``sysapproval_approver``)."""
+
+    __tablename__ = "sysapproval_approver"
+
+    sys_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sysapproval: Mapped[str] = mapped_column(ForeignKey("change_request.sys_id"), index=True)
+    source_table: Mapped[str] = mapped_column(String(40), default="change_request")
+    approver: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20), default=approval_rules.REQUESTED)
+    comments: Mapped[str] = mapped_column(Text, default="")
+    sys_created_on: Mapped[str] = mapped_column(String(40))
+    sys_updated_on: Mapped[str] = mapped_column(String(40))
+    sys_updated_by: Mapped[str] = mapped_column(String(100), default="")
+
+
 class ChangeRuleError(ReleaseMgmtError):
     """A write the change's state model or fields do not allow (the Table API answers 403 or 400)."""
 
@@ -128,11 +173,41 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def as_record(change: ChangeRequest, work_notes: str = "") -> dict[str, str]:
-    """The record as the Table API returns it: every value a string."""
-    record = {c.name: str(getattr(change, c.name)) for c in ChangeRequest.__table__.columns}
-    record["work_notes"] = work_notes
+def as_record(row: Base, work_notes: str | None = None) -> dict[str, str]:
+    """A record as the Table API returns it: every value a string."""
+    record = {c.name: str(getattr(row, c.name)) for c in type(row).__table__.columns}
+    if work_notes is not None:
+        record["work_notes"] = work_notes
     return record
+
+
+def check_text(name: str, value: Any, limit: int | None = None) -> str:
+    """``value`` as a stored text: a single value (no list, object), no NUL byte, within the column's length."""
+    if isinstance(value, dict | list):
+        raise ChangeRuleError("Invalid value", f"{name} must be a single value, not a list or object", 400)
+    text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    if "\x00" in text:
+        raise ChangeRuleError("Invalid value", f"{name} contains a NUL character", 400)
+    if limit is not None and len(text) > limit:
+        raise ChangeRuleError("Invalid value", f"{name} is at most {limit} characters, not {len(text)}", 400)
+    return text
+
+
+def check_state(value: Any) -> int:
+    """A stored state value (-5 ... 4) given as a number or its digits; labels, null and lists are refused."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ChangeRuleError("Invalid state", f"state must be one of {sorted(STATES)}, not {value!r}", 400)
+    text = str(value).strip()
+    if not text.lstrip("-").isdigit() or int(text) not in STATES:
+        raise ChangeRuleError(
+            "Invalid state", f"state must be a stored value ({', '.join(map(str, sorted(STATES)))}), not {text!r}", 400
+        )
+    return int(text)
+
+
+def _limit(name: str) -> int | None:
+    length = getattr(ChangeRequest.__table__.columns[name].type, "length", None)
+    return int(length) if length else None
 
 
 class ChangeStore:
@@ -143,20 +218,22 @@ class ChangeStore:
         Base.metadata.create_all(self.engine)
 
     def create(self, fields: Mapping[str, Any], user: str) -> dict[str, str]:
+        values = _values(fields, WRITABLE)
+        kind = values.get("type", "normal")
+        if kind not in FLOWS:
+            raise ChangeRuleError("Invalid type", f"type must be one of {', '.join(FLOWS)}, not {kind!r}", 400)
+        approval_rules.parse_minimum(values.get("u_min_authorizations", "1"))
+        notes = check_text("work_notes", fields.get("work_notes"))
         for attempt in range(5):  # two writers may pick the same next number: the loser retries
             try:
-                return self._create(fields, user)
+                return self._create(values, notes, user)
             except IntegrityError:
                 if attempt == 4:
                     raise
         raise AssertionError("unreachable")
 
-    def _create(self, fields: Mapping[str, Any], user: str) -> dict[str, str]:
-        values = _writable(fields)
-        kind = values.get("type", "normal")
-        if kind not in FLOWS:
-            raise ChangeRuleError("Invalid type", f"type must be one of {', '.join(FLOWS)}, not {kind!r}", 400)
-        values.pop("state", None)  # a new change starts New whatever was sent, as ServiceNow does
+    def _create(self, values: dict[str, Any], notes: str, user: str) -> dict[str, str]:
+        values = {k: v for k, v in values.items() if k != "state"}  # a new change starts New, as ServiceNow does
         with Session(self.engine) as session, session.begin():
             count = session.scalar(select(func.count()).select_from(ChangeRequest)) or 0
             change = ChangeRequest(
@@ -167,71 +244,138 @@ class ChangeStore:
                 sys_updated_on=_now(),
                 **values,
             )
-            if kind == "standard":  # pre-approved by definition
+            if change.type == "standard":  # pre-approved by definition
                 change.approval = "approved"
             session.add(change)
             session.flush()
-            notes = str(fields.get("work_notes") or "")
             if notes:
                 session.add(_note(change.sys_id, notes, user))
-            return as_record(change)
+            return as_record(change, "")
 
     def get(self, sys_id: str) -> dict[str, str] | None:
         with Session(self.engine) as session:
-            change = session.get(ChangeRequest, sys_id)
-            return as_record(change, self._notes(session, sys_id)) if change else None
+            change = session.get(ChangeRequest, check_text("sys_id", sys_id, 32))
+            return as_record(change, self._notes(session, change.sys_id)) if change else None
 
     def query(
-        self, filters: Mapping[str, str], limit: int, order_by: str = "sys_created_on", descending: bool = False
+        self,
+        filters: Iterable[tuple[str, str, str]],
+        limit: int,
+        order_by: str = "sys_created_on",
+        descending: bool = False,
     ) -> list[dict[str, str]]:
+        """Records matching every (field, operator, value) term (operator ``=`` or ``!=``)."""
         columns = ChangeRequest.__table__.columns
         stmt = select(ChangeRequest)
-        for name, value in filters.items():
+        for name, operator, raw in filters:
             if name not in columns:
                 raise ChangeRuleError("Invalid query", f"unknown field {name!r} in sysparm_query", 400)
-            stmt = stmt.where(columns[name] == (int(value) if name == "state" else value))
+            value: Any = check_state(raw) if name == "state" else check_text(name, raw)
+            column = columns[name]
+            stmt = stmt.where(column == value if operator == "=" else column != value)
         order = columns[order_by] if order_by in columns else columns["sys_created_on"]
         stmt = stmt.order_by(order.desc() if descending else order, columns["number"]).limit(limit)
         with Session(self.engine) as session:
             return [as_record(c, self._notes(session, c.sys_id)) for c in session.scalars(stmt)]
 
     def update(self, sys_id: str, fields: Mapping[str, Any], user: str) -> dict[str, str] | None:
+        """A lifecycle update: lifecycle fields, a state change along the model, a work note."""
         with Session(self.engine) as session, session.begin():
-            change = session.get(ChangeRequest, sys_id)
+            change = session.get(ChangeRequest, check_text("sys_id", sys_id, 32))
             if change is None:
                 return None
-            values = _writable(fields)
+            if change.state in (CLOSED, CANCELED):
+                raise ChangeRuleError(
+                    "Record is read-only", f"{change.number} is {STATES[change.state]}; its fields cannot change"
+                )
+            _fixed_at_creation(change, fields)
+            values = _values({k: v for k, v in fields.items() if k not in AT_CREATION}, LIFECYCLE)
+            notes = check_text("work_notes", fields.get("work_notes"))
             if "state" in values:
-                _check_transition(change, int(values["state"]), values)
-                values["state"] = int(values["state"])
+                _check_transition(change, values["state"], values)
+                if values["state"] == AUTHORIZE and change.state != AUTHORIZE:
+                    self._request_approvals(session, change)
             for name, value in values.items():
                 setattr(change, name, value)
-            if values.get("state") == AUTHORIZE:
-                change.approval = "requested"
             change.sys_updated_on = _now()
-            notes = str(fields.get("work_notes") or "")
             if notes:
-                session.add(_note(sys_id, notes, user))
+                session.add(_note(change.sys_id, notes, user))
             session.flush()
-            return as_record(change, self._notes(session, sys_id))
+            return as_record(change, self._notes(session, change.sys_id))
 
-    def decide(self, sys_id: str, approve: bool, user: str, comment: str) -> dict[str, str] | None:
-        """An authorizer's decision on a change in Authorize: approved -> Scheduled, rejected -> Canceled."""
+    def _request_approvals(self, session: Session, change: ChangeRequest) -> None:
+        """One requested approval per eligible authorizer; refuses when too few are eligible to reach the quorum."""
+        eligible = approval_rules.eligible(change.u_authorizers, excluded=(change.u_requested_by,))
+        minimum = approval_rules.parse_minimum(change.u_min_authorizations)
+        if len(eligible) < minimum:
+            raise ChangeRuleError(
+                "Not enough eligible authorizers",
+                f"{change.number} needs {minimum} authorization(s) but only {len(eligible)} authorizer(s) may "
+                f"give one ({', '.join(eligible) or 'none'}; the requester {change.u_requested_by or '-'} may not)",
+                400,
+            )
+        session.query(Approval).filter(Approval.sysapproval == change.sys_id).delete()
+        for name in eligible:
+            session.add(
+                Approval(
+                    sys_id=uuid.uuid4().hex,
+                    sysapproval=change.sys_id,
+                    approver=name,
+                    sys_created_on=_now(),
+                    sys_updated_on=_now(),
+                )
+            )
+        change.approval = "requested"
+
+    def approvals(self, change_sys_id: str | None = None, approval_sys_id: str | None = None) -> list[dict[str, str]]:
+        """Approval records of one change, or one approval record, oldest first."""
+        stmt = select(Approval).order_by(Approval.sys_created_on, Approval.approver)
+        if change_sys_id is not None:
+            stmt = stmt.where(Approval.sysapproval == check_text("sysapproval", change_sys_id, 32))
+        if approval_sys_id is not None:
+            stmt = stmt.where(Approval.sys_id == check_text("sys_id", approval_sys_id, 32))
+        with Session(self.engine) as session:
+            return [as_record(a) for a in session.scalars(stmt)]
+
+    def decide(
+        self, sys_id: str, approve: bool, user: str, comment: str, *, excluded: Iterable[str] = ()
+    ) -> dict[str, str] | None:
+        """``user`` answers their own requested approval of change ``sys_id``: approved once the quorum is
+        reached (-> Scheduled), rejected by any one (-> Canceled). ``excluded``: users who may never decide
+        (the run's triggering user, as Airflow knows it). Returns the change; None when there is no such change."""
+        comment = check_text("comments", comment, 4000).strip()
         with Session(self.engine) as session, session.begin():
-            change = session.get(ChangeRequest, sys_id)
+            change = session.get(ChangeRequest, check_text("sys_id", sys_id, 32))
             if change is None:
                 return None
-            if change.state != AUTHORIZE:
-                raise ChangeRuleError(
-                    "Not awaiting authorization", f"{change.number} is {STATES[change.state]}, not Authorize", 409
-                )
-            change.approval = "approved" if approve else "rejected"
-            change.state = SCHEDULED if approve else CANCELED
+            rows = list(session.scalars(select(Approval).where(Approval.sysapproval == change.sys_id)))
+            verdict = approval_rules.judge(
+                number=change.number,
+                state_is_authorize=change.state == AUTHORIZE,
+                requests={a.approver: a.state for a in rows},
+                user=user,
+                approve=approve,
+                comment=comment,
+                excluded={change.u_requested_by, *excluded} - {""},
+                minimum=approval_rules.parse_minimum(change.u_min_authorizations),
+            )
+            if verdict.refused:
+                raise ChangeRuleError(verdict.message, verdict.detail, verdict.status)
+            for row in rows:
+                if row.approver == user:
+                    row.state, row.comments = verdict.answer, comment
+                    row.sys_updated_on, row.sys_updated_by = _now(), user
+                elif verdict.change_approval != "requested" and row.state == approval_rules.REQUESTED:
+                    row.state, row.sys_updated_on = approval_rules.NOT_REQUIRED, _now()
+            change.approval = verdict.change_approval
+            if verdict.change_approval == "approved":
+                change.state = SCHEDULED
+            elif verdict.change_approval == "rejected":
+                change.state = CANCELED
             change.sys_updated_on = _now()
-            verb = "approved" if approve else "rejected"
-            session.add(_note(sys_id, f"Change {verb} by {user}: {comment}".rstrip(": "), user))
+            session.add(_note(change.sys_id, verdict.note, user))
             session.flush()
-            return as_record(change, self._notes(session, sys_id))
+            return as_record(change, self._notes(session, change.sys_id))
 
     @staticmethod
     def _notes(session: Session, sys_id: str) -> str:
@@ -248,31 +392,40 @@ def _note(sys_id: str, text: str, user: str) -> JournalEntry:
     )
 
 
-def _writable(fields: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(fields) - set(WRITABLE) - {"work_notes", "sys_id", "number"})
+def _values(fields: Mapping[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+    """The fields to write, each checked; unknown or non-writable names are refused."""
+    unknown = sorted(set(fields) - set(allowed) - set(ECHOED))
     if unknown:
         raise ChangeRuleError("Invalid fields", f"fields not writable or unknown: {', '.join(unknown)}", 400)
-    values = {k: ("" if v is None else v) for k, v in fields.items() if k in WRITABLE}
+    values: dict[str, Any] = {}
+    for name in (k for k in fields if k in allowed):
+        values[name] = check_state(fields[name]) if name == "state" else check_text(name, fields[name], _limit(name))
     if values.get("close_code") and values["close_code"] not in CLOSE_CODES:
         raise ChangeRuleError("Invalid close_code", f"close_code must be one of {', '.join(CLOSE_CODES)}", 400)
-    if "correlation_id" in values and len(str(values["correlation_id"])) > 100:
-        raise ChangeRuleError("Invalid correlation_id", "correlation_id is at most 100 characters", 400)
-    return {k: (v if k == "state" else str(v)) for k, v in values.items()}
+    return values
+
+
+def _fixed_at_creation(change: ChangeRequest, fields: Mapping[str, Any]) -> None:
+    """``type``, the correlation id and the release fields never change after creation (the same value is fine)."""
+    for name in (k for k in fields if k in AT_CREATION):
+        if check_text(name, fields[name], _limit(name)) != str(getattr(change, name)):
+            raise ChangeRuleError(
+                "Field is read-only", f"{name} of {change.number} is fixed at creation ({getattr(change, name)!r})"
+            )
 
 
 def _check_transition(change: ChangeRequest, target: int, values: Mapping[str, Any]) -> None:
     """The state model: one step along the change type's flow, or cancel before closing."""
-    if target not in STATES:
-        raise ChangeRuleError("Invalid state", f"state {target} is not a change state", 400)
     current = change.state
     if target == current:
         return
     if target == CANCELED and current not in (CLOSED, CANCELED):
         return
     if target not in FLOWS[change.type].get(current, set()):
+        how = " (its approval records decide)" if current == AUTHORIZE else ""
         raise ChangeRuleError(
             "Operation against file 'change_request' was aborted by Business Rule 'State model'",
-            f"{change.number} ({change.type}) cannot move from {STATES[current]} to {STATES[target]}",
+            f"{change.number} ({change.type}) cannot move from {STATES[current]} to {STATES[target]}{how}",
         )
     if target == CLOSED and not (values.get("close_code") or change.close_code):
         raise ChangeRuleError("Close code required", f"closing {change.number} needs close_code and close_notes")

@@ -254,6 +254,7 @@ def semantic_problems(defn: ReleaseDefinition) -> list[Problem]:
                 )
             )
     problems += _gate_problems(defn)
+    problems += _authorizer_problems(defn)
     problems += _window_problems(defn)
     problems += _break_glass_problems(defn)
     if not problems:
@@ -284,6 +285,48 @@ def _break_glass_problems(defn: ReleaseDefinition) -> list[Problem]:
     ]
     if gate.on_timeout != "reject":
         problems.append(Problem("break_glass.on_timeout", "must be reject: only people may open a freeze"))
+    return problems
+
+
+def _authorizer_problems(defn: ReleaseDefinition) -> list[Problem]:
+    """Changes that need authorization name authorizers who exist and can reach the quorum without the one
+    who triggers the run (who never authorizes its own change)."""
+    problems: list[Problem] = []
+    known = defn.approver_groups
+    listed = ", ".join(sorted(known)) or "none (define approver_groups)"
+    for i, env in enumerate(defn.environments):
+        change = env.change
+        if change is None:
+            continue
+        where = f"environments[{i}].change"
+        unknown = [(k, g) for k, g in enumerate(change.authorizers.groups) if g not in known]
+        problems += [
+            Problem(
+                f"{where}.authorizers.groups[{k}]",
+                f"unknown approver group {g!r}; known groups: {listed}",
+            )
+            for k, g in unknown
+        ]
+        if unknown or change.type == "standard":
+            continue
+        names = change.authorizers.names(known, change.assignment_group)
+        if not names:
+            problems.append(
+                Problem(
+                    f"{where}.authorizers",
+                    f"a {change.type} change needs authorizers: name users or approver groups who may authorize it "
+                    "(e.g. authorizers: {groups: [release-managers]}), or use type: standard",
+                )
+            )
+        elif change.min_authorizations > len(names) - 1:
+            problems.append(
+                Problem(
+                    f"{where}.min_authorizations",
+                    f"{change.min_authorizations} cannot be reached: {len(names)} authorizer(s) "
+                    f"({', '.join(names)}), and whoever triggers the run cannot authorize its change, so at most "
+                    f"{len(names) - 1} can; add authorizers or lower min_authorizations",
+                )
+            )
     return problems
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -67,6 +68,21 @@ class Component(Strict):
     )
 
 
+class Authorizers(Strict):
+    """Who may authorize a change: Airflow users and approver groups (approver_groups)."""
+
+    users: tuple[User, ...] = Field(default=(), description="Airflow user names that may authorize.")
+    groups: tuple[GroupName, ...] = Field(default=(), description="Approver groups whose members may authorize.")
+
+    def names(self, approver_groups: Mapping[str, Sequence[str]], assignment_group: str = "") -> list[str]:
+        """Every user who may authorize, sorted: the users, the groups' members and, when the change's
+        assignment group is an approver group, its members."""
+        found = set(self.users)
+        for group in (*self.groups, assignment_group):
+            found.update(approver_groups.get(group, ()))
+        return sorted(found)
+
+
 class ChangeConfig(Strict):
     """A change request per run in this environment: opened before the gates, authorized before any
     deploy, implemented while deploying, closed with the outcome."""
@@ -76,7 +92,15 @@ class ChangeConfig(Strict):
         default="servicenow_default",
         description="Airflow HTTP connection of the ServiceNow instance (or of the built-in change service).",
     )
-    assignment_group: str = ""
+    assignment_group: str = Field(
+        default="", description="Group the change is assigned to; when it is an approver group, its members authorize."
+    )
+    authorizers: Authorizers = Field(
+        default=Authorizers(),
+        description="Who may authorize normal and emergency changes (besides the assignment group's members); "
+        "the requester and whoever triggered the run never may.",
+    )
+    min_authorizations: int = Field(default=1, ge=1, le=20, description="Distinct authorizations needed.")
     cmdb_ci: str = Field(default="", description="Configuration item the change is about.")
     authorization_timeout: Duration = Field(default=timedelta(days=2), description="How long to wait for the CAB.")
     poll: Duration = Field(default=timedelta(seconds=30), description="First wait between checks; doubles to 10m.")

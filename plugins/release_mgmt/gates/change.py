@@ -2,6 +2,9 @@
 mark Implement when deploying starts, close with the outcome (or cancel when nothing was implemented).
 
 Every transition writes an audit line; the change number travels in XCom (``change_open``'s return value).
+A run adopts only a change that release_mgmt itself opened for this run, of the configured type: any other
+change found under the run's correlation id (someone else's, pre-approved, of another type) fails the
+environment, naming the change and who made it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from release_mgmt import evidence, outcomes
+from release_mgmt.change_service.service_token import SERVICE_PRINCIPAL, TaskIdentity
 from release_mgmt.gates.durations import parse_duration
 from release_mgmt.hooks.servicenow import ServiceNowChangeHook, ServiceNowError
 from release_mgmt.operators import ReleaseOperator, local_states
@@ -58,9 +62,17 @@ class ChangeOpenOperator(_ChangeOperator):
     """Finds or creates this run's change (never two), fills in the plans, and requests authorization."""
 
     def __init__(
-        self, *, description: str, implementation_plan: str, backout_plan: str, test_plan: str, **kwargs: Any
+        self,
+        *,
+        description: str,
+        implementation_plan: str,
+        backout_plan: str,
+        test_plan: str,
+        authorizers: list[str] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.authorizers = sorted(authorizers or [])
         self.description = description
         self.implementation_plan = implementation_plan
         self.backout_plan = backout_plan
@@ -80,6 +92,7 @@ class ChangeOpenOperator(_ChangeOperator):
             return {"sys_id": "", "number": "", "dry_run": "true"}
         key = correlation_id(self.release, self.environment, context["run_id"])
         start = datetime.now(UTC)
+        requester = str(context["dag_run"].triggering_user_name or "")
         fields = {
             "type": self.change["type"],
             "short_description": f"Release {self.release} to {self.environment}: {summary}"[:160],
@@ -94,10 +107,19 @@ class ChangeOpenOperator(_ChangeOperator):
             "implementation_plan": self.implementation_plan,
             "backout_plan": self.backout_plan,
             "test_plan": self.test_plan,
+            # the release run, who asked, and who may authorize (the built-in service keeps them; ServiceNow
+            # ignores fields its table does not have)
+            "u_airflow_dag_id": context["dag"].dag_id,
+            "u_airflow_run_id": context["run_id"],
+            "u_requested_by": requester,
+            "u_authorizers": ",".join(self.authorizers),
+            "u_min_authorizations": str(self.change.get("min_authorizations", 1)),
         }
         hook = self.hook()
         try:
             record, created = hook.ensure(key, fields)
+            if not created:
+                self._check_adoptable(context, hook, record, key)
             record = self._request_authorization(hook, record)
         except ServiceNowError as exc:
             raise AirflowFailException(f"change for {self.environment}: {exc}") from exc
@@ -115,6 +137,38 @@ class ChangeOpenOperator(_ChangeOperator):
             "change %s (%s) for %s in %s", record["number"], self.change["type"], self.release, self.environment
         )
         return {"sys_id": record["sys_id"], "number": record["number"]}
+
+    def _check_adoptable(self, context: Any, hook: ServiceNowChangeHook, record: Mapping[str, str], key: str) -> None:
+        """A change found under this run's correlation id is this run's only when release_mgmt opened it (the
+        same creator this task creates as), with the configured type, for this DAG run."""
+        creator = SERVICE_PRINCIPAL if hook.builtin else hook.login()
+        problems = []
+        if record.get("sys_created_by") != creator:
+            problems.append(f"it was created by {record.get('sys_created_by') or 'an unknown user'}, not {creator}")
+        if record.get("type") != self.change["type"]:
+            problems.append(f"it is a {record.get('type')} change, not {self.change['type']}")
+        for name, own in (("u_airflow_dag_id", context["dag"].dag_id), ("u_airflow_run_id", context["run_id"])):
+            if name in record and record[name] != own:
+                problems.append(f"its {name} is {record[name]!r}, not {own!r}")
+        if not problems:
+            return
+        self.change_audit(
+            context,
+            "change.foreign",
+            "refused",
+            record.get("number", ""),
+            sys_id=record.get("sys_id", ""),
+            created_by=record.get("sys_created_by", ""),
+            type=record.get("type", ""),
+            state=record.get("state", ""),
+            correlation_id=key,
+            problems=problems,
+        )
+        raise AirflowFailException(
+            f"change {record.get('number')} carries this run's correlation id but was not opened by this release: "
+            + "; ".join(problems)
+            + f". Nothing is deployed to {self.environment}; cancel {record.get('number')} and re-run."
+        )
 
     def _request_authorization(self, hook: ServiceNowChangeHook, record: dict[str, str]) -> dict[str, str]:
         for state in TO_AUTHORIZATION[self.change["type"]]:
@@ -148,6 +202,7 @@ class ChangeAuthorizedOperator(_ChangeOperator):
             trigger=ChangeAuthorizationTrigger(
                 conn_id=self.change["connection"],
                 sys_id=opened["sys_id"],
+                identity=TaskIdentity.from_context(context).as_dict(),
                 deadline=time.time() + timeout.total_seconds(),
                 poll_seconds=parse_duration(self.change.get("poll", "30s")).total_seconds(),
             ),
@@ -155,7 +210,7 @@ class ChangeAuthorizedOperator(_ChangeOperator):
         )
         return {}
 
-    def execute_complete(self, context: Any, event: Mapping[str, Any]) -> dict[str, str]:
+    def execute_complete(self, context: Any, event: Mapping[str, Any]) -> dict[str, Any]:
         opened = self.opened(context) or {}
         if event.get("status") == "error":
             raise AirflowFailException(f"change {opened.get('number')}: {event.get('message')}")
@@ -189,7 +244,7 @@ class ChangeAuthorizedOperator(_ChangeOperator):
         )
         raise AirflowFailException(f"change {record['number']} was {how}: nothing is deployed to {self.environment}")
 
-    def _implement(self, context: Any, record: Mapping[str, str]) -> dict[str, str]:
+    def _implement(self, context: Any, record: Mapping[str, str]) -> dict[str, Any]:
         hook = self.hook()
         note = f"Deployment by Airflow run {context['run_id']} starts."
         try:
@@ -199,10 +254,41 @@ class ChangeAuthorizedOperator(_ChangeOperator):
                 hook.add_work_note(record["sys_id"], note)
         except ServiceNowError as exc:
             raise AirflowFailException(f"change {record['number']}: {exc}") from exc
+        decisions = self._decisions(hook, record)
         self.change_audit(
-            context, "change.implement", "implement", record["number"], approval=record.get("approval", "")
+            context,
+            "change.implement",
+            "implement",
+            record["number"],
+            approval=record.get("approval", ""),
+            authorizations=decisions,
         )
-        return {"sys_id": record["sys_id"], "number": record["number"], "approval": record.get("approval", "")}
+        return {
+            "sys_id": record["sys_id"],
+            "number": record["number"],
+            "approval": record.get("approval", ""),
+            "authorized_by": [d["approver"] for d in decisions if d["state"] == "approved"],
+        }
+
+    def _decisions(self, hook: ServiceNowChangeHook, record: Mapping[str, str]) -> list[dict[str, str]]:
+        """Who answered the change's approval records, how, when and why (empty for a standard change)."""
+        if self.change["type"] == "standard":
+            return []
+        try:
+            rows = hook.approvals(record["sys_id"])
+        except ServiceNowError as exc:
+            self.log.warning("could not read the approval records of %s: %s", record["number"], exc)
+            return []
+        return [
+            {
+                "approver": str(r.get("approver", "")),
+                "state": str(r.get("state", "")),
+                "comments": str(r.get("comments", "")),
+                "at": str(r.get("sys_updated_on", "")),
+            }
+            for r in rows
+            if r.get("state") in ("approved", "rejected")
+        ]
 
 
 class ChangeCloseOperator(_ChangeOperator):

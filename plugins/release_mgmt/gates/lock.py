@@ -59,7 +59,7 @@ class EnvironmentLockOperator(_LockOperator):
             self._lock_audit(context, "lock.dry_run", "skipped")
             return {"lock": self.lock, "dry_run": True}
         holder = self._holder(context)
-        answer = self._call(lambda: LockClient().acquire(self.lock, holder))
+        answer = self._call(lambda: LockClient().acquire(self.lock))
         if not answer["granted"]:
             self._wait(context, holder, answer)
         return self._granted(context, answer)
@@ -82,6 +82,7 @@ class EnvironmentLockOperator(_LockOperator):
                 {"dag_id": holder.dag_id, "run_id": holder.run_id, "environment": holder.environment},
                 deadline=time.time() + self.timeout_seconds,
                 poll_seconds=self.poll_seconds,
+                task_id=self.task_id,
             ),
             method_name="resume",
         )
@@ -89,9 +90,8 @@ class EnvironmentLockOperator(_LockOperator):
     def resume(self, context: Any, event: Mapping[str, Any]) -> dict[str, Any]:
         if event.get("status") == "granted":
             return self._granted(context, event["answer"])
-        holder = self._holder(context)
         try:  # leave the queue, so the runs behind this one are not held up by it
-            LockClient().release(self.lock, holder, f"gave up waiting: {event.get('status')}")
+            LockClient().release(self.lock, f"gave up waiting: {event.get('status')}")
         except ServiceNowError as exc:
             self.log.warning("could not leave the queue of lock %s (it is left when the run ends): %s", self.lock, exc)
         held_by = event.get("holder")
@@ -130,7 +130,7 @@ class EnvironmentUnlockOperator(_LockOperator):
         if context["params"].get("dry_run"):
             raise AirflowSkipException("dry run: no lock was taken")
         try:
-            released = LockClient().release(self.lock, self._holder(context), f"{self.environment} done")
+            released = LockClient().release(self.lock, f"{self.environment} done")
         except ServiceNowError as exc:
             self.log.warning("could not give back lock %s; it is freed when this run ends: %s", self.lock, exc)
             self._lock_audit(context, "lock.release_failed", "failed", error=str(exc))

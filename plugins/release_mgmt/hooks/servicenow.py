@@ -6,7 +6,11 @@ the user in ``login``/``password``, and in ``extra`` optionally ``{"auth": "oaut
 are refreshed when they expire or are refused). Every call has a timeout; 429 (honouring
 Retry-After), 5xx and dropped connections are retried with backoff; 401, 403 and 404 fail at once
 saying what to fix. Creating a change is idempotent on ``correlation_id``: it is looked up before
-every attempt, so a retry after a lost answer never creates a second change.
+every attempt, so a retry after a lost answer never creates a second change. Every text sent
+(descriptions, work notes, close notes) passes Airflow's secrets masker first (masking.py).
+
+The built-in service is called as the release task itself: each call carries a fresh service token
+bound to the task's DAG run (``identity``, or the running task's context).
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from typing import Any
 from airflow.providers.http.hooks.http import HttpHook
 
 from release_mgmt.change_service import service_token
+from release_mgmt.change_service.service_token import TaskIdentity
 from release_mgmt.errors import ReleaseMgmtError
+from release_mgmt.masking import redact_fields
 
 TABLE = "/api/now/table/change_request"
+APPROVALS = "/api/now/table/sysapproval_approver"
 DEFAULT_CONN_ID = "servicenow_default"
 #: the name the built-in service's calls go by in messages (never looked up as a connection)
 BUILTIN_CONN_ID = "release_mgmt_builtin_service"
@@ -63,8 +70,10 @@ class ServiceNowChangeHook:
         backoff: float = 1.0,
         max_wait: float = 60,
         sleep: Callable[[float], None] = time.sleep,
+        identity: TaskIdentity | None = None,
     ) -> None:
         self.conn_id = conn_id
+        self.identity = identity
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -119,10 +128,24 @@ class ServiceNowChangeHook:
 
     def _auth_headers(self) -> dict[str, str]:
         if self.builtin:
-            return {"Authorization": f"Bearer {service_token.make_token()}"}
+            return {"Authorization": f"Bearer {service_token.make_token(self._task_identity())}"}
         if self._oauth() is not None:
             return {"Authorization": f"Bearer {self._access_token()}"}
         return {}
+
+    def _task_identity(self) -> TaskIdentity:
+        """Who calls the built-in service: the hook's ``identity``, else the task running now."""
+        if self.identity is not None:
+            return self.identity
+        from airflow.sdk import get_current_context
+
+        try:
+            return TaskIdentity.from_context(get_current_context())
+        except (RuntimeError, KeyError) as exc:
+            raise ServiceNowError(
+                "the built-in change service is called by release tasks only: no task is running here "
+                "(pass the task's identity to the hook)"
+            ) from exc
 
     def _oauth(self) -> dict[str, Any] | None:
         """The token settings when the connection logs in for a token (``oauth``, or ``airflow`` for the
@@ -239,7 +262,7 @@ class ServiceNowChangeHook:
             return
         hint = {
             401: "the built-in service refused the release task's token: give the API server, workers and "
-            "triggerer the same RELEASE_MGMT_SERVICE_SECRET (or [api_auth] jwt_secret)"
+            "triggerer the same RELEASE_MGMT_SERVICE_SECRET"
             if self.builtin
             else "the connection's credentials were refused; check login and password (or OAuth client)",
             403: "the user may not do this; check its roles (or the change's state model)",
@@ -253,8 +276,9 @@ class ServiceNowChangeHook:
 
     def find(self, correlation_id: str) -> dict[str, str] | None:
         """The change with this correlation_id (the oldest, should there be several)."""
+        escaped = correlation_id.replace("^", "^^")  # ServiceNow's encoded query: ^ separates terms
         found = self._send(
-            "GET", TABLE, params={"sysparm_query": f"correlation_id={correlation_id}^ORDERBYnumber", "sysparm_limit": 1}
+            "GET", TABLE, params={"sysparm_query": f"correlation_id={escaped}^ORDERBYnumber", "sysparm_limit": 1}
         )
         return found[0] if found else None
 
@@ -269,7 +293,9 @@ class ServiceNowChangeHook:
             if existing is not None:
                 return existing, False
             try:
-                created: dict[str, str] = self._send_once_create({**fields, "correlation_id": correlation_id})
+                created: dict[str, str] = self._send_once_create(
+                    redact_fields({**fields, "correlation_id": correlation_id})
+                )
             except ServiceNowError as exc:
                 if exc.status in (400, 401, 403, 404) or attempt == self.retries:
                     raise
@@ -287,8 +313,19 @@ class ServiceNowChangeHook:
             self.retries = retries
 
     def update(self, sys_id: str, fields: Mapping[str, Any]) -> dict[str, str]:
-        result: dict[str, str] = self._send("PATCH", f"{TABLE}/{sys_id}", body=fields)
+        result: dict[str, str] = self._send("PATCH", f"{TABLE}/{sys_id}", body=redact_fields(fields))
         return result
+
+    def approvals(self, sys_id: str) -> list[dict[str, str]]:
+        """The approval records (``sysapproval_approver``) of change ``sys_id``."""
+        result: list[dict[str, str]] = self._send(
+            "GET", APPROVALS, params={"sysparm_query": f"sysapproval={sys_id}", "sysparm_limit": 200}
+        )
+        return result
+
+    def login(self) -> str:
+        """The user this hook creates records as (the connection's login)."""
+        return "" if self.builtin else str(self._connection().login or "")
 
     def add_work_note(self, sys_id: str, text: str) -> dict[str, str]:
         return self.update(sys_id, {"work_notes": text})

@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from release_mgmt.change_service.service_token import TaskIdentity
 from release_mgmt.hooks.servicenow import ServiceNowChangeHook, ServiceNowError
 
 AUTHORIZED = (-2, -1)  # Scheduled, Implement
@@ -20,9 +21,17 @@ class ChangeAuthorizationTrigger(BaseTrigger):
     authorized or stopped, or ``deadline`` (epoch seconds) passes."""
 
     def __init__(
-        self, conn_id: str, sys_id: str, deadline: float, poll_seconds: float = 15, max_poll_seconds: float = 600
+        self,
+        conn_id: str,
+        sys_id: str,
+        deadline: float,
+        poll_seconds: float = 15,
+        max_poll_seconds: float = 600,
+        *,
+        identity: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
+        self.identity = dict(identity) if identity else None  # the waiting task (the built-in service's token)
         self.conn_id = conn_id
         self.sys_id = sys_id
         self.deadline = deadline
@@ -38,11 +47,13 @@ class ChangeAuthorizationTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "poll_seconds": self.poll_seconds,
                 "max_poll_seconds": self.max_poll_seconds,
+                "identity": self.identity,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = ServiceNowChangeHook(self.conn_id)
+        identity = TaskIdentity(**self.identity) if self.identity else None
+        hook = ServiceNowChangeHook(self.conn_id, identity=identity)
         wait = self.poll_seconds
         while True:
             try:

@@ -10,6 +10,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from release_mgmt.change_service.locks import Holder
+from release_mgmt.change_service.service_token import TaskIdentity
 from release_mgmt.hooks.locks import LockClient, describe
 from release_mgmt.hooks.servicenow import ServiceNowError
 
@@ -25,8 +26,11 @@ class EnvironmentLockTrigger(BaseTrigger):
         deadline: float,
         poll_seconds: float = 2.0,
         max_poll_seconds: float = 30.0,
+        *,
+        task_id: str = "",
     ) -> None:
         super().__init__()
+        self.task_id = task_id  # the waiting task: the service token is bound to it
         self.lock = lock
         self.holder = dict(holder)
         self.deadline = deadline
@@ -42,16 +46,17 @@ class EnvironmentLockTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "poll_seconds": self.poll_seconds,
                 "max_poll_seconds": self.max_poll_seconds,
+                "task_id": self.task_id,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        client = LockClient()
         holder = Holder(**self.holder)
+        client = LockClient(identity=TaskIdentity(holder.dag_id, holder.run_id, str(self.task_id)))
         wait, error, held_by = self.poll_seconds, "", None
         while True:
             try:
-                answer = await asyncio.to_thread(client.acquire, self.lock, holder)
+                answer = await asyncio.to_thread(client.acquire, self.lock)
             except ServiceNowError as exc:
                 error = str(exc)
                 self.log.warning("lock %s: service not answering, trying again: %s", self.lock, exc)
