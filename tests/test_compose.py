@@ -45,6 +45,8 @@ def test_airflow_services_share_settings_mounts_and_secrets(repo: Path) -> None:
         env = service["environment"]
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
         assert env["AIRFLOW__API_AUTH__JWT_SECRET"].startswith("${AIRFLOW_JWT_SECRET")
+        # no default: compose refuses to start until the release tasks' own secret is set
+        assert env["RELEASE_MGMT_SERVICE_SECRET"].startswith("${RELEASE_MGMT_SERVICE_SECRET:?"), name
         assert env["RELEASE_MGMT_CHANGE_DB"].startswith("postgresql")
         assert {"./dags:/opt/airflow/dags", "./plugins:/opt/airflow/plugins", "./include:/opt/airflow/include"} <= set(
             service["volumes"]

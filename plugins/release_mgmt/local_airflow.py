@@ -39,7 +39,15 @@ def shared_settings() -> dict[str, str]:
     return settings
 
 
-USERS = {"admin": "admin", "alice": "user", "bob": "user", "carol": "user", "dave": "user"}
+USERS = {
+    "admin": "admin",
+    "alice": "user",
+    "bob": "user",
+    "carol": "user",
+    "dave": "user",
+    "victor": "viewer",
+    "olga": "op",
+}
 
 
 def free_port() -> int:
@@ -74,6 +82,8 @@ class LocalAirflow:
         self.url = f"http://127.0.0.1:{self.port}"
         self.passwords = {user: f"pw-{user}-{secrets.token_hex(6)}" for user in self.users}
         self.jwt_secret = secrets.token_hex(16)
+        #: the release tasks' own secret (never Airflow's JWT secret), shared by every process like the JWT secret
+        self.service_secret = secrets.token_hex(32)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._clients: dict[str, AirflowApi] = {}
 
@@ -92,6 +102,7 @@ class LocalAirflow:
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API_AUTH__JWT_SECRET": self.jwt_secret,  # one secret for all the processes
+            "RELEASE_MGMT_SERVICE_SECRET": self.service_secret,
             "RELEASE_MGMT_RELEASES_DIR": str(self.releases),
             **({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database} if self.database else {}),
             **self.extra_env,

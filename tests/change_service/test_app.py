@@ -84,7 +84,9 @@ def test_normal_change_lifecycle_with_authorization(service) -> None:
     notes = closed["work_notes"]
     assert notes.index("now 0") < notes.index("now -1") < notes.index("Change approved by cab: ok")  # newest first
     approvals = requests.get(
-        url + "/api/now/table/sysapproval_approver", params={"sysparm_query": f"sysapproval={sys_id}"}, auth=AUTH,
+        url + "/api/now/table/sysapproval_approver",
+        params={"sysparm_query": f"sysapproval={sys_id}"},
+        auth=AUTH,
         timeout=10,
     ).json()["result"]
     assert [(a["approver"], a["state"], a["comments"]) for a in approvals] == [("cab", "approved", "ok")]

@@ -163,7 +163,9 @@ def test_only_release_tasks_take_locks_and_anyone_signed_in_reads_them(service: 
     bad = requests.post(f"{service}{LOCKS}/acquire", json={"lock": "Prod Cluster!"}, headers=_task("r1"), timeout=10)
     assert bad.status_code == 400
     assert bad.json()["error"]["message"] == "Invalid lock name"
-    no_env = requests.post(f"{service}{LOCKS}/acquire", json={"lock": "x"}, headers=_task("r1", "preflight"), timeout=10)
+    no_env = requests.post(
+        f"{service}{LOCKS}/acquire", json={"lock": "x"}, headers=_task("r1", "preflight"), timeout=10
+    )
     assert no_env.json()["error"]["message"] == "Not an environment's release task"
     listed = requests.get(f"{service}{LOCKS}", auth=person, timeout=10).json()["result"]
     assert [(x["lock"], x["holder"]["run_id"]) for x in listed] == [("shop/prod", "r1")]

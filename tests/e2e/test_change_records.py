@@ -25,7 +25,9 @@ pytestmark = pytest.mark.e2e
 def changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The change service on loopback; Airflow connection `snow` logs in as release-bot."""
     store = ChangeStore(f"sqlite:///{tmp_path / 'changes.db'}")
-    with serve_app(create_app(store, basic_auth({"release-bot": ("pw", "release_task"), "cab": ("cab", "viewer")}))) as url:
+    with serve_app(
+        create_app(store, basic_auth({"release-bot": ("pw", "release_task"), "cab": ("cab", "viewer")}))
+    ) as url:
         host, port = url.removeprefix("http://").split(":")
         monkeypatch.setenv(
             "AIRFLOW_CONN_SNOW",
