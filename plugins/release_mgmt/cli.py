@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from release_mgmt.definition.loader import load_paths
+from release_mgmt.definition.loader import load_paths, shell_problems
 from release_mgmt.definition.models import json_schema
 from release_mgmt.errors import ReleaseMgmtError
 
@@ -29,6 +29,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"{item.display}: ok: release {defn.name}, {len(defn.components)} component(s), "
             f"environments {' -> '.join(e.name for e in defn.environments)}"
         )
+        for warning in shell_problems(defn)[1]:
+            print(f"{warning.render(item.display)} (warning)")
     for error in report.errors:
         for line in error.lines():
             print(line)

@@ -74,6 +74,8 @@ def trigger_params(plan: ReleasePlan) -> dict[str, Param]:
         schema: dict[str, Any] = {"type": spec["type"]}
         if spec["enum"]:
             schema["enum"] = list(spec["enum"])
+        if spec.get("pattern"):
+            schema["pattern"] = spec["pattern"]
         params[key] = Param(spec["default"], description=spec["description"] or None, **schema)
     return params
 
@@ -225,7 +227,8 @@ def _build_result(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> 
 
 def _build_preflight(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
     inlets = [record_asset(plan.release, e.name, c.name) for e in plan.environments for c in plan.components]
-    return PreflightOperator(plan_lines=plan_lines(plan), inlets=inlets, **common)
+    patterns = {k: v["pattern"] for k, v in plan.parameters.items() if v.get("pattern")}
+    return PreflightOperator(plan_lines=plan_lines(plan), patterns=patterns, inlets=inlets, **common)
 
 
 def _build_summary(plan: ReleasePlan, task: TaskSpec, common: dict[str, Any]) -> BaseOperator:

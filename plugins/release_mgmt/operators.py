@@ -16,7 +16,7 @@ from release_mgmt import audit, outcomes, run_params
 from release_mgmt import records as records_mod
 from release_mgmt.errors import ParameterError
 from release_mgmt.gates import windows as window_checks
-from release_mgmt.steps import STEP_ADAPTER, StepContext
+from release_mgmt.steps import STEP_ADAPTER, StepContext, shell
 
 
 def _selection(context: Mapping[str, Any], components: list[str], environments: list[str]) -> run_params.RunSelection:
@@ -32,6 +32,14 @@ def local_states(context: Mapping[str, Any], group: str, task_ids: Iterable[str]
     full = [f"{group}.{t}" for t in task_ids]
     found = ti.get_task_states(dag_id=ti.dag_id, task_ids=full, run_ids=[ti.run_id]).get(ti.run_id, {})
     return {t: found.get(f"{group}.{t}") for t in task_ids}
+
+
+def _params_env(context: Mapping[str, Any]) -> dict[str, str]:
+    """The run's parameters as RELEASE_PARAM_<NAME> variables; a value no environment can hold fails the task."""
+    try:
+        return shell.param_env({k: context["params"][k] for k in context["params"]})
+    except ParameterError as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def _run_after(context: Mapping[str, Any]) -> str:
@@ -66,12 +74,14 @@ class ReleaseOperator(BaseOperator):
 class PreflightOperator(ReleaseOperator):
     """Checks the trigger parameters before anything is touched and logs the plan of the run."""
 
-    def __init__(self, *, plan_lines: list[str], **kwargs: Any) -> None:
+    def __init__(self, *, plan_lines: list[str], patterns: dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan_lines = list(plan_lines)
+        self.patterns = dict(patterns or {})
 
     def execute(self, context: Any) -> dict[str, Any]:
         selection = _selection(context, self.components, self.environments)
+        self._check_parameters(context)
         if selection.source_environment:
             self._check_promotion(context, selection)
         mode = "DRY RUN: nothing will be changed" if selection.dry_run else "live run"
@@ -95,6 +105,18 @@ class PreflightOperator(ReleaseOperator):
             "environments": list(selection.environments),
             "dry_run": selection.dry_run,
         }
+
+    def _check_parameters(self, context: Any) -> None:
+        """Parameters match their declared patterns (a run created around the trigger form's checks too) and
+        hold no NUL byte; a value that fails stops the run before anything is touched."""
+        import re
+
+        _params_env(context)
+        for name, pattern in sorted(self.patterns.items()):
+            value = context["params"].get(name)
+            if value is not None and not re.search(pattern, str(value)):
+                self._audit(context, "run.refused", "parameter_pattern", details={"parameter": name})
+                raise AirflowFailException(f"parameter {name} does not match its pattern {pattern!r}; nothing was run")
 
     def _check_promotion(self, context: Any, selection: run_params.RunSelection) -> None:
         """A run starting after the first environment may only deploy what the one before runs."""
@@ -226,6 +248,8 @@ class _StepOperator(_WindowsMixin, ReleaseOperator):
         return context["ti"].xcom_pull(task_ids=task, key="previous_version") or ""
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Every string of the steps rendered with Jinja; shell strings (steps/shell.py) with the release's own
+        names only, trigger parameters as quoted references to their environment variables."""
         extras = {
             "release": self.release,
             "environment": self.environment,
@@ -234,7 +258,28 @@ class _StepOperator(_WindowsMixin, ReleaseOperator):
             "previous_version": "" if self.action == "deploy" else self._previous_version(context),
             "vars": self.variables,
         }
+        sources = list(self._shell_strings())
         super().render_template_fields(cast("Any", {**dict(context), **extras}), jinja_env)
+        env = jinja_env or self.get_template_env()
+        params = {k: context["params"][k] for k in context["params"]}
+        for (field_name, index), key, template in sources:
+            step = list(self._steps_of_field(field_name))[index]
+            step[key] = shell.render(template, env, extras, params)
+
+    def _steps_of_field(self, field_name: str) -> Iterable[dict[str, Any]]:
+        value = getattr(self, field_name, None)
+        if isinstance(value, dict):
+            yield value
+        elif isinstance(value, list):
+            yield from (s for s in value if isinstance(s, dict))
+
+    def _shell_strings(self) -> Iterable[tuple[tuple[str, int], str, str]]:
+        """((field, step index), key, template) of every shell string, before rendering."""
+        for field_name in self.template_fields:
+            for index, step in enumerate(self._steps_of_field(field_name)):
+                for key in shell.SHELL_KEYS.get(str(step.get("type")), ()):
+                    if isinstance(step.get(key), str):
+                        yield (field_name, index), key, step[key]
 
     def _where(self, context: Mapping[str, Any]) -> dict[str, str]:
         return {"environment": self.environment, "component": self.component, "version": self._version(context)}
@@ -253,6 +298,7 @@ class _StepOperator(_WindowsMixin, ReleaseOperator):
             log=self.log,
             remember=lambda key, value: ti.xcom_push(key=f"restore:{key}", value=value),
             recall=lambda key: ti.xcom_pull(task_ids=deploy_task, key=f"restore:{key}"),
+            params_env=_params_env(context),
         )
 
     def _announce(self, context: Mapping[str, Any]) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import graphlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from release_mgmt.definition.models import ReleaseDefinition
 from release_mgmt.errors import DefinitionError, Problem
 from release_mgmt.gates.approval import GroupName, User
 from release_mgmt.gates.approval import reachable_problems as gate_reachability
+from release_mgmt.steps import shell
 
 SUFFIXES = (".yaml", ".yml")
 RESERVED_PARAMETERS = ("environments", "dry_run", "emergency_change")
@@ -255,6 +256,7 @@ def semantic_problems(defn: ReleaseDefinition) -> list[Problem]:
             )
     problems += _gate_problems(defn)
     problems += _authorizer_problems(defn)
+    problems += shell_problems(defn)[0]
     problems += _window_problems(defn)
     problems += _break_glass_problems(defn)
     if not problems:
@@ -286,6 +288,28 @@ def _break_glass_problems(defn: ReleaseDefinition) -> list[Problem]:
     if gate.on_timeout != "reject":
         problems.append(Problem("break_glass.on_timeout", "must be reject: only people may open a freeze"))
     return problems
+
+
+def _component_steps(defn: ReleaseDefinition) -> Iterator[tuple[str, Any]]:
+    """(key path, step) of every step of every component."""
+    for i, comp in enumerate(defn.components):
+        for key in ("current_version", "deploy", "rollback", "undeploy"):
+            step = getattr(comp, key)
+            if step is not None:
+                yield f"components[{i}].{key}", step
+        for j, step in enumerate(comp.validation):
+            yield f"components[{i}].validate[{j}]", step
+
+
+def shell_problems(defn: ReleaseDefinition) -> tuple[list[Problem], list[Problem]]:
+    """(errors, warnings) about trigger parameters embedded in shell strings (steps/shell.py)."""
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    for where, step in _component_steps(defn):
+        bad, noted = shell.problems(step.model_dump())
+        errors += [Problem(f"{where}.{key}", message) for key, message in bad]
+        warnings += [Problem(f"{where}.{key}", message) for key, message in noted]
+    return errors, warnings
 
 
 def _authorizer_problems(defn: ReleaseDefinition) -> list[Problem]:

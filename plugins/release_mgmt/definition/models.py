@@ -172,6 +172,11 @@ class Parameter(Strict):
     default: Annotated[str | bool | int | float | None, BeforeValidator(_scalar)] = None
     description: str = ""
     enum: tuple[str, ...] | None = None
+    pattern: str | None = Field(
+        default=None,
+        description="A string parameter's values must match this regular expression (JSON schema semantics: "
+        "anchor it with ^...$), in the trigger form and again before the run does anything.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -186,6 +191,15 @@ class Parameter(Strict):
     def _default_in_enum(self) -> Parameter:
         if self.enum is not None and self.default is not None and self.default not in self.enum:
             raise ValueError(f"default {self.default!r} is not one of enum: {', '.join(self.enum)}")
+        if self.pattern is not None:
+            if self.type != "string":
+                raise ValueError(f"pattern applies to string parameters, not {self.type}")
+            try:
+                compiled = re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {self.pattern!r} is not a regular expression: {exc}") from None
+            if self.default is not None and not compiled.search(str(self.default)):
+                raise ValueError(f"default {self.default!r} does not match pattern {self.pattern!r}")
         return self
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -44,10 +44,13 @@ class StepContext:
     remember: Callable[[str, Any], None] = field(default=lambda key, value: None)
     #: rollback: what the deploy remembered under ``key`` (None when nothing was)
     recall: Callable[[str], Any] = field(default=lambda key: None)
+    #: the run's parameters as RELEASE_PARAM_<NAME> variables (steps/shell.py): how shell steps get them
+    params_env: Mapping[str, str] = field(default_factory=dict)
 
     def env_vars(self) -> dict[str, str]:
-        """The RELEASE_* variables every local process of a step receives."""
+        """The RELEASE_* variables every process of a step receives (the run's parameters among them)."""
         return {
+            **self.params_env,
             "RELEASE_NAME": self.release,
             "RELEASE_ENVIRONMENT": self.environment,
             "RELEASE_COMPONENT": self.component,

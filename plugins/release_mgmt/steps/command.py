@@ -1,4 +1,9 @@
-"""The ``command`` step: a local shell command, run through the standard provider's SubprocessHook."""
+"""The ``command`` step: a local shell command, run through the standard provider's SubprocessHook.
+
+The command runs with a minimal environment -- PATH, HOME, LANG, the RELEASE_* variables (trigger
+parameters among them, see shell.py) and the step's ``env`` -- never the worker's own (no
+``AIRFLOW__*`` settings, no service secret).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,17 @@ from pydantic import Field
 
 from release_mgmt.errors import StepError
 from release_mgmt.steps.base import StepContext, StepModel, StepOutcome
+
+#: what a command inherits from the worker: enough to find programs and speak UTF-8, nothing else
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
+
+
+def minimal_environment() -> dict[str, str]:
+    """The worker's variables a step's process may see."""
+    env = {name: os.environ[name] for name in INHERITED if name in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.setdefault("LANG", "C.UTF-8")
+    return env
 
 
 class CommandStep(StepModel):
@@ -30,7 +46,7 @@ class CommandStep(StepModel):
         from airflow.providers.standard.hooks.subprocess import SubprocessHook
 
         hook = SubprocessHook()
-        env = {**os.environ, **ctx.env_vars(), **self.env}
+        env = {**minimal_environment(), **ctx.env_vars(), **self.env}
         timed_out = threading.Event()
 
         def _stop() -> None:
