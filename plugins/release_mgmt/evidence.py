@@ -12,6 +12,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from release_mgmt import masking
+
 REPORT_VERSION = 1
 
 
@@ -37,8 +39,10 @@ def build(
     audit: Iterable[Mapping[str, Any]],
     malformed: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The report of one run; ``audit`` records in log order."""
-    records = list(audit)
+    """The report of one run; ``audit`` records in log order. Secrets Airflow's masker knows, and values of
+    sensitive keys, are masked before anything is reported or digested."""
+    records = [masking.redact_value(dict(r)) for r in audit]
+    run = masking.redact_value(dict(run))
     environments: dict[str, dict[str, Any]] = {}
     for record in records:
         env = record.get("environment") or ""

@@ -23,3 +23,11 @@ def redact(text: str) -> str:
 def redact_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     """A record's fields with every text value redacted (other values unchanged)."""
     return {k: redact(v) if isinstance(v, str) else v for k, v in fields.items()}
+
+
+def redact_value(value: Any) -> Any:
+    """A nested value (an audit record, a report) with known secrets replaced in every text, and the values
+    of sensitive keys (password, token, secret, api_key, ...) hidden, as Airflow's masker does."""
+    from airflow.sdk._shared.secrets_masker import redact as airflow_redact
+
+    return airflow_redact(value, max_depth=20)

@@ -11,23 +11,24 @@ from pathlib import Path
 
 import pytest
 
+from release_mgmt import evidence
 from release_mgmt.change_service.app import basic_auth, create_app
 from release_mgmt.change_service.store import ChangeStore
 from release_mgmt.dag_builder import build_release_dags
-from tests.e2e.conftest import states, use_releases
+from tests.e2e.conftest import audit_records, states, use_releases
 from tests.helpers import command, minimal_definition, write_definition
 from tests.servers import serve_app
 
 pytestmark = pytest.mark.e2e
+#: release-bot: the connection's integration user; mallory: another integration user of the same instance
+USERS = {"release-bot": ("pw", "release_task"), "mallory": ("mal", "release_task"), "cab": ("cab", "viewer")}
 
 
 @pytest.fixture
 def changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The change service on loopback; Airflow connection `snow` logs in as release-bot."""
     store = ChangeStore(f"sqlite:///{tmp_path / 'changes.db'}")
-    with serve_app(
-        create_app(store, basic_auth({"release-bot": ("pw", "release_task"), "cab": ("cab", "viewer")}))
-    ) as url:
+    with serve_app(create_app(store, basic_auth(USERS))) as url:
         host, port = url.removeprefix("http://").split(":")
         monkeypatch.setenv(
             "AIRFLOW_CONN_SNOW",
@@ -54,7 +55,7 @@ def _cab(store: ChangeStore, approve: bool) -> threading.Thread:
     return thread
 
 
-def _release(tmp_path: Path, monkeypatch, name: str, check: str = "true"):
+def _release(tmp_path: Path, monkeypatch, name: str, check: str = "true", deploy: dict | None = None):
     journal = tmp_path / "journal"
     data = minimal_definition(
         name,
@@ -66,6 +67,7 @@ def _release(tmp_path: Path, monkeypatch, name: str, check: str = "true"):
                     "type": "normal",
                     "connection": "snow",
                     "poll": "1s",
+                    "authorization_timeout": "60s",  # a test that goes wrong fails instead of waiting days
                     "assignment_group": "release-managers",
                     "authorizers": {"users": ["cab", "cab-deputy"]},
                 },
@@ -73,7 +75,7 @@ def _release(tmp_path: Path, monkeypatch, name: str, check: str = "true"):
         ],
     )
     data["components"][0]["current_version"] = command("echo 0.9.0")
-    data["components"][0]["deploy"] = command(f"echo {{{{ environment }}}} >> {journal}")
+    data["components"][0]["deploy"] = deploy or command(f"echo {{{{ environment }}}} >> {journal}")
     data["components"][0]["validate"] = [command(check)]
     write_definition(tmp_path / "releases", f"{name}.yaml", data)
     use_releases(tmp_path / "releases", monkeypatch)
@@ -87,7 +89,7 @@ def test_prod_waits_for_authorization_and_closes_successful(tmp_path, monkeypatc
     run = dag.test()
     cab.join(timeout=5)
     assert str(run.state) == "success"
-    [change] = changes.query({}, 10)
+    [change] = changes.query([], 10)
     assert (change["state"], change["close_code"], change["approval"]) == ("3", "successful", "approved")
     assert change["correlation_id"] == f"release_mgmt:chg_ok:prod:{run.run_id}"
     assert change["short_description"] == "Release chg_ok to prod: api 1.0.0"
@@ -113,7 +115,7 @@ def test_failed_validation_closes_unsuccessful_after_rollback(tmp_path, monkeypa
     run = dag.test()
     assert str(run.state) == "failed"
     assert states(run)["prod.rollback_api"] == "success"
-    [change] = changes.query({}, 10)
+    [change] = changes.query([], 10)
     assert (change["state"], change["close_code"]) == ("3", "unsuccessful")
     assert "rolled back: api" in change["close_notes"]
     assert "validate of api 1.0.0: FAILED" in change["work_notes"]
@@ -130,7 +132,7 @@ def test_rejected_change_deploys_nothing_to_prod(tmp_path, monkeypatch, airflow_
     assert got["prod.change_authorized"] == "failed"
     assert got["prod.deploy_api"] == "upstream_failed"
     assert journal.read_text().split() == ["dev"]
-    [change] = changes.query({}, 10)
+    [change] = changes.query([], 10)
     assert (change["state"], change["approval"]) == ("4", "rejected")
 
 
@@ -148,7 +150,97 @@ def test_lost_answer_to_the_create_leaves_one_change(tmp_path, monkeypatch, airf
         _cab(changes, approve=True)
         run = dag.test()
     assert str(run.state) == "success"
-    [change] = changes.query({}, 10)
+    [change] = changes.query([], 10)
     assert change["close_code"] == "successful"
     assert [m for m, _, _ in proxy.seen].count("POST") == 1
     assert "deploy of api 1.0.0: succeeded" in change["work_notes"]  # no work note lost to the faults
+
+
+def _mallory_opens_the_runs_change(changes: ChangeStore, dag_id: str, opened: Path) -> threading.Thread:
+    """Another user who, once the run exists, opens a standard change under its prod correlation id and
+    schedules it (then lets dev's deploy finish by creating ``opened``)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    def act() -> None:
+        for _ in range(600):
+            with create_session() as session:
+                run_id = session.scalar(select(DagRun.run_id).where(DagRun.dag_id == dag_id))
+            if run_id:
+                key = f"release_mgmt:chg_foreign:prod:{run_id}"
+                fields = {"type": "standard", "correlation_id": key, "short_description": "x"}
+                foreign = changes.create(fields, "mallory")
+                changes.update(foreign["sys_id"], {"state": "-2"}, "mallory")
+                opened.write_text(foreign["number"])
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=act, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_change_someone_else_opened_under_the_runs_id_is_not_adopted(
+    tmp_path, monkeypatch, airflow_db, changes, capfd
+) -> None:
+    """Row 2: another user opens a pre-approved standard change with the run's correlation id and schedules it
+    before the run reaches prod: change_open refuses it, names it and its creator, and prod deploys nothing."""
+    opened, journal = tmp_path / "mallory_opened", tmp_path / "journal"
+    wait_then_deploy = command(
+        f"while [ ! -s {opened} ]; do sleep 0.1; done; echo {{{{ environment }}}} >> {journal}", timeout_seconds=60
+    )
+    dag, _ = _release(tmp_path, monkeypatch, "chg_foreign", deploy=wait_then_deploy)
+    mallory = _mallory_opens_the_runs_change(changes, dag.dag_id, opened)
+    run = dag.test()
+    mallory.join(timeout=5)
+    got = states(run)
+    assert got["prod.change_open"] == "failed"
+    assert got["prod.deploy_api"] in ("upstream_failed", "skipped")
+    assert journal.read_text().split() == ["dev"]
+    [change] = changes.query([], 10)  # nothing else was opened
+    assert (change["number"], change["sys_created_by"], change["state"]) == (opened.read_text(), "mallory", "-2")
+    [record] = [r for r in audit_records(capfd.readouterr().out) if r["event"] == "change.foreign"]
+    assert (record["change"], record["details"]["created_by"]) == (change["number"], "mallory")
+    assert "it was created by mallory, not release-bot" in record["details"]["problems"]
+    assert "it is a standard change, not normal" in record["details"]["problems"]
+
+
+CANARY_PASSWORD = "canary-db-password-7f3a91c2"
+CANARY_KEY = "canary-api-key-0d44e1b9"
+
+
+def test_secrets_printed_by_a_failing_step_stay_out_of_the_change(
+    tmp_path, monkeypatch, airflow_db, changes, capfd
+) -> None:
+    """Row 4: a connection password and a masked variable printed by a failing step appear nowhere in the change
+    (description, work notes, close notes, approvals) or the evidence built from the run's audit lines. (dag.test
+    echoes the step's raw output to the console, as the LocalExecutor's scheduler does: test_secret_canary.py
+    checks the real task logs, the REST API and the CLI on a real Airflow.)"""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CANARY_DB",
+        json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "login": "app", "password": CANARY_PASSWORD}),
+    )
+    monkeypatch.setenv("AIRFLOW_VAR_CANARY_API_KEY", CANARY_KEY)
+    leak = command(
+        'echo "connecting with $DB_PW and $API_KEY"; test "{{ environment }}" != prod',
+        env={"DB_PW": "{{ conn.canary_db.password }}", "API_KEY": "{{ var.value.canary_api_key }}"},
+    )
+    dag, _ = _release(tmp_path, monkeypatch, "chg_secret", deploy=leak)
+    _cab(changes, approve=True)
+    run = dag.test()
+    assert states(run)["prod.deploy_api"] == "failed"
+    [change] = changes.query([], 10)
+    assert change["close_code"] == "unsuccessful"
+    assert "deploy of api 1.0.0: FAILED" in change["work_notes"]
+    assert "connecting with *** and ***" in change["work_notes"]  # the step's output line, masked
+    records = audit_records(capfd.readouterr().out)
+    assert any(r["event"] == "deploy.finished" and r["outcome"] == "failed" for r in records)
+    sinks = {
+        "change": json.dumps(change),
+        "approvals": json.dumps(changes.approvals(change_sys_id=change["sys_id"])),
+        "evidence": json.dumps(evidence.build({"dag_id": dag.dag_id, "run_id": run.run_id}, [], records)),
+    }
+    for name, text in sinks.items():
+        for secret in (CANARY_PASSWORD, CANARY_KEY):
+            assert secret not in text, f"{secret} leaked into the {name}"
