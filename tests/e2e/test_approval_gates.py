@@ -156,7 +156,11 @@ def test_sample_release_waits_for_a_release_manager_in_prod(airflow, tmp_path: P
         assert change["short_description"] == "Release sample_gated to prod: web 1.3.0"
         assert served_version(ports["prod"]) is None  # nothing deployed before the CAB
         authorize = f"/change-service/api/release_mgmt/change_request/{change['sys_id']}/approve"
-        airflow.api("POST", authorize, "carol", {"comment": "CAB ok"})
+        # only the release managers may authorize, and never alice, who triggered the run (issue 12, row 1)
+        for user in ("victor", "carol", "admin", "alice"):
+            assert airflow.request("POST", authorize, user, {"comment": "ok"})[0] == 403, user
+        assert _waiting_change(airflow, run) is not None  # still waiting in Authorize
+        airflow.api("POST", authorize, "bob", {"comment": "CAB ok"})
         assert airflow.wait_finished(dag, run) == "success"
         closed = airflow.api("GET", f"/change-service/api/now/table/change_request/{change['sys_id']}")["result"]
         assert (closed["state"], closed["close_code"]) == ("3", "successful")
@@ -166,6 +170,9 @@ def test_sample_release_waits_for_a_release_manager_in_prod(airflow, tmp_path: P
         prod = report["environments"]["prod"]
         assert prod["change"]["number"] == change["number"]
         assert prod["change"]["close_code"] == "successful"
+        assert [(a["approver"], a["state"], a["comments"]) for a in prod["change"]["authorizations"]] == [
+            ("bob", "approved", "CAB ok")
+        ]
         assert prod["gates"][0]["approvers"] == ["bob"]
         assert [v["user"] for v in prod["refused_votes"]] == ["alice"]
         assert prod["components"]["web"]["after"] == "1.3.0"
