@@ -43,10 +43,14 @@ def test_no_runs_no_figures() -> None:
 
 
 def test_lines_show_versions_approvers_and_changes() -> None:
-    """Newest first, one line per environment the run touched."""
+    """Newest first, one line per environment the run touched, with its approvers, change and authorizers."""
     out = lines(
-        [_run(0, "succeeded", approvers=("bob",), change="CHG0000001"), _run(1, "not_selected")], ["dev", "prod"]
+        [
+            _run(0, "succeeded", approvers=("bob",), change="CHG0000001", authorized_by=("carol",)),
+            _run(1, "not_selected"),
+        ],
+        ["dev", "prod"],
     )
     assert out[0].split()[1:4] == ["dev", "succeeded", "api=1.1.0"]
-    assert out[-1].endswith("run0  (approvers bob; change CHG0000001)")
+    assert out[-1].endswith("run0  (approvers bob; change CHG0000001; authorized by carol)")
     assert not any("not_selected" in line for line in out)

@@ -241,19 +241,78 @@ def test_row7_bad_values_are_400_on_postgresql(postgres_server, monkeypatch) -> 
         assert service.call("GET", perms.CHANGES, "viewer").status_code == 200  # the service still answers
 
 
-@pytest.mark.parametrize(
-    "run_id", ["manual__INC-4711", "manual__LIKE_IN", "scheduled__2026-01-01T00:00:00+00:00", "a^b^^c"]
-)
-def test_row8_correlation_lookups_work_for_any_run_id(service, monkeypatch, run_id) -> None:
-    """Row 8: run ids holding IN, LIKE, '+', ':' or '^' are found by correlation id, never created twice."""
+RUN_IDS = ["manual__INC-4711", "manual__LIKE_IN", "scheduled__2026-01-01T00:00:00+00:00", "a^b^^c", "x=y!=z"]
+
+
+def _assert_found_by_correlation_id(service, monkeypatch) -> None:
     host, port = service.url.removeprefix("http://").split(":")
     conn = {"conn_type": "http", "host": host, "port": int(port), "login": "uma", "password": "uma-pw"}
     monkeypatch.setenv("AIRFLOW_CONN_SNOW_READER", json.dumps(conn))
-    key = f"release_mgmt:matrix:prod:{run_id}"
-    change = matrix.change_in_authorize(service, correlation_id=key)
-    found = ServiceNowChangeHook("snow_reader", timeout=5).find(key)
-    assert found is not None
-    assert found["sys_id"] == change["sys_id"]
+    hook = ServiceNowChangeHook("snow_reader", timeout=5, retries=0)
+    for run_id in RUN_IDS:
+        key = f"release_mgmt:matrix:prod:{run_id}"
+        change = matrix.change_in_authorize(service, correlation_id=key)
+        found = hook.find(key)
+        assert found is not None, run_id
+        assert found["sys_id"] == change["sys_id"], run_id
+
+
+def test_row8_correlation_lookups_work_for_any_run_id(service, monkeypatch) -> None:
+    """Row 8: run ids holding IN, LIKE, '+', ':', '=', '!=' or '^' are found by correlation id."""
+    _assert_found_by_correlation_id(service, monkeypatch)
+
+
+def test_row8_correlation_lookups_on_postgresql(postgres_server, monkeypatch) -> None:
+    """Row 8 on PostgreSQL."""
+    monkeypatch.setenv("RELEASE_MGMT_SERVICE_SECRET", SECRET)
+    store = ChangeStore(postgres_server.create_database("permissions_run_ids"))
+    with _serve(store) as url:
+        _assert_found_by_correlation_id(matrix.Service(url, _auth), monkeypatch)
+
+
+def test_users_see_only_releases_airflow_lets_them_read(tmp_path, monkeypatch) -> None:
+    """Read access follows the auth manager's DAG permission: a user who cannot read the release neither lists,
+    reads nor decides its changes (404, as ServiceNow answers for ACL-hidden records)."""
+    monkeypatch.setenv("RELEASE_MGMT_SERVICE_SECRET", SECRET)
+    everyone = basic_auth(USERS)
+
+    def authenticate(request):
+        caller = everyone(request)
+        if caller.name == "carol":  # carol may read every DAG but release_matrix
+            return perms.Caller(caller.name, caller.role, None, lambda dag_id: dag_id != matrix.DAG)
+        return caller
+
+    store = ChangeStore(f"sqlite:///{tmp_path / 'changes.db'}")
+    with serve_app(create_app(store, authenticate)) as url:
+        service = matrix.Service(url, _auth)
+        change = matrix.change_in_authorize(service)
+        assert service.call("GET", perms.CHANGES, "authorizer").json()["result"] == []
+        assert service.call("GET", f"{perms.CHANGES}/{change['sys_id']}", "authorizer").status_code == 404
+        decide = f"{perms.DECIDE.format(sys_id=change['sys_id'])}/approve"
+        assert service.call("POST", decide, "authorizer", {"comment": "ok"}).status_code == 404
+        query = f"sysapproval={change['sys_id']}"
+        assert service.call("GET", perms.APPROVALS, "authorizer", sysparm_query=query).json()["result"] == []
+        assert len(service.call("GET", perms.CHANGES, "viewer").json()["result"]) == 1
+
+
+def test_a_distributed_airflow_without_the_service_secret_serves_nothing(monkeypatch) -> None:
+    """Row 5: with tasks on other machines (CeleryExecutor) and no RELEASE_MGMT_SERVICE_SECRET, every call is
+    answered 503 naming the setting; a known default secret is refused the same way."""
+    from fastapi.testclient import TestClient
+
+    from release_mgmt.change_service.app import airflow_app
+
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    monkeypatch.delenv("RELEASE_MGMT_SERVICE_SECRET", raising=False)
+    client = TestClient(airflow_app())
+    answer = client.get(perms.CHANGES)
+    assert answer.status_code == 503
+    assert "RELEASE_MGMT_SERVICE_SECRET is not set" in answer.json()["error"]["detail"]
+    monkeypatch.setenv("RELEASE_MGMT_SERVICE_SECRET", "change-me-too")
+    assert client.get(perms.CHANGES).status_code == 503
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+    monkeypatch.delenv("RELEASE_MGMT_SERVICE_SECRET")
+    assert client.get(perms.CHANGES).status_code == 401  # one machine: the AIRFLOW_HOME secret serves
 
 
 def test_row9_docs_need_a_signed_in_caller(service) -> None:

@@ -7,7 +7,8 @@ import json
 import pytest
 import requests
 
-from release_mgmt.hooks.servicenow import ServiceNowChangeHook
+from release_mgmt.hooks.servicenow import ServiceNowChangeHook, ServiceNowError
+from tests.change_service import matrix
 
 pytestmark = pytest.mark.e2e
 TABLE = "/change-service/api/now/table/change_request"
@@ -21,8 +22,13 @@ def test_anonymous_requests_are_refused(airflow) -> None:
     assert bogus.status_code in (401, 403)
 
 
-def test_hook_logs_in_to_airflow_and_manages_a_change(airflow, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hook (auth: airflow) gets a token for the user and creates, finds and updates a change as them."""
+def test_hook_logged_in_as_a_person_reads_but_cannot_open_changes(airflow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hook (auth: airflow) logs in as bob: it finds the change a release task opened, and opening or moving
+    one itself is refused with 403 (humans read; only release tasks write)."""
+    monkeypatch.setenv("RELEASE_MGMT_SERVICE_SECRET", airflow.service_secret)
+    opened = matrix.change_in_authorize(
+        matrix.Service(f"{airflow.url}/change-service", lambda role: matrix.task_headers())
+    )
     conn = {
         "conn_type": "http",
         "host": f"{airflow.url}/change-service",
@@ -31,18 +37,14 @@ def test_hook_logs_in_to_airflow_and_manages_a_change(airflow, monkeypatch: pyte
         "extra": {"auth": "airflow"},
     }
     monkeypatch.setenv("AIRFLOW_CONN_BUILTIN_CHANGES", json.dumps(conn))
-    hook = ServiceNowChangeHook("builtin_changes", timeout=10)
-    change, created = hook.ensure("e2e:run:prod", {"short_description": "e2e", "type": "standard"})
-    assert created
-    assert change["sys_created_by"] == "bob"
-    assert hook.ensure("e2e:run:prod", {"short_description": "e2e"})[0]["sys_id"] == change["sys_id"]
-    moved = hook.update(change["sys_id"], {"state": -1, "work_notes": "deploying"})
-    assert moved["state"] == "-1"
-    token = airflow.token("alice")
-    listed = requests.get(
-        airflow.url + TABLE,
-        params={"sysparm_query": "correlation_id=e2e:run:prod"},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    ).json()["result"]
-    assert [c["number"] for c in listed] == [change["number"]]
+    hook = ServiceNowChangeHook("builtin_changes", timeout=10, retries=0)
+    found = hook.find(opened["correlation_id"])
+    assert found is not None
+    assert (found["sys_id"], found["sys_created_by"]) == (opened["sys_id"], "release_mgmt[service]")
+    with pytest.raises(ServiceNowError) as created:
+        hook.ensure("e2e:run:prod", {"short_description": "e2e", "type": "standard"})
+    assert created.value.status == 403
+    with pytest.raises(ServiceNowError) as moved:
+        hook.update(opened["sys_id"], {"state": -1})
+    assert moved.value.status == 403
+    assert hook.get(opened["sys_id"])["state"] == "-3"

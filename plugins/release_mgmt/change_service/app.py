@@ -425,7 +425,7 @@ def airflow_app() -> FastAPI:
     Airflow itself or a service token, the database is ``$RELEASE_MGMT_CHANGE_DB`` (any SQLAlchemy URL) or
     a SQLite file in AIRFLOW_HOME, and a distributed deployment must set its own service secret."""
     app = create_app(None, airflow_caller)
-    app.state.secret_problem = _deployment_secret_problem  # checked on the first call, not at plugin import
+    app.state.secret_problem = _deployment_secret_problem  # checked on every call, never at plugin import
     app.state.run_state = airflow_run_state
     app.state.run_triggerer = airflow_run_triggerer
     return app
