@@ -52,3 +52,26 @@ def test_timeout_stops_the_command(tmp_path: Path) -> None:
     with pytest.raises(StepError, match="timed out after 1s"):
         step.run(_ctx(tmp_path))
     assert time.monotonic() - started < 15
+
+
+def test_worker_variables_reach_a_step_only_when_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step sees a worker variable only when RELEASE_MGMT_STEP_ENV lists it, and never Airflow's settings or the
+    service's secret, even when listed."""
+    monkeypatch.setenv("SAMPLE_ROOT", "/srv/envs")
+    monkeypatch.setenv("UNLISTED", "nope")
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "jwt")
+    monkeypatch.setenv("RELEASE_MGMT_SERVICE_SECRET", "svc")
+    monkeypatch.setenv(
+        "RELEASE_MGMT_STEP_ENV", "SAMPLE_ROOT, AIRFLOW__API_AUTH__JWT_SECRET,RELEASE_MGMT_SERVICE_SECRET"
+    )
+    step = STEP_ADAPTER.validate_python({"type": "command", "command": "env | sort > env.txt"})
+    step.run(_ctx(tmp_path))
+    names = {line.split("=", 1)[0] for line in (tmp_path / "env.txt").read_text().splitlines() if "=" in line}
+    assert "SAMPLE_ROOT" in names
+    assert not names & {
+        "UNLISTED",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "RELEASE_MGMT_SERVICE_SECRET",
+        "RELEASE_MGMT_STEP_ENV",
+    }
+    assert "RELEASE_NAME" in names

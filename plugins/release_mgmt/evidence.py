@@ -165,7 +165,7 @@ def _add_change(change: dict[str, Any], event: str, record: Mapping[str, Any], d
     if event == "change.closed":
         change["close_code"] = record.get("outcome")
     elif event == "change.implement":
-        change["authorizations"] = details.get("authorizations", [])
+        change["decisions"] = details.get("decisions", [])  # never "authorizations": a key Airflow masks
     elif event == "change.foreign":
         change["refused"] = {k: details.get(k) for k in ("created_by", "type", "problems")}
 
@@ -196,7 +196,7 @@ def to_markdown(report: Mapping[str, Any]) -> str:
             lines.append(f"- change {change.get('number')}: {change.get('close_code') or 'not closed'}")
             lines += [
                 f"  - {d['state']} by {d['approver']} at {d['at']}" + (f": {d['comments']}" if d["comments"] else "")
-                for d in change.get("authorizations", [])
+                for d in change.get("decisions", [])
             ]
             if change.get("refused"):
                 lines.append(f"  - not adopted: {'; '.join(change['refused'].get('problems') or [])}")

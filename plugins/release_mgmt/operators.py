@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from release_mgmt import audit, outcomes, run_params
 from release_mgmt import records as records_mod
+from release_mgmt.change_service.service_token import TaskIdentity
 from release_mgmt.errors import ParameterError
 from release_mgmt.gates import windows as window_checks
 from release_mgmt.steps import STEP_ADAPTER, StepContext, shell
@@ -257,6 +258,7 @@ class _StepOperator(_WindowsMixin, ReleaseOperator):
             "version": self._version(context),
             "previous_version": "" if self.action == "deploy" else self._previous_version(context),
             "vars": self.variables,
+            "task_id": self.task_id,
         }
         sources = list(self._shell_strings())
         super().render_template_fields(cast("Any", {**dict(context), **extras}), jinja_env)
@@ -264,7 +266,7 @@ class _StepOperator(_WindowsMixin, ReleaseOperator):
         params = {k: context["params"][k] for k in context["params"]}
         for (field_name, index), key, template in sources:
             step = list(self._steps_of_field(field_name))[index]
-            step[key] = shell.render(template, env, extras, params)
+            step[key] = shell.render(template, env, extras, params, str(context["run_id"]))
 
     def _steps_of_field(self, field_name: str) -> Iterable[dict[str, Any]]:
         value = getattr(self, field_name, None)
@@ -299,6 +301,7 @@ class _StepOperator(_WindowsMixin, ReleaseOperator):
             remember=lambda key, value: ti.xcom_push(key=f"restore:{key}", value=value),
             recall=lambda key: ti.xcom_pull(task_ids=deploy_task, key=f"restore:{key}"),
             params_env=_params_env(context),
+            run_id=str(context["run_id"]),
         )
 
     def _announce(self, context: Mapping[str, Any]) -> bool:
@@ -348,9 +351,8 @@ class _StepOperator(_WindowsMixin, ReleaseOperator):
         from release_mgmt.hooks.servicenow import ServiceNowChangeHook, ServiceNowError
 
         try:
-            ServiceNowChangeHook(self.change_connection).add_work_note(
-                opened["sys_id"], f"{text} (Airflow run {context['run_id']}, task {self.task_id})"
-            )
+            hook = ServiceNowChangeHook(self.change_connection, identity=TaskIdentity.from_context(context))
+            hook.add_work_note(opened["sys_id"], f"{text} (Airflow run {context['run_id']}, task {self.task_id})")
         except ServiceNowError as exc:
             self.log.warning("could not add a work note to change %s: %s", opened.get("number"), exc)
 
@@ -404,7 +406,7 @@ class DeployOperator(_StepOperator):
         from release_mgmt.hooks.locks import LockClient, describe
         from release_mgmt.hooks.servicenow import ServiceNowError
 
-        client = LockClient()
+        client = LockClient(identity=TaskIdentity.from_context(context))
         try:
             answer = client.acquire(self.lock)
             if not answer["granted"]:  # leave the line it just joined: this deploy is not waiting

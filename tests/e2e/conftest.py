@@ -75,6 +75,7 @@ def sample(tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch, airflow_
     (folder / "sample_webshop.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     root = tmp_path / "environments"
     monkeypatch.setenv("RELEASE_MGMT_SAMPLE_ROOT", str(root))
+    monkeypatch.setenv("RELEASE_MGMT_STEP_ENV", "RELEASE_MGMT_SAMPLE_ROOT")  # steps see only listed variables
     use_releases(folder, monkeypatch)
     release = SampleRelease(folder, root, ports, repo / "include/sample_service/ctl.py", data["name"])
     yield release

@@ -170,7 +170,7 @@ def test_sample_release_waits_for_a_release_manager_in_prod(airflow, tmp_path: P
         prod = report["environments"]["prod"]
         assert prod["change"]["number"] == change["number"]
         assert prod["change"]["close_code"] == "successful"
-        assert [(a["approver"], a["state"], a["comments"]) for a in prod["change"]["authorizations"]] == [
+        assert [(a["approver"], a["state"], a["comments"]) for a in prod["change"]["decisions"]] == [
             ("bob", "approved", "CAB ok")
         ]
         assert prod["gates"][0]["approvers"] == ["bob"]

@@ -125,7 +125,7 @@ def test_a_deploy_run_again_deploys_only_while_its_run_holds_the_lock(locks) -> 
         workdir=".",
         lock="shared-prod",
     )
-    context = {"ti": SimpleNamespace(dag_id="release_shop"), "run_id": "r1"}
+    context = {"ti": SimpleNamespace(dag_id="release_shop", task_id="prod.deploy_api"), "run_id": "r1"}  # as in a DAG
     locks.acquire("shared-prod", OTHER)
     with pytest.raises(AirflowFailException, match=r"held by release_other run r0 \(prod\)"):
         deploy._check_lock(context)

@@ -31,6 +31,7 @@ def test_failed_validation_rolls_back_touched_components_in_reverse_order(
     """api fails validation: api, db and worker are rolled back (api before db); web never deployed."""
     journal = tmp_path / "journal"
     monkeypatch.setenv("JOURNAL", str(journal))
+    monkeypatch.setenv("RELEASE_MGMT_STEP_ENV", "JOURNAL")  # a worker variable steps may see
     data = minimal_definition(
         "chain",
         environments=[{"name": "dev"}, {"name": "prod"}],
@@ -66,6 +67,7 @@ def test_deploy_failing_before_any_change_is_not_rolled_back(
     """When the current-version probe fails, nothing was changed, so no rollback runs; the run fails."""
     journal = tmp_path / "journal"
     monkeypatch.setenv("JOURNAL", str(journal))
+    monkeypatch.setenv("RELEASE_MGMT_STEP_ENV", "JOURNAL")  # a worker variable steps may see
     comp = _component("api")
     comp["current_version"] = command("echo cannot reach host; exit 7")
     write_definition(tmp_path / "releases", "probe.yaml", minimal_definition("probe", components=[comp]))

@@ -37,7 +37,7 @@ def _freeze(start: datetime, end: datetime, **scope) -> dict:
 
 
 def _component(name: str, journal: Path, *deps: str, check: str = "true") -> dict:
-    stamp = f'echo "{{{{ task.task_id }}}} $(date +%s.%N)" >> {journal}'
+    stamp = f'echo "{{{{ task_id }}}} $(date +%s.%N)" >> {journal}'
     return {
         "name": name,
         "version": "1.0.0",

@@ -47,8 +47,9 @@ class _ChangeOperator(ReleaseOperator):
         self.environment = environment
         self.change = dict(change)
 
-    def hook(self) -> ServiceNowChangeHook:
-        return ServiceNowChangeHook(self.change["connection"])
+    def hook(self, context: Any) -> ServiceNowChangeHook:
+        """The change system's client, calling as this task (the built-in service binds its token to it)."""
+        return ServiceNowChangeHook(self.change["connection"], identity=TaskIdentity.from_context(context))
 
     def opened(self, context: Any) -> dict[str, str] | None:
         value = context["ti"].xcom_pull(task_ids=f"{self.environment}.change_open")
@@ -115,7 +116,7 @@ class ChangeOpenOperator(_ChangeOperator):
             "u_authorizers": ",".join(self.authorizers),
             "u_min_authorizations": str(self.change.get("min_authorizations", 1)),
         }
-        hook = self.hook()
+        hook = self.hook(context)
         try:
             record, created = hook.ensure(key, fields)
             if not created:
@@ -187,7 +188,7 @@ class ChangeAuthorizedOperator(_ChangeOperator):
         if opened is None:
             self.log.info("DRY RUN: would wait for the change's authorization")
             return {}
-        record = self._get(opened["sys_id"])
+        record = self._get(context, opened["sys_id"])
         state = ServiceNowChangeHook.state(record)
         if state in AUTHORIZED:
             return self._implement(context, record)
@@ -214,7 +215,7 @@ class ChangeAuthorizedOperator(_ChangeOperator):
         opened = self.opened(context) or {}
         if event.get("status") == "error":
             raise AirflowFailException(f"change {opened.get('number')}: {event.get('message')}")
-        record = self._get(opened["sys_id"])
+        record = self._get(context, opened["sys_id"])
         if event.get("status") == "timeout" and ServiceNowChangeHook.state(record) not in AUTHORIZED:
             self.change_audit(context, "change.timeout", "failed", record["number"], state=record["state"])
             raise AirflowFailException(
@@ -226,9 +227,9 @@ class ChangeAuthorizedOperator(_ChangeOperator):
         self._stopped(context, record)
         return {}
 
-    def _get(self, sys_id: str) -> dict[str, str]:
+    def _get(self, context: Any, sys_id: str) -> dict[str, str]:
         try:
-            return self.hook().get(sys_id)
+            return self.hook(context).get(sys_id)
         except ServiceNowError as exc:
             raise AirflowFailException(f"change for {self.environment}: {exc}") from exc
 
@@ -245,7 +246,7 @@ class ChangeAuthorizedOperator(_ChangeOperator):
         raise AirflowFailException(f"change {record['number']} was {how}: nothing is deployed to {self.environment}")
 
     def _implement(self, context: Any, record: Mapping[str, str]) -> dict[str, Any]:
-        hook = self.hook()
+        hook = self.hook(context)
         note = f"Deployment by Airflow run {context['run_id']} starts."
         try:
             if ServiceNowChangeHook.state(record) != IMPLEMENT:
@@ -261,7 +262,7 @@ class ChangeAuthorizedOperator(_ChangeOperator):
             "implement",
             record["number"],
             approval=record.get("approval", ""),
-            authorizations=decisions,
+            decisions=decisions,
         )
         return {
             "sys_id": record["sys_id"],
@@ -304,7 +305,7 @@ class ChangeCloseOperator(_ChangeOperator):
             raise AirflowSkipException("no change was opened (dry run, or the environment did not start)")
         states = local_states(context, self.environment, self.local_task_ids)
         outcome = outcomes.environment_outcome(states)
-        hook = self.hook()
+        hook = self.hook(context)
         record = hook.get(opened["sys_id"])
         number = record["number"]
         if states.get("change_authorized") != "success":

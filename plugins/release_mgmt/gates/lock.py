@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from release_mgmt.change_service.locks import Holder
+from release_mgmt.change_service.service_token import TaskIdentity
 from release_mgmt.hooks.locks import LockClient, describe, holder_of
 from release_mgmt.hooks.servicenow import ServiceNowError
 from release_mgmt.operators import ReleaseOperator
@@ -41,6 +42,11 @@ class _LockOperator(ReleaseOperator):
     def _holder(self, context: Mapping[str, Any]) -> Holder:
         return holder_of(context, self.environment)
 
+    @staticmethod
+    def _client(context: Mapping[str, Any]) -> LockClient:
+        """The lock client, calling as this task: the service takes the holder from its token."""
+        return LockClient(identity=TaskIdentity.from_context(context))
+
     def _lock_audit(self, context: Mapping[str, Any], event: str, outcome: str, **details: Any) -> None:
         self._audit(context, event, outcome, environment=self.environment, details={"lock": self.lock, **details})
 
@@ -59,7 +65,7 @@ class EnvironmentLockOperator(_LockOperator):
             self._lock_audit(context, "lock.dry_run", "skipped")
             return {"lock": self.lock, "dry_run": True}
         holder = self._holder(context)
-        answer = self._call(lambda: LockClient().acquire(self.lock))
+        answer = self._call(lambda: self._client(context).acquire(self.lock))
         if not answer["granted"]:
             self._wait(context, holder, answer)
         return self._granted(context, answer)
@@ -91,7 +97,7 @@ class EnvironmentLockOperator(_LockOperator):
         if event.get("status") == "granted":
             return self._granted(context, event["answer"])
         try:  # leave the queue, so the runs behind this one are not held up by it
-            LockClient().release(self.lock, f"gave up waiting: {event.get('status')}")
+            self._client(context).release(self.lock, f"gave up waiting: {event.get('status')}")
         except ServiceNowError as exc:
             self.log.warning("could not leave the queue of lock %s (it is left when the run ends): %s", self.lock, exc)
         held_by = event.get("holder")
@@ -130,7 +136,7 @@ class EnvironmentUnlockOperator(_LockOperator):
         if context["params"].get("dry_run"):
             raise AirflowSkipException("dry run: no lock was taken")
         try:
-            released = LockClient().release(self.lock, f"{self.environment} done")
+            released = self._client(context).release(self.lock, f"{self.environment} done")
         except ServiceNowError as exc:
             self.log.warning("could not give back lock %s; it is freed when this run ends: %s", self.lock, exc)
             self._lock_audit(context, "lock.release_failed", "failed", error=str(exc))

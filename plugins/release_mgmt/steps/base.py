@@ -46,6 +46,8 @@ class StepContext:
     recall: Callable[[str], Any] = field(default=lambda key: None)
     #: the run's parameters as RELEASE_PARAM_<NAME> variables (steps/shell.py): how shell steps get them
     params_env: Mapping[str, str] = field(default_factory=dict)
+    #: the Airflow run (RELEASE_RUN_ID; whoever triggers may choose it, so shell strings only reference it)
+    run_id: str = ""
 
     def env_vars(self) -> dict[str, str]:
         """The RELEASE_* variables every process of a step receives (the run's parameters among them)."""
@@ -57,6 +59,7 @@ class StepContext:
             "RELEASE_VERSION": self.version,
             "RELEASE_ACTION": self.action,
             "RELEASE_PREVIOUS_VERSION": self.previous_version,
+            "RELEASE_RUN_ID": self.run_id,
         }
 
 

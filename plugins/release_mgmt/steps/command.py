@@ -1,8 +1,9 @@
 """The ``command`` step: a local shell command, run through the standard provider's SubprocessHook.
 
-The command runs with a minimal environment -- PATH, HOME, LANG, the RELEASE_* variables (trigger
-parameters among them, see shell.py) and the step's ``env`` -- never the worker's own (no
-``AIRFLOW__*`` settings, no service secret).
+The command runs with a minimal environment -- PATH, HOME, LANG, the RELEASE_* variables of the step
+(trigger parameters among them, see shell.py), the worker variables the deployment lists in
+``$RELEASE_MGMT_STEP_ENV`` and the step's ``env`` -- never the rest of the worker's (no ``AIRFLOW__*``
+settings, no service secret, whatever the list says).
 """
 
 from __future__ import annotations
@@ -18,11 +19,16 @@ from release_mgmt.steps.base import StepContext, StepModel, StepOutcome
 
 #: what a command inherits from the worker: enough to find programs and speak UTF-8, nothing else
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
+#: worker variables a step never sees, even when RELEASE_MGMT_STEP_ENV lists them
+NEVER = ("AIRFLOW", "_AIRFLOW", "RELEASE_MGMT_SERVICE_SECRET", "RELEASE_MGMT_CHANGE_DB", "RELEASE_MGMT_STEP_ENV")
 
 
 def minimal_environment() -> dict[str, str]:
-    """The worker's variables a step's process may see."""
-    env = {name: os.environ[name] for name in INHERITED if name in os.environ}
+    """The worker's variables a step's process may see: INHERITED and those named in $RELEASE_MGMT_STEP_ENV
+    (comma-separated; the deployment's choice, e.g. where the sample's environments live)."""
+    listed = [n.strip() for n in os.environ.get("RELEASE_MGMT_STEP_ENV", "").split(",") if n.strip()]
+    allowed = [n for n in (*INHERITED, *listed) if not n.upper().startswith(NEVER)]
+    env = {name: os.environ[name] for name in allowed if name in os.environ}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.setdefault("LANG", "C.UTF-8")
     return env

@@ -6,8 +6,10 @@ In a shell string (``command`` of a command or ssh step, and a command step's ``
 ``{{ params.NAME }}`` renders as ``"${RELEASE_PARAM_NAME}"``: a quoted reference the shell expands
 without reading it again, so ``$(...)``, backticks, ``;``, quotes, globs and newlines in the value stay
 data. Comparisons and tests (``{% if params.dry %}``, ``params.env == "prod"``) still see the value.
-Nothing else from outside the definition (``dag_run``, ``conf``, ``run_id``, ``ti`` ...) is available in
-a shell string: only the release's names, the validated version, the author's ``vars`` and ``params``.
+The run id (which whoever triggers may choose) is treated the same: ``{{ run_id }}`` renders as
+``"${RELEASE_RUN_ID}"``. Nothing else from outside the definition (``dag_run``, ``conf``, ``ti`` ...) is
+available in a shell string: only the release's names, the task id, the validated version, the author's
+``vars``, ``params`` and ``run_id``.
 """
 
 from __future__ import annotations
@@ -54,16 +56,21 @@ def param_env(params: Mapping[str, Any]) -> dict[str, str]:
     return env
 
 
-class ShellParam:
-    """A parameter as a shell string sees it: renders as a quoted reference to its variable; tests and
-    comparisons use the value."""
+RUN_ID_ENV = "RELEASE_RUN_ID"
 
-    def __init__(self, name: str, value: Any) -> None:
+
+class ShellParam:
+    """A value from outside the definition as a shell string sees it: renders as a quoted reference to the
+    variable ``env`` that holds it (``RELEASE_PARAM_<NAME>`` for parameter ``name``); tests and comparisons
+    use the value."""
+
+    def __init__(self, name: str, value: Any, env: str = "") -> None:
         self.name = name
         self.value = value
+        self.env = env or env_name(name)
 
     def __str__(self) -> str:
-        return f'"${{{env_name(self.name)}}}"'
+        return f'"${{{self.env}}}"'
 
     def __bool__(self) -> bool:
         return bool(self.value)
@@ -72,7 +79,7 @@ class ShellParam:
         return bool(self.value == (other.value if isinstance(other, ShellParam) else other))
 
     def __hash__(self) -> int:
-        return hash(self.name)
+        return hash(self.env)
 
     def __iter__(self) -> Any:  # {% for e in params.environments %} iterates the value
         return iter(self.value)
@@ -81,11 +88,12 @@ class ShellParam:
         return item in self.value
 
 
-def render(template: str, jinja_env: Any, names: Mapping[str, Any], params: Mapping[str, Any]) -> str:
-    """``template`` rendered with ``names`` (release, environment, component, version, previous_version,
-    vars) and ``params`` as :class:`ShellParam` references."""
+def render(template: str, jinja_env: Any, names: Mapping[str, Any], params: Mapping[str, Any], run_id: str = "") -> str:
+    """``template`` rendered with ``names`` (release, environment, component, task_id, version,
+    previous_version, vars), and ``params`` and ``run_id`` as :class:`ShellParam` references."""
     shell_params = {name: ShellParam(name, value) for name, value in params.items()}
-    return str(jinja_env.from_string(template).render(**names, params=shell_params))
+    run = ShellParam("run_id", run_id, RUN_ID_ENV)
+    return str(jinja_env.from_string(template).render(**names, params=shell_params, run_id=run))
 
 
 def embedded_params(template: str) -> list[tuple[str, str]]:
