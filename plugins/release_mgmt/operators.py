@@ -5,6 +5,7 @@ Every task writes one audit line naming the release, environment, component and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -35,10 +36,15 @@ def local_states(context: Mapping[str, Any], group: str, task_ids: Iterable[str]
     return {t: found.get(f"{group}.{t}") for t in task_ids}
 
 
+def _param_values(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's parameters as plain values (Airflow's ParamsDict resolved)."""
+    return {k: context["params"][k] for k in context["params"]}
+
+
 def _params_env(context: Mapping[str, Any]) -> dict[str, str]:
     """The run's parameters as RELEASE_PARAM_<NAME> variables; a value no environment can hold fails the task."""
     try:
-        return shell.param_env({k: context["params"][k] for k in context["params"]})
+        return shell.param_env(_param_values(context))
     except ParameterError as exc:
         raise AirflowFailException(str(exc)) from exc
 
@@ -110,8 +116,6 @@ class PreflightOperator(ReleaseOperator):
     def _check_parameters(self, context: Any) -> None:
         """Parameters match their declared patterns (a run created around the trigger form's checks too) and
         hold no NUL byte; a value that fails stops the run before anything is touched."""
-        import re
-
         _params_env(context)
         for name, pattern in sorted(self.patterns.items()):
             value = context["params"].get(name)
@@ -263,7 +267,7 @@ class _StepOperator(_WindowsMixin, ReleaseOperator):
         sources = list(self._shell_strings())
         super().render_template_fields(cast("Any", {**dict(context), **extras}), jinja_env)
         env = jinja_env or self.get_template_env()
-        params = {k: context["params"][k] for k in context["params"]}
+        params = _param_values(context)
         for (field_name, index), key, template in sources:
             step = list(self._steps_of_field(field_name))[index]
             step[key] = shell.render(template, env, extras, params, str(context["run_id"]))

@@ -27,12 +27,10 @@ def eligible(authorizers: str, excluded: Collection[str]) -> list[str]:
 
 
 def parse_minimum(value: str) -> int:
-    """``u_min_authorizations``: a whole number from 1 to 20."""
-    from release_mgmt.change_service.store import ChangeRuleError
-
+    """``u_min_authorizations``: a whole number from 1 to 20 (ValueError otherwise)."""
     text = str(value).strip() or "1"
     if not text.isdigit() or not 1 <= int(text) <= 20:
-        raise ChangeRuleError("Invalid value", f"u_min_authorizations must be 1 to 20, not {text!r}", 400)
+        raise ValueError(f"u_min_authorizations must be 1 to 20, not {text!r}")
     return int(text)
 
 

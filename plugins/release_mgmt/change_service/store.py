@@ -205,6 +205,13 @@ def check_state(value: Any) -> int:
     return int(text)
 
 
+def _minimum(value: str) -> int:
+    try:
+        return approval_rules.parse_minimum(value)
+    except ValueError as exc:
+        raise ChangeRuleError("Invalid value", str(exc), 400) from None
+
+
 def _limit(name: str) -> int | None:
     length = getattr(ChangeRequest.__table__.columns[name].type, "length", None)
     return int(length) if length else None
@@ -222,7 +229,7 @@ class ChangeStore:
         kind = values.get("type", "normal")
         if kind not in FLOWS:
             raise ChangeRuleError("Invalid type", f"type must be one of {', '.join(FLOWS)}, not {kind!r}", 400)
-        approval_rules.parse_minimum(values.get("u_min_authorizations", "1"))
+        _minimum(values.get("u_min_authorizations", "1"))
         notes = check_text("work_notes", fields.get("work_notes"))
         for attempt in range(5):  # two writers may pick the same next number: the loser retries
             try:
@@ -306,7 +313,7 @@ class ChangeStore:
     def _request_approvals(self, session: Session, change: ChangeRequest) -> None:
         """One requested approval per eligible authorizer; refuses when too few are eligible to reach the quorum."""
         eligible = approval_rules.eligible(change.u_authorizers, excluded=(change.u_requested_by,))
-        minimum = approval_rules.parse_minimum(change.u_min_authorizations)
+        minimum = _minimum(change.u_min_authorizations)
         if len(eligible) < minimum:
             raise ChangeRuleError(
                 "Not enough eligible authorizers",
@@ -357,7 +364,7 @@ class ChangeStore:
                 approve=approve,
                 comment=comment,
                 excluded={change.u_requested_by, *excluded} - {""},
-                minimum=approval_rules.parse_minimum(change.u_min_authorizations),
+                minimum=_minimum(change.u_min_authorizations),
             )
             if verdict.refused:
                 raise ChangeRuleError(verdict.message, verdict.detail, verdict.status)

@@ -18,9 +18,9 @@ from release_mgmt.hooks.servicenow import ServiceNowChangeHook
 class LockClient:
     """Acquire and release calls to the built-in service (retried with backoff; both are idempotent)."""
 
-    def __init__(self, hook: ServiceNowChangeHook | None = None, identity: TaskIdentity | None = None) -> None:
-        """``identity``: the calling task (a trigger must say; a running task is found from its context)."""
-        self.hook = hook or ServiceNowChangeHook.builtin_service(timeout=30, retries=4, identity=identity)
+    def __init__(self, identity: TaskIdentity) -> None:
+        """``identity``: the calling task; the service takes the lock's holder from it."""
+        self.hook = ServiceNowChangeHook.builtin_service(timeout=30, retries=4, identity=identity)
 
     def acquire(self, lock: str) -> dict[str, Any]:
         """Queue this task's run for ``lock`` (once) and say whether it holds it now."""

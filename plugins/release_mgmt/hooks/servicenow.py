@@ -10,7 +10,7 @@ every attempt, so a retry after a lost answer never creates a second change. Eve
 (descriptions, work notes, close notes) passes Airflow's secrets masker first (masking.py).
 
 The built-in service is called as the release task itself: each call carries a fresh service token
-bound to the task's DAG run (``identity``, or the running task's context).
+bound to the calling task's DAG run (``identity``).
 """
 
 from __future__ import annotations
@@ -134,18 +134,13 @@ class ServiceNowChangeHook:
         return {}
 
     def _task_identity(self) -> TaskIdentity:
-        """Who calls the built-in service: the hook's ``identity``, else the task running now."""
-        if self.identity is not None:
-            return self.identity
-        from airflow.sdk import get_current_context
-
-        try:
-            return TaskIdentity.from_context(get_current_context())
-        except (RuntimeError, KeyError) as exc:
+        """Who calls the built-in service: the release task the hook was made for."""
+        if self.identity is None:
             raise ServiceNowError(
-                "the built-in change service is called by release tasks only: no task is running here "
-                "(pass the task's identity to the hook)"
-            ) from exc
+                "the built-in change service is called by release tasks only: make the hook with the calling "
+                "task's identity (TaskIdentity.from_context(context))"
+            )
+        return self.identity
 
     def _oauth(self) -> dict[str, Any] | None:
         """The token settings when the connection logs in for a token (``oauth``, or ``airflow`` for the
