@@ -17,7 +17,11 @@ from release_mgmt.change_service.store import LIFECYCLE, WRITABLE, ChangeStore
 SECRET = "fuzz-service-secret-" + "1" * 32
 FIELDS = sorted({*WRITABLE, *LIFECYCLE, "work_notes", "sys_id", "number", "approval", "nonsense"})
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=300),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=300),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=6,
 )
