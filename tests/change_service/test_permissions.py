@@ -140,6 +140,7 @@ def test_row5_forged_long_lived_foreign_and_expired_tokens_are_refused(service) 
             assert answer.status_code == 401, (claims, path, answer.text)
     other_secret = requests.get(service.url + perms.CHANGES, timeout=10, **_forge({**good, **run}, "x" * 40))
     assert other_secret.status_code == 401
+    assert "the same RELEASE_MGMT_SERVICE_SECRET" in other_secret.json()["error"]["detail"]
 
 
 def test_row5_a_human_named_like_the_principal_is_just_a_user(service) -> None:

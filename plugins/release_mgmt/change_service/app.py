@@ -28,7 +28,12 @@ from release_mgmt.change_service import permissions as perms
 from release_mgmt.change_service.locks import API_PATH as LOCKS
 from release_mgmt.change_service.locks import Holder, LockStore, any_run_is_live
 from release_mgmt.change_service.permissions import Caller
-from release_mgmt.change_service.service_token import SERVICE_PRINCIPAL, check_token
+from release_mgmt.change_service.service_token import (
+    REFUSED_HINT,
+    SERVICE_PRINCIPAL,
+    addressed_to_service,
+    check_token,
+)
 from release_mgmt.change_service.store import ChangeRuleError, ChangeStore, check_text
 
 TABLE = perms.CHANGES
@@ -381,6 +386,8 @@ def basic_auth(users: dict[str, tuple[str, str]]) -> Callable[[Request], Caller]
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer ") and (task := check_token(header[7:])):
             return Caller.release_task(task)
+        if header.startswith("Bearer ") and addressed_to_service(header[7:]):
+            raise HTTPException(401, detail=REFUSED_HINT)
         if header.startswith("Basic "):
             try:
                 name, _, password = base64.b64decode(header[6:]).decode().partition(":")
@@ -408,6 +415,8 @@ async def airflow_caller(request: Request) -> Caller:
         raise HTTPException(401, detail="User Not Authenticated")
     if task := check_token(token):
         return Caller.release_task(task)
+    if addressed_to_service(token):
+        raise HTTPException(401, detail=REFUSED_HINT)
     user = await resolve_user_from_token(token)
     name = str(user.get_name())
     if name == SERVICE_PRINCIPAL:

@@ -152,6 +152,22 @@ def check_token(token: str) -> TaskIdentity | None:
     return TaskIdentity(*fields)  # type: ignore[arg-type]
 
 
+def addressed_to_service(token: str) -> bool:
+    """Whether ``token`` claims to be a service token (its audience, read without trusting it): one that then
+    fails :func:`check_token` was signed with another secret, expired or overreached."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False, "verify_aud": False, "verify_exp": False})
+    except jwt.PyJWTError:
+        return False
+    return claims.get("aud") == AUDIENCE
+
+
+REFUSED_HINT = (
+    "service token refused: expired, too long-lived, or signed with another secret; give the API server, workers "
+    "and triggerer the same RELEASE_MGMT_SERVICE_SECRET"
+)
+
+
 def base_url() -> str:
     """Where the built-in service answers: $RELEASE_MGMT_CHANGE_SERVICE_URL, else the API server's URL."""
     if value := os.environ.get("RELEASE_MGMT_CHANGE_SERVICE_URL"):
