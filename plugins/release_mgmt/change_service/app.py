@@ -377,6 +377,16 @@ async def _json(request: Request) -> Any:
     return body
 
 
+def _service_caller(token: str) -> Caller | None:
+    """The release task a service token names; None for a token that is not the service's (a user's); a 401
+    naming the shared secret for one addressed to the service that does not verify."""
+    if task := check_token(token):
+        return Caller.release_task(task)
+    if addressed_to_service(token):
+        raise HTTPException(401, detail=REFUSED_HINT)
+    return None
+
+
 def basic_auth(users: dict[str, tuple[str, str]]) -> Callable[[Request], Caller]:
     """An authenticator for running the service on its own: HTTP Basic against ``users`` (name: (password,
     role)), role one of permissions.HUMANS or ``release_task`` (an integration user, as ServiceNow has);
@@ -384,10 +394,8 @@ def basic_auth(users: dict[str, tuple[str, str]]) -> Callable[[Request], Caller]
 
     def authenticate(request: Request) -> Caller:
         header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer ") and (task := check_token(header[7:])):
-            return Caller.release_task(task)
-        if header.startswith("Bearer ") and addressed_to_service(header[7:]):
-            raise HTTPException(401, detail=REFUSED_HINT)
+        if header.startswith("Bearer ") and (caller := _service_caller(header[7:])):
+            return caller
         if header.startswith("Basic "):
             try:
                 name, _, password = base64.b64decode(header[6:]).decode().partition(":")
@@ -413,10 +421,8 @@ async def airflow_caller(request: Request) -> Caller:
     token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN, "")
     if not token:
         raise HTTPException(401, detail="User Not Authenticated")
-    if task := check_token(token):
-        return Caller.release_task(task)
-    if addressed_to_service(token):
-        raise HTTPException(401, detail=REFUSED_HINT)
+    if caller := _service_caller(token):
+        return caller
     user = await resolve_user_from_token(token)
     name = str(user.get_name())
     if name == SERVICE_PRINCIPAL:
