@@ -26,9 +26,9 @@ def test_hook_logged_in_as_a_person_reads_but_cannot_open_changes(airflow, monke
     """The hook (auth: airflow) logs in as bob: it finds the change a release task opened, and opening or moving
     one itself is refused with 403 (humans read; only release tasks write)."""
     monkeypatch.setenv("RELEASE_MGMT_SERVICE_SECRET", airflow.service_secret)
-    opened = matrix.change_in_authorize(
-        matrix.Service(f"{airflow.url}/change-service", lambda role: matrix.task_headers())
-    )
+    service = matrix.Service(f"{airflow.url}/change-service", lambda role: matrix.task_headers())
+    # a correlation id of its own: other tests of the session's Airflow open many changes under the matrix's
+    opened = matrix.change_in_authorize(service, correlation_id="release_mgmt:matrix:prod:hook-reader")
     conn = {
         "conn_type": "http",
         "host": f"{airflow.url}/change-service",
