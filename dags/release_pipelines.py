@@ -7,7 +7,7 @@ docs carry the file, key path and fix; every other release still loads.
 import os
 from pathlib import Path
 
-from release_mgmt.dag_builder import build_release_dags
+from release_mgmt.dag.builder import build_release_dags
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASES_DIR = Path(os.environ.get("RELEASE_MGMT_RELEASES_DIR") or REPO / "include" / "releases")

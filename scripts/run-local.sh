@@ -31,7 +31,7 @@ if [ "${1:-}" = "--once" ]; then
   shift
   conf='{}'
   if [ "${1:-}" = "--conf" ]; then conf=$2; fi
-  exec python -m release_mgmt run-once sample_webshop --conf "$conf"
+  exec python -m tools.run_once sample_webshop --conf "$conf"
 fi
 
 url="http://$AIRFLOW__API__HOST:$AIRFLOW__API__PORT"

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from release_mgmt.local_airflow import free_port
+from tools.local_airflow import free_port
 
 __all__ = ["command", "free_port", "minimal_definition", "write_definition"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from release_mgmt.local_airflow import SHARED_SETTINGS, shared_settings
+from tools.local_airflow import SHARED_SETTINGS, shared_settings
 
 SERVICES = {
     "postgres",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from release_mgmt import evidence
-from release_mgmt.audit import audit_line, records_from_log
+from release_mgmt.records.audit import audit_line, records_from_log
+from release_mgmt.reports import evidence
 
 RUN = {
     "dag_id": "release_shop",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from release_mgmt.history import EnvRun, RunSummary, dora, lines
+from release_mgmt.reports.history import EnvRun, RunSummary, dora, lines
 
 T0 = datetime(2026, 11, 1, 9, tzinfo=UTC)
 

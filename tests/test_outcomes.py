@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from release_mgmt.outcomes import environment_outcome, needs_rollback
+from release_mgmt.rules.outcomes import environment_outcome, needs_rollback
 
 
 def test_success() -> None:

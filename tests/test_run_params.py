@@ -7,7 +7,7 @@ import re
 import pytest
 
 from release_mgmt.errors import ParameterError
-from release_mgmt.run_params import select
+from release_mgmt.rules.run_params import select
 
 ENVS = ["dev", "staging", "prod"]
 

@@ -9,10 +9,10 @@ import pytest
 from airflow.timetables.base import DataInterval, TimeRestriction
 from pendulum import instance
 
-from release_mgmt.dag_builder import build_release_dags
+from release_mgmt.dag.builder import build_release_dags
+from release_mgmt.dag.timetable import MaintenanceWindowTimetable
 from release_mgmt.definition.loader import load_file
 from release_mgmt.errors import DefinitionError
-from release_mgmt.timetables import MaintenanceWindowTimetable
 from tests.helpers import minimal_definition, write_definition
 
 WEEKLY = {

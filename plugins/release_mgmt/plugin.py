@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from release_mgmt.change_service.app import airflow_app
-from release_mgmt.timetables import MaintenanceWindowTimetable
+from release_mgmt.dag.timetable import MaintenanceWindowTimetable
 
 
 class ReleaseMgmtPlugin(AirflowPlugin):

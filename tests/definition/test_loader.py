@@ -164,7 +164,7 @@ def test_break_glass_never_opens_a_freeze_by_timeout(tmp_path: Path) -> None:
 def test_parameter_defaults_take_their_type(tmp_path: Path) -> None:
     """YAML numbers arrive as text; a typed parameter's default is converted, so the trigger form's default
     passes its own schema and a run started without conf gets the typed value."""
-    from release_mgmt.dag_builder import trigger_params
+    from release_mgmt.dag.builder import trigger_params
     from release_mgmt.planning import plan_release
 
     parameters = {

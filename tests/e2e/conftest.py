@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from release_mgmt.dag_builder import build_release_dags
+from release_mgmt.dag.builder import build_release_dags
 from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,7 +127,7 @@ def states(run: Any) -> dict[str, str | None]:
 
 def audit_records(text: str) -> list[dict[str, Any]]:
     """Every audit record in captured output."""
-    from release_mgmt.audit import parse_line
+    from release_mgmt.records.audit import parse_line
 
     return [r for r in (parse_line(line) for line in text.splitlines()) if r is not None]
 
@@ -138,7 +138,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory):
 
     Tests write release definitions into ``airflow.releases``; the DAG processor picks them up.
     """
-    from release_mgmt.local_airflow import LocalAirflow
+    from tools.local_airflow import LocalAirflow
 
     base = tmp_path_factory.mktemp("airflow")
     (base / "releases").mkdir()

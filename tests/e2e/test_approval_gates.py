@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from release_mgmt import evidence
+from release_mgmt.reports import evidence
 from tests.e2e.conftest import audit_problems, gated_sample, release_mgmt_cli, served_version, stop_sample
 from tests.helpers import command, minimal_definition, write_definition
 
@@ -164,7 +164,7 @@ def test_sample_release_waits_for_a_release_manager_in_prod(airflow, tmp_path: P
         assert airflow.wait_finished(dag, run) == "success"
         closed = airflow.api("GET", f"/change-service/api/now/table/change_request/{change['sys_id']}")["result"]
         assert (closed["state"], closed["close_code"]) == ("3", "successful")
-        from release_mgmt import evidence
+        from release_mgmt.reports import evidence
 
         report = evidence.fetch(airflow.client("admin"), dag, run)  # what an auditor gets
         prod = report["environments"]["prod"]

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from release_mgmt import evidence
 from release_mgmt.change_service.app import basic_auth, create_app
 from release_mgmt.change_service.store import ChangeStore
-from release_mgmt.dag_builder import build_release_dags
+from release_mgmt.dag.builder import build_release_dags
+from release_mgmt.reports import evidence
 from tests.e2e.conftest import audit_records, states, use_releases
 from tests.helpers import command, minimal_definition, write_definition
 from tests.servers import serve_app

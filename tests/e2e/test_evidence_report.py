@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 def test_report_of_an_approved_run(airflow, tmp_path: Path) -> None:
     """Trigger as alice, bob approves prod: the report names both, the versions and a digest that verifies."""
-    from release_mgmt import evidence
+    from release_mgmt.reports import evidence
 
     data = minimal_definition(
         "evidence",
@@ -57,7 +57,7 @@ def test_report_of_an_approved_run(airflow, tmp_path: Path) -> None:
 
 def test_report_of_a_rolled_back_run(airflow, tmp_path: Path) -> None:
     """A broken version in dev: the report shows the failed check, the rollback and the version restored."""
-    from release_mgmt import evidence
+    from release_mgmt.reports import evidence
 
     dag = "release_evidence"  # the release of the test above: 2.5.0 is recorded in dev
     run = airflow.trigger(dag, "alice", {"version_api": "6.6.6", "environments": ["dev"]})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from release_mgmt.dag_builder import build_release_dags
+from release_mgmt.dag.builder import build_release_dags
 from tests.e2e.conftest import states, use_releases
 from tests.helpers import command, minimal_definition, write_definition
 

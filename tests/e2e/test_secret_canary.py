@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from release_mgmt.local_airflow import LocalAirflow
 from tests.e2e.conftest import release_mgmt_cli
 from tests.helpers import command, minimal_definition, write_definition
+from tools.local_airflow import LocalAirflow
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "canary-pw-5b7e0c9d1a"

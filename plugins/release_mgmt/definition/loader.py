@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from release_mgmt.calendars import CalendarFile
 from release_mgmt.definition import yaml_io
+from release_mgmt.definition.calendars import CalendarFile
 from release_mgmt.definition.messages import calendar_problems, key_path, problems_from
 from release_mgmt.definition.models import ReleaseDefinition
 from release_mgmt.errors import DefinitionError, Problem

@@ -10,10 +10,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
-from release_mgmt.calendars import Window
+from release_mgmt.definition.calendars import Window
+from release_mgmt.definition.durations import Duration
 from release_mgmt.gates import Gate
 from release_mgmt.gates.approval import GroupName, User
-from release_mgmt.gates.durations import Duration
 from release_mgmt.steps import Step
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,49}$"

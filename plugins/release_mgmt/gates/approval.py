@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from release_mgmt.gates.durations import Duration
+from release_mgmt.definition.durations import Duration
 
 USER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$"
 User = Annotated[str, StringConstraints(pattern=USER_PATTERN)]

@@ -13,11 +13,12 @@ from typing import Any, cast
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from release_mgmt import audit, outcomes, run_params
-from release_mgmt import records as records_mod
 from release_mgmt.change_service.service_token import TaskIdentity
 from release_mgmt.errors import ParameterError
-from release_mgmt.gates import windows as window_checks
+from release_mgmt.operators import windows as window_checks
+from release_mgmt.records import audit
+from release_mgmt.records import deployment as records_mod
+from release_mgmt.rules import outcomes, run_params
 from release_mgmt.steps import STEP_ADAPTER, StepContext, shell
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from release_mgmt.errors import ReleaseMgmtError
-from release_mgmt.records import DeploymentRecord
+from release_mgmt.records.deployment import DeploymentRecord
 
 PREFIX = "release_mgmt/"
 

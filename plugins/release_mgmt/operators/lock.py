@@ -20,7 +20,7 @@ from release_mgmt.change_service.locks import Holder
 from release_mgmt.change_service.service_token import TaskIdentity
 from release_mgmt.hooks.locks import LockClient, describe, holder_of
 from release_mgmt.hooks.servicenow import ServiceNowError
-from release_mgmt.operators import ReleaseOperator
+from release_mgmt.operators.base import ReleaseOperator
 from release_mgmt.triggers.lock import EnvironmentLockTrigger
 
 

@@ -19,7 +19,7 @@ from croniter import croniter
 from dateutil.rrule import rrulestr
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from release_mgmt.gates.durations import Duration
+from release_mgmt.definition.durations import Duration
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,49}$")]
 SEARCH_LIMIT = 5000  # occurrences looked at before a window counts as never opening again

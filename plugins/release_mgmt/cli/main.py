@@ -62,7 +62,7 @@ def _check_calendars(paths: list[Path]) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     if args.calendar:
-        from release_mgmt.calendars import CalendarFile
+        from release_mgmt.definition.calendars import CalendarFile
 
         schema = CalendarFile.model_json_schema(by_alias=True)
         schema["title"] = "release_mgmt shared calendar"
@@ -77,19 +77,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run_once(args: argparse.Namespace) -> int:
-    """Run one release on a local multi-process Airflow and print its outcome."""
-    import os
-
-    from release_mgmt.local_run import run_once
-
-    home = Path(args.home or Path(os.environ.get("AIRFLOW_HOME", ".airflow")) / "run-once")
-    return run_once(args.release, json.loads(args.conf), home.resolve(), Path(args.releases).resolve())
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     """Per release, environment and component: the version running, since when, from which run."""
-    from release_mgmt import status
+    from release_mgmt.reports import status
 
     rows = status.running(args.release)
     if not rows:
@@ -104,8 +94,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_gates(args: argparse.Namespace) -> int:
     """Pending approval gates, with who may answer them."""
-    from release_mgmt import approvals
-    from release_mgmt.api_client import AirflowApi
+    from release_mgmt.cli import approvals
+    from release_mgmt.cli.rest import AirflowApi
 
     found = approvals.pending(AirflowApi(), args.dag)
     if not found:
@@ -120,7 +110,7 @@ def cmd_gates(args: argparse.Namespace) -> int:
 
 def cmd_locks(args: argparse.Namespace) -> int:
     """Environment locks: who holds each, who waits; with a name, its recent history too."""
-    from release_mgmt.api_client import AirflowApi
+    from release_mgmt.cli.rest import AirflowApi
     from release_mgmt.hooks.locks import LOCKS, describe
 
     query = {"lock": args.lock} if args.lock else {}
@@ -143,8 +133,8 @@ def cmd_locks(args: argparse.Namespace) -> int:
 
 def cmd_answer(args: argparse.Namespace) -> int:
     """Approve or reject a pending gate as the caller (the gate itself judges the vote)."""
-    from release_mgmt import approvals
-    from release_mgmt.api_client import AirflowApi
+    from release_mgmt.cli import approvals
+    from release_mgmt.cli.rest import AirflowApi
     from release_mgmt.gates.approval import APPROVE, REJECT
 
     if args.command == "reject" and not args.comment.strip():
@@ -167,7 +157,7 @@ def cmd_calendar(args: argparse.Namespace) -> int:
     """Upcoming freezes and maintenance windows per release and environment, local time and UTC."""
     from datetime import UTC, datetime, timedelta
 
-    from release_mgmt.calendars import upcoming
+    from release_mgmt.definition.calendars import upcoming
 
     start = datetime.fromisoformat(args.start).astimezone(UTC) if args.start else datetime.now(UTC)
     end = start + timedelta(days=args.days)
@@ -202,8 +192,8 @@ def _calendar_line(occ: Any) -> str:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """The evidence report of one run, through the REST API with your credentials."""
-    from release_mgmt import evidence
-    from release_mgmt.api_client import AirflowApi
+    from release_mgmt.cli.rest import AirflowApi
+    from release_mgmt.reports import evidence
 
     report = evidence.fetch(AirflowApi(), args.dag_id, args.run_id)
     text = evidence.to_markdown(report) if args.format == "md" else json.dumps(report, indent=2, sort_keys=True)
@@ -217,9 +207,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """Past runs per environment (versions, outcome, approvers, change numbers) and the DORA figures."""
-    from release_mgmt import history
-    from release_mgmt.api_client import AirflowApi
+    from release_mgmt.cli.rest import AirflowApi
     from release_mgmt.planning import dag_id_for
+    from release_mgmt.reports import history
 
     report = load_paths([Path(args.releases)])
     item = next((i for i in report.loaded if i.definition.name == args.release), None)
@@ -300,14 +290,6 @@ def parser() -> argparse.ArgumentParser:
     stat.add_argument("--releases", default=str(DEFAULT_RELEASES), help="definitions folder, for promotion order")
     stat.set_defaults(func=cmd_status)
     _rest_commands(sub)
-    once = sub.add_parser(
-        "run-once", help="run a release once on a local Airflow (approving its gates as a demo), print the outcome"
-    )
-    once.add_argument("release", help="the release name (e.g. sample_webshop)")
-    once.add_argument("--conf", default="{}", help='trigger parameters as JSON, e.g. \'{"version_web": "1.3.0"}\'')
-    once.add_argument("--releases", default=str(DEFAULT_RELEASES), help="definitions folder")
-    once.add_argument("--home", help="AIRFLOW_HOME for this Airflow (default: $AIRFLOW_HOME/run-once)")
-    once.set_defaults(func=cmd_run_once)
     return root
 
 

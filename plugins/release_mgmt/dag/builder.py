@@ -12,14 +12,13 @@ import jinja2
 from airflow.sdk import DAG, BaseOperator, Param, TaskGroup, get_parsing_context
 from airflow.sdk.exceptions import AirflowFailException
 
+from release_mgmt.dag.timetable import MaintenanceWindowTimetable
 from release_mgmt.definition.loader import LoadedDefinition, load_paths
 from release_mgmt.definition.models import NAME_PATTERN, VERSION_PATTERN
 from release_mgmt.definition.yaml_io import parse
 from release_mgmt.errors import DefinitionError
-from release_mgmt.gates.approval_operator import ApprovalGateOperator, BreakGlassOperator
-from release_mgmt.gates.change import ChangeAuthorizedOperator, ChangeCloseOperator, ChangeOpenOperator
-from release_mgmt.gates.lock import EnvironmentLockOperator, EnvironmentUnlockOperator
-from release_mgmt.operators import (
+from release_mgmt.operators.approval import ApprovalGateOperator, BreakGlassOperator
+from release_mgmt.operators.base import (
     DeployOperator,
     EnvironmentEntryOperator,
     EnvironmentResultOperator,
@@ -28,9 +27,10 @@ from release_mgmt.operators import (
     RollbackOperator,
     ValidateOperator,
 )
+from release_mgmt.operators.change import ChangeAuthorizedOperator, ChangeCloseOperator, ChangeOpenOperator
+from release_mgmt.operators.lock import EnvironmentLockOperator, EnvironmentUnlockOperator
 from release_mgmt.planning import EnvironmentPlan, ReleasePlan, TaskSpec, dag_id_for, plan_release, version_param
-from release_mgmt.records import record_asset
-from release_mgmt.timetables import MaintenanceWindowTimetable
+from release_mgmt.records.deployment import record_asset
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)  # fixed: the same YAML must give the same DAG
 INVALID_TAG = "invalid-definition"

@@ -225,7 +225,7 @@ def fetch(api: Any, dag_id: str, run_id: str) -> dict[str, Any]:
     """The report of a run, read through Airflow's REST API with the caller's credentials."""
     from urllib.parse import quote
 
-    from release_mgmt.audit import records_from_log
+    from release_mgmt.records.audit import records_from_log
 
     base = f"/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}"
     run = api.get(base)

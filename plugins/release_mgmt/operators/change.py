@@ -17,11 +17,12 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from release_mgmt import evidence, outcomes
 from release_mgmt.change_service.service_token import SERVICE_PRINCIPAL, TaskIdentity
-from release_mgmt.gates.durations import parse_duration
+from release_mgmt.definition.durations import parse_duration
 from release_mgmt.hooks.servicenow import ServiceNowChangeHook, ServiceNowError
-from release_mgmt.operators import ReleaseOperator, local_states
+from release_mgmt.operators.base import ReleaseOperator, local_states
+from release_mgmt.reports import evidence
+from release_mgmt.rules import outcomes
 from release_mgmt.triggers.change import AUTHORIZED, ChangeAuthorizationTrigger
 
 NEW, ASSESS, AUTHORIZE, SCHEDULED, IMPLEMENT, REVIEW, CLOSED, CANCELED = -5, -4, -3, -2, -1, 0, 3, 4

@@ -6,7 +6,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from release_mgmt.api_client import AirflowApi
+from release_mgmt.cli.rest import AirflowApi
 from release_mgmt.errors import ReleaseMgmtError
 
 PENDING = "/api/v2/dags/~/dagRuns/~/hitlDetails"

@@ -5,7 +5,8 @@ deployment runs, a database the caller names (PostgreSQL) with CeleryExecutor an
 process; settings from deploy/airflow.env (shared with docker-compose.yml), this repository's dags/ and
 plugins/, the release definitions of a folder the caller chooses, and SimpleAuthManager users
 with passwords the caller sets. The REST helpers talk to it as any user would. Used by
-``python -m release_mgmt run-once`` and by the end-to-end tests.
+``python -m tools.run_once`` (``scripts/run-local.sh --once``) and by the end-to-end tests; a tool of this
+repository, not part of the shipped package.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from release_mgmt.api_client import AirflowApi, ApiError
+from release_mgmt.cli.rest import AirflowApi, ApiError
 from release_mgmt.errors import ReleaseMgmtError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SHARED_SETTINGS = REPO / "deploy" / "airflow.env"
 
 

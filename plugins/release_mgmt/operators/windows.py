@@ -10,8 +10,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from release_mgmt import audit
-from release_mgmt.calendars import Decision, Window, decide
+from release_mgmt.definition.calendars import Decision, Window, decide
+from release_mgmt.records import audit
 
 
 def load(windows: Sequence[Mapping[str, Any]]) -> list[Window]:

@@ -12,8 +12,8 @@ from typing import Any
 from airflow.timetables.base import DagRunInfo, DataInterval, Timetable
 from pendulum import DateTime, instance
 
-from release_mgmt.calendars import Window
-from release_mgmt.gates.durations import format_duration
+from release_mgmt.definition.calendars import Window
+from release_mgmt.definition.durations import format_duration
 
 HORIZON = timedelta(days=800)
 

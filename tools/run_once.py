@@ -1,4 +1,5 @@
-"""``run-once``: run a release once on a local multi-process Airflow, answer its gates, print the outcome.
+"""``python -m tools.run_once`` (what ``scripts/run-local.sh --once`` runs):
+run a release once on a local multi-process Airflow, answer its gates, print the outcome.
 
 Starts the API server, scheduler and DAG processor (``local_airflow.LocalAirflow``) with the
 given AIRFLOW_HOME (its database, and so the deployment record, is kept between runs), triggers
@@ -13,10 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from release_mgmt import approvals, outcomes
+from release_mgmt.cli import approvals
 from release_mgmt.definition.loader import load_paths
-from release_mgmt.local_airflow import LocalAirflow
 from release_mgmt.planning import dag_id_for
+from release_mgmt.rules import outcomes
+from tools.local_airflow import LocalAirflow
 
 DEMO_USERS = {"admin": "admin", "alice": "user", "bob": "user"}
 
@@ -86,3 +88,23 @@ def drive(airflow: LocalAirflow, dag_id: str, run_id: str, seconds: float) -> st
             answered.add(gate.task_id)
         time.sleep(1)
     return "timed out"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tools.run_once RELEASE [--conf JSON] [--releases DIR] [--home DIR]``."""
+    import argparse
+    import json
+    import os
+
+    cli = argparse.ArgumentParser(prog="python -m tools.run_once", description=__doc__)
+    cli.add_argument("release", help="the release name (e.g. sample_webshop)")
+    cli.add_argument("--conf", default="{}", help='trigger parameters as JSON, e.g. \'{"version_web": "1.3.0"}\'')
+    cli.add_argument("--releases", default="include/releases", help="definitions folder")
+    cli.add_argument("--home", help="AIRFLOW_HOME for this Airflow (default: $AIRFLOW_HOME/run-once)")
+    args = cli.parse_args(argv)
+    home = Path(args.home or Path(os.environ.get("AIRFLOW_HOME", ".airflow")) / "run-once")
+    return run_once(args.release, json.loads(args.conf), home.resolve(), Path(args.releases).resolve())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -18,9 +18,10 @@ from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException, TaskAwaitingInput
 from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
-from release_mgmt import audit, run_params
+from release_mgmt.definition.durations import format_duration
 from release_mgmt.gates.approval import APPROVE, REJECT, ApprovalGate, Vote, judge, missing
-from release_mgmt.gates.durations import format_duration
+from release_mgmt.records import audit
+from release_mgmt.rules import run_params
 
 VOTES, DEADLINE, REFUSED = "gate_votes", "gate_deadline", "gate_refused"
 

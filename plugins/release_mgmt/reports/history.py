@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from release_mgmt import outcomes
+from release_mgmt.rules import outcomes
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def fetch(
 
 
 def _xcom(api: Any, run_path: str, task_id: str) -> Any:
-    from release_mgmt.api_client import ApiError
+    from release_mgmt.cli.rest import ApiError
 
     try:
         return api.get(f"{run_path}/taskInstances/{quote(task_id)}/xcomEntries/return_value").get("value")
