@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from release_mgmt.definition.calendars import Window, decide, to_utc
+from release_mgmt.definition.calendars import Window, to_utc
+from release_mgmt.rules.windows import decide
 
 BERLIN, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
 

@@ -47,3 +47,28 @@ class ParameterError(ReleaseMgmtError):
 
 class StepError(ReleaseMgmtError):
     """A deploy, validation or rollback step ended without success."""
+
+
+class ServiceNowError(ReleaseMgmtError):
+    """A call to a change system that failed: the HTTP status (0 when no answer came) and a short excerpt of
+    the answer."""
+
+    def __init__(self, message: str, status: int = 0, excerpt: str = "") -> None:
+        self.status = status
+        self.excerpt = excerpt
+        super().__init__(message)
+
+
+def excerpt(text: str, limit: int = 300) -> str:
+    """The start of an answer's text, on one line."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit] + "..."
+
+
+class ApiError(ReleaseMgmtError):
+    """A REST call that did not succeed: the status and a short excerpt of the answer."""
+
+    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(f"{method} {path}: HTTP {status}: {detail[:300]}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from release_mgmt.change_service.app import airflow_app
+from release_mgmt.change_service.in_airflow import airflow_app
 from release_mgmt.dag.timetable import MaintenanceWindowTimetable
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from release_mgmt.change_service.app import basic_auth, create_app
+from release_mgmt.change_service.app import create_app
+from release_mgmt.change_service.callers import basic_auth
 from release_mgmt.change_service.store import ChangeStore
 from tests.servers import serve_app
 

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from release_mgmt.change_service import permissions as perms
-from release_mgmt.change_service.app import basic_auth, create_app
+from release_mgmt.change_service.app import create_app
+from release_mgmt.change_service.callers import basic_auth
 from release_mgmt.change_service.service_token import TaskIdentity, make_token
 from release_mgmt.change_service.store import LIFECYCLE, WRITABLE, ChangeStore
 

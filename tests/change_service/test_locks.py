@@ -12,7 +12,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine
 
-from release_mgmt.change_service.app import basic_auth, create_app
+from release_mgmt.change_service.app import create_app
+from release_mgmt.change_service.callers import basic_auth
 from release_mgmt.change_service.locks import Holder, LockStore
 from release_mgmt.change_service.service_token import TaskIdentity, make_token
 from release_mgmt.change_service.store import ChangeStore

@@ -15,7 +15,8 @@ import pytest
 import requests
 
 from release_mgmt.change_service import permissions as perms
-from release_mgmt.change_service.app import basic_auth, create_app
+from release_mgmt.change_service.app import create_app
+from release_mgmt.change_service.callers import basic_auth
 from release_mgmt.change_service.service_token import AUDIENCE, ISSUER, SERVICE_PRINCIPAL, TaskIdentity, make_token
 from release_mgmt.change_service.store import ChangeStore
 from release_mgmt.hooks.servicenow import ServiceNowChangeHook
@@ -301,7 +302,7 @@ def test_a_distributed_airflow_without_the_service_secret_serves_nothing(monkeyp
     answered 503 naming the setting; a known default secret is refused the same way."""
     from fastapi.testclient import TestClient
 
-    from release_mgmt.change_service.app import airflow_app
+    from release_mgmt.change_service.in_airflow import airflow_app
 
     monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
     monkeypatch.delenv("RELEASE_MGMT_SERVICE_SECRET", raising=False)

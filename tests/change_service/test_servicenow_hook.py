@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from release_mgmt.change_service.app import basic_auth, create_app
+from release_mgmt.change_service.app import create_app
+from release_mgmt.change_service.callers import basic_auth
 from release_mgmt.change_service.store import ChangeStore
 from release_mgmt.hooks.servicenow import ServiceNowChangeHook, ServiceNowError
 from tests.servers import FaultProxy, serve_app

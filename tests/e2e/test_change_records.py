@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from release_mgmt.change_service.app import basic_auth, create_app
+from release_mgmt.change_service.app import create_app
+from release_mgmt.change_service.callers import basic_auth
 from release_mgmt.change_service.store import ChangeStore
 from release_mgmt.dag.builder import build_release_dags
 from release_mgmt.reports import evidence

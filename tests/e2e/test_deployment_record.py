@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from release_mgmt.cli.main import main as cli
+from release_mgmt import cli
 from tests.e2e.conftest import audit_records, states
 
 pytestmark = pytest.mark.e2e

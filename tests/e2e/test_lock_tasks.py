@@ -14,13 +14,14 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from fastapi import HTTPException, Request
 
-from release_mgmt.change_service.app import airflow_run_state, create_app
+from release_mgmt.change_service.app import create_app
+from release_mgmt.change_service.in_airflow import airflow_run_state
 from release_mgmt.change_service.locks import Holder, LockStore
 from release_mgmt.change_service.permissions import Caller
 from release_mgmt.change_service.service_token import check_token
 from release_mgmt.change_service.store import ChangeStore
 from release_mgmt.dag.builder import build_release_dags
-from release_mgmt.operators.base import DeployOperator
+from release_mgmt.operators.deploy import DeployOperator
 from tests.e2e.conftest import audit_records, states, use_releases
 from tests.helpers import command, minimal_definition, write_definition
 from tests.servers import serve_app

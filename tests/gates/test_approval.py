@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from release_mgmt.definition.durations import format_duration, parse_duration
-from release_mgmt.gates.approval import ApprovalGate, Vote, judge, reachable_problems
+from release_mgmt.gates.approval import ApprovalGate, reachable_problems
+from release_mgmt.rules.approval import Vote, judge
 
 GROUPS = {"sre": ["alice", "bob", "carol"], "product": ["pam", "pete"]}
 

@@ -11,8 +11,6 @@ authorizer's own approval record). Errors come in ServiceNow's shape, never as a
 
 from __future__ import annotations
 
-import base64
-import hmac
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,51 +23,17 @@ from sqlalchemy.exc import DataError, StatementError
 from starlette.concurrency import run_in_threadpool
 
 from release_mgmt.change_service import permissions as perms
-from release_mgmt.change_service.locks import API_PATH as LOCKS
-from release_mgmt.change_service.locks import Holder, LockStore, any_run_is_live
+from release_mgmt.change_service.contract import LOCKS, Holder
+from release_mgmt.change_service.locks import LockStore, any_run_is_live
 from release_mgmt.change_service.permissions import Caller
-from release_mgmt.change_service.service_token import (
-    REFUSED_HINT,
-    SERVICE_PRINCIPAL,
-    addressed_to_service,
-    check_token,
-)
+from release_mgmt.change_service.query import parse_query, select_fields
 from release_mgmt.change_service.store import ChangeRuleError, ChangeStore, check_text
 
 TABLE = perms.CHANGES
 APPROVALS = perms.APPROVALS
 NOT_FOUND = {"message": "No Record found", "detail": "Record doesn't exist or ACL restricts the record retrieval"}
 #: ``field`` then an operator; the rest of the term is the value (so a value may hold IN, LIKE, '=')
-TERM = re.compile(r"^(?P<field>[a-z_][a-z0-9_]*)(?P<op>!=|=)(?P<value>.*)$", re.DOTALL)
 Authenticate = Callable[[Request], Caller | Awaitable[Caller]]
-
-
-def parse_query(query: str) -> tuple[list[tuple[str, str, str]], str, bool]:
-    """``a=1^b!=2^ORDERBYDESCnumber`` -> ([(a, =, 1), (b, !=, 2)], "number", True). ``^^`` is a literal ``^``
-    inside a value, as in ServiceNow's encoded queries. Only ``=`` and ``!=`` terms are served."""
-    check_text("sysparm_query", query, 4000)
-    terms: list[tuple[str, str, str]] = []
-    order, descending = "sys_created_on", False
-    for raw in filter(None, re.split(r"\^(?!\^)", query.replace("^^", "\x01"))):
-        term = raw.replace("\x01", "^")
-        if term.startswith("ORDERBYDESC"):
-            order, descending = term.removeprefix("ORDERBYDESC"), True
-        elif term.startswith("ORDERBY"):
-            order, descending = term.removeprefix("ORDERBY"), False
-        elif match := TERM.match(term):
-            terms.append((match["field"], match["op"], match["value"]))
-        else:
-            raise ChangeRuleError(
-                "Invalid query", f"only field=value and field!=value terms are served, not {term!r}", 400
-            )
-    return terms, order, descending
-
-
-def _fields(record: dict[str, str], fields: str | None) -> dict[str, str]:
-    if not fields:
-        return record
-    wanted = [f.strip() for f in fields.split(",") if f.strip()]
-    return {f: record.get(f, "") for f in wanted}
 
 
 def _failure(status: int, message: str, detail: str = "") -> JSONResponse:
@@ -130,7 +94,7 @@ def list_changes(
 ) -> dict[str, Any]:
     terms, order, descending = parse_query(sysparm_query)
     records = store.query(terms, max(0, min(sysparm_limit, 10000)), order, descending)
-    return {"result": [_fields(r, sysparm_fields) for r in records if _readable(caller, r)]}
+    return {"result": [select_fields(r, sysparm_fields) for r in records if _readable(caller, r)]}
 
 
 @router.post(TABLE, status_code=201)
@@ -150,7 +114,7 @@ def get_change(
     sys_id: str, sysparm_fields: str | None = None, store: ChangeStore = StoreDep, caller: Caller = CallerDep
 ) -> Any:
     record = _readable(caller, store.get(sys_id))
-    return _failure(404, **NOT_FOUND) if record is None else {"result": _fields(record, sysparm_fields)}
+    return _failure(404, **NOT_FOUND) if record is None else {"result": select_fields(record, sysparm_fields)}
 
 
 @router.patch(TABLE + "/{sys_id}")
@@ -179,7 +143,7 @@ def list_approvals(
     rows = store.approvals(change_sys_id=change)
     wanted = [r for r in rows if all((r.get(f) == v) == (op == "=") for f, op, v in terms)]
     readable = {sid for sid in {r["sysapproval"] for r in wanted} if _readable(caller, store.get(sid))}
-    return {"result": [_fields(r, sysparm_fields) for r in wanted if r["sysapproval"] in readable]}
+    return {"result": [select_fields(r, sysparm_fields) for r in wanted if r["sysapproval"] in readable]}
 
 
 @router.get(APPROVALS + "/{sys_id}")
@@ -325,7 +289,7 @@ def create_app(store: ChangeStore | None, authenticate: Authenticate) -> FastAPI
         dependencies=[CallerDep],  # a route added without a permission row is refused, never open
     )
     app.state.store = store
-    app.state.store_url = default_store_url
+    app.state.store_url = None  # where to open the store when none is given (in_airflow.py sets it)
     app.state.locks = None
     app.state.run_state = any_run_is_live
     app.state.run_triggerer = _no_triggerer
@@ -375,118 +339,3 @@ async def _json(request: Request) -> Any:
     if not isinstance(body, dict):
         return _failure(400, "Exception while reading request", "the body must be a JSON object")
     return body
-
-
-def _service_caller(token: str) -> Caller | None:
-    """The release task a service token names; None for a token that is not the service's (a user's); a 401
-    naming the shared secret for one addressed to the service that does not verify."""
-    if task := check_token(token):
-        return Caller.release_task(task)
-    if addressed_to_service(token):
-        raise HTTPException(401, detail=REFUSED_HINT)
-    return None
-
-
-def basic_auth(users: dict[str, tuple[str, str]]) -> Callable[[Request], Caller]:
-    """An authenticator for running the service on its own: HTTP Basic against ``users`` (name: (password,
-    role)), role one of permissions.HUMANS or ``release_task`` (an integration user, as ServiceNow has);
-    a Bearer service token (service_token.py) is a release task bound to its run."""
-
-    def authenticate(request: Request) -> Caller:
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer ") and (caller := _service_caller(header[7:])):
-            return caller
-        if header.startswith("Basic "):
-            try:
-                name, _, password = base64.b64decode(header[6:]).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                name, password = "", ""
-            if name in users and hmac.compare_digest(users[name][0], password):
-                role = users[name][1]
-                return Caller(name, role if role == perms.RELEASE_TASK else perms.role_of(role))
-        raise HTTPException(401, detail="User Not Authenticated", headers={"WWW-Authenticate": "Basic"})
-
-    return authenticate
-
-
-async def airflow_caller(request: Request) -> Caller:
-    """Inside Airflow: a release task's service token, or an Airflow user's token (Bearer header, or the UI's
-    session cookie). A user's reads are limited to the DAGs Airflow's auth manager lets them read."""
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
-    from airflow.api_fastapi.core_api.security import resolve_user_from_token
-
-    header = request.headers.get("Authorization", "")
-    token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN, "")
-    if not token:
-        raise HTTPException(401, detail="User Not Authenticated")
-    if caller := _service_caller(token):
-        return caller
-    user = await resolve_user_from_token(token)
-    name = str(user.get_name())
-    if name == SERVICE_PRINCIPAL:
-        raise HTTPException(403, detail="this name is reserved for release tasks")
-    manager = get_auth_manager()
-
-    def can_read(dag_id: str) -> bool:  # a record of no release is nobody's to read
-        return bool(dag_id) and bool(manager.is_authorized_dag(method="GET", details=DagDetails(id=dag_id), user=user))
-
-    return Caller(name, perms.role_of(getattr(user, "role", None)), None, can_read)
-
-
-def airflow_app() -> FastAPI:
-    """The service as Airflow's API server mounts it (plugin ``fastapi_apps``): callers authenticate with
-    Airflow itself or a service token, the database is ``$RELEASE_MGMT_CHANGE_DB`` (any SQLAlchemy URL) or
-    a SQLite file in AIRFLOW_HOME, and a distributed deployment must set its own service secret."""
-    app = create_app(None, airflow_caller)
-    app.state.secret_problem = _deployment_secret_problem  # checked on every call, never at plugin import
-    app.state.run_state = airflow_run_state
-    app.state.run_triggerer = airflow_run_triggerer
-    return app
-
-
-def _deployment_secret_problem() -> str:
-    """Why this deployment's service secret is unfit ('' when fine); the service serves nothing until it is."""
-    from release_mgmt.change_service.service_token import ServiceSecretError, require_deployment_secret
-
-    try:
-        require_deployment_secret()
-    except ServiceSecretError as exc:
-        return str(exc)
-    return ""
-
-
-def _run_column(dag_id: str, run_id: str, column: str) -> Any:
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        return session.scalar(select(getattr(DagRun, column)).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
-
-
-def airflow_run_state(dag_id: str, run_id: str) -> str | None:
-    """A run's state in Airflow's database (the API server can read it): tells live lock holders from dead."""
-    state = _run_column(dag_id, run_id, "state")
-    return None if state is None else str(getattr(state, "value", state))
-
-
-def airflow_run_triggerer(dag_id: str, run_id: str) -> str | None:
-    """Who triggered a run, as Airflow recorded it: never an authorizer of the run's changes."""
-    if not dag_id or not run_id:
-        return None
-    name = _run_column(dag_id, run_id, "triggering_user_name")
-    return str(name) if name else None
-
-
-def default_store_url() -> str:
-    """The change database: $RELEASE_MGMT_CHANGE_DB, else SQLite in AIRFLOW_HOME."""
-    import os
-    from pathlib import Path
-
-    if url := os.environ.get("RELEASE_MGMT_CHANGE_DB"):
-        return url
-    from airflow.configuration import AIRFLOW_HOME
-
-    return f"sqlite:///{Path(AIRFLOW_HOME) / 'release_mgmt_changes.db'}"

@@ -12,7 +12,6 @@ lock first bumps the lock's row: that write serializes them on PostgreSQL (row l
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,8 +22,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from release_mgmt.change_service.contract import LOCKS, Holder
+
 #: where the service answers lock calls (under its mount point, /change-service inside Airflow)
-API_PATH = "/api/release_mgmt/locks"
+API_PATH = LOCKS
 WAITING, HELD, RELEASED = "waiting", "held", "released"
 LIVE_RUN_STATES = frozenset({"queued", "running"})
 
@@ -73,18 +74,6 @@ class LockRequest(_Base):
             "released_on": self.released_on,
             "released_why": self.released_why,
         }
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Who asks for a lock: one run of one DAG in one environment."""
-
-    dag_id: str
-    run_id: str
-    environment: str
-
-    def owns(self, request: LockRequest) -> bool:
-        return (request.dag_id, request.run_id, request.environment) == (self.dag_id, self.run_id, self.environment)
 
 
 def _now() -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from release_mgmt.change_service import contract
 from release_mgmt.change_service.service_token import SERVICE_PRINCIPAL, TaskIdentity
 
 ANONYMOUS, VIEWER, USER, OP, ADMIN = "anonymous", "viewer", "user", "op", "admin"
@@ -26,10 +27,7 @@ HUMANS = (VIEWER, USER, OP, ADMIN)
 ROLES = (ANONYMOUS, *HUMANS, AUTHORIZER, RELEASE_TASK)
 READERS = frozenset({*HUMANS, AUTHORIZER, RELEASE_TASK})
 
-CHANGES = "/api/now/table/change_request"
-APPROVALS = "/api/now/table/sysapproval_approver"
-DECIDE = "/api/release_mgmt/change_request/{sys_id}"
-LOCKS = "/api/release_mgmt/locks"
+CHANGES, APPROVALS, DECIDE, LOCKS = contract.TABLE, contract.APPROVALS, contract.DECIDE, contract.LOCKS
 
 
 @dataclass(frozen=True)

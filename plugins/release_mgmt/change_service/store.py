@@ -23,67 +23,28 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from release_mgmt.change_service import approvals as approval_rules
-from release_mgmt.errors import ReleaseMgmtError
+from release_mgmt.change_service.fields import (
+    AT_CREATION,
+    ECHOED,
+    LIFECYCLE,
+    STATES,
+    WRITABLE,
+    ChangeRuleError,
+    check_state,
+    check_text,
+    check_transition,
+)
+from release_mgmt.rules.change import (
+    AUTHORIZE,
+    CANCELED,
+    CLOSE_CODES,
+    CLOSED,
+    FLOWS,
+    NEW,
+    SCHEDULED,
+)
 
-NEW, ASSESS, AUTHORIZE, SCHEDULED, IMPLEMENT, REVIEW, CLOSED, CANCELED = -5, -4, -3, -2, -1, 0, 3, 4
-STATES = {
-    NEW: "New",
-    ASSESS: "Assess",
-    AUTHORIZE: "Authorize",
-    SCHEDULED: "Scheduled",
-    IMPLEMENT: "Implement",
-    REVIEW: "Review",
-    CLOSED: "Closed",
-    CANCELED: "Canceled",
-}
-#: the state model per change type: where a change may go from each state (cancel is allowed until closed).
-#: Nobody moves a change out of Authorize by writing its state: its approval records do (see decide()).
-FLOWS = {
-    "normal": {
-        NEW: {ASSESS},
-        ASSESS: {AUTHORIZE},
-        AUTHORIZE: set(),
-        SCHEDULED: {IMPLEMENT},
-        IMPLEMENT: {REVIEW},
-        REVIEW: {CLOSED},
-    },
-    "standard": {NEW: {SCHEDULED, IMPLEMENT}, SCHEDULED: {IMPLEMENT}, IMPLEMENT: {REVIEW}, REVIEW: {CLOSED}},
-    "emergency": {NEW: {AUTHORIZE}, AUTHORIZE: set(), SCHEDULED: {IMPLEMENT}, IMPLEMENT: {REVIEW}, REVIEW: {CLOSED}},
-}
-CLOSE_CODES = ("successful", "successful_issues", "unsuccessful")
-#: fields a lifecycle update (PATCH) may write
-LIFECYCLE = (
-    "short_description",
-    "description",
-    "state",
-    "start_date",
-    "end_date",
-    "work_start",
-    "work_end",
-    "implementation_plan",
-    "backout_plan",
-    "test_plan",
-    "close_code",
-    "close_notes",
-    "justification",
-    "risk",
-    "impact",
-)
-#: fields only a create may write: what the change is, and for which release run
-AT_CREATION = (
-    "type",
-    "correlation_id",
-    "cmdb_ci",
-    "assignment_group",
-    "u_airflow_dag_id",
-    "u_airflow_run_id",
-    "u_requested_by",
-    "u_authorizers",
-    "u_min_authorizations",
-)
-WRITABLE = LIFECYCLE + AT_CREATION
-#: read-only record fields a client may echo back unchanged
-ECHOED = ("work_notes", "sys_id", "number")
+__all__ = ["LIFECYCLE", "STATES", "WRITABLE", "ChangeRuleError", "ChangeStore", "check_state", "check_text"]
 
 
 class Base(DeclarativeBase):
@@ -160,15 +121,6 @@ class Approval(Base):
     sys_updated_by: Mapped[str] = mapped_column(String(100), default="")
 
 
-class ChangeRuleError(ReleaseMgmtError):
-    """A write the change's state model or fields do not allow (the Table API answers 403 or 400)."""
-
-    def __init__(self, message: str, detail: str = "", status: int = 403) -> None:
-        self.status = status
-        self.detail = detail
-        super().__init__(message)
-
-
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -179,30 +131,6 @@ def as_record(row: Base, work_notes: str | None = None) -> dict[str, str]:
     if work_notes is not None:
         record["work_notes"] = work_notes
     return record
-
-
-def check_text(name: str, value: Any, limit: int | None = None) -> str:
-    """``value`` as a stored text: a single value (no list, object), no NUL byte, within the column's length."""
-    if isinstance(value, dict | list):
-        raise ChangeRuleError("Invalid value", f"{name} must be a single value, not a list or object", 400)
-    text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-    if "\x00" in text:
-        raise ChangeRuleError("Invalid value", f"{name} contains a NUL character", 400)
-    if limit is not None and len(text) > limit:
-        raise ChangeRuleError("Invalid value", f"{name} is at most {limit} characters, not {len(text)}", 400)
-    return text
-
-
-def check_state(value: Any) -> int:
-    """A stored state value (-5 ... 4) given as a number or its digits; labels, null and lists are refused."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ChangeRuleError("Invalid state", f"state must be one of {sorted(STATES)}, not {value!r}", 400)
-    text = str(value).strip()
-    if not text.lstrip("-").isdigit() or int(text) not in STATES:
-        raise ChangeRuleError(
-            "Invalid state", f"state must be a stored value ({', '.join(map(str, sorted(STATES)))}), not {text!r}", 400
-        )
-    return int(text)
 
 
 def _minimum(value: str) -> int:
@@ -299,7 +227,7 @@ class ChangeStore:
             values = _values({k: v for k, v in fields.items() if k not in AT_CREATION}, LIFECYCLE)
             notes = check_text("work_notes", fields.get("work_notes"))
             if "state" in values:
-                _check_transition(change, values["state"], values)
+                check_transition(change, values["state"], values)
                 if values["state"] == AUTHORIZE and change.state != AUTHORIZE:
                     self._request_approvals(session, change)
             for name, value in values.items():
@@ -419,20 +347,3 @@ def _fixed_at_creation(change: ChangeRequest, fields: Mapping[str, Any]) -> None
             raise ChangeRuleError(
                 "Field is read-only", f"{name} of {change.number} is fixed at creation ({getattr(change, name)!r})"
             )
-
-
-def _check_transition(change: ChangeRequest, target: int, values: Mapping[str, Any]) -> None:
-    """The state model: one step along the change type's flow, or cancel before closing."""
-    current = change.state
-    if target == current:
-        return
-    if target == CANCELED and current not in (CLOSED, CANCELED):
-        return
-    if target not in FLOWS[change.type].get(current, set()):
-        how = " (its approval records decide)" if current == AUTHORIZE else ""
-        raise ChangeRuleError(
-            "Operation against file 'change_request' was aborted by Business Rule 'State model'",
-            f"{change.number} ({change.type}) cannot move from {STATES[current]} to {STATES[target]}{how}",
-        )
-    if target == CLOSED and not (values.get("close_code") or change.close_code):
-        raise ChangeRuleError("Close code required", f"closing {change.number} needs close_code and close_notes")

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from release_mgmt.definition.loader import load_paths, shell_problems
+from release_mgmt.definition.checks import shell_problems
+from release_mgmt.definition.loader import load_paths
 from release_mgmt.definition.models import json_schema
 from release_mgmt.errors import ReleaseMgmtError
 
@@ -157,7 +158,7 @@ def cmd_calendar(args: argparse.Namespace) -> int:
     """Upcoming freezes and maintenance windows per release and environment, local time and UTC."""
     from datetime import UTC, datetime, timedelta
 
-    from release_mgmt.definition.calendars import upcoming
+    from release_mgmt.rules.windows import upcoming
 
     start = datetime.fromisoformat(args.start).astimezone(UTC) if args.start else datetime.now(UTC)
     end = start + timedelta(days=args.days)

@@ -17,16 +17,9 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from release_mgmt.errors import ReleaseMgmtError
+from release_mgmt.errors import ApiError, ReleaseMgmtError
 
-
-class ApiError(ReleaseMgmtError):
-    """A REST call that did not succeed: the status and a short excerpt of the answer."""
-
-    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
-        self.status = status
-        self.detail = detail
-        super().__init__(f"{method} {path}: HTTP {status}: {detail[:300]}")
+__all__ = ["AirflowApi", "ApiError"]
 
 
 class AirflowApi:

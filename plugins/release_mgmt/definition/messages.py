@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from release_mgmt.definition.models import PATTERN_RULES, ReleaseDefinition
 from release_mgmt.errors import Problem
-from release_mgmt.gates import GATE_TYPES
+from release_mgmt.gates import GATE_TYPES, gate_type_names
 from release_mgmt.steps import STEP_TYPES, step_type_names
 
 
@@ -150,8 +150,7 @@ def _sentence(err: dict[str, Any], data: Any) -> str:
     if kind in STEP_TYPE_TEMPLATES and loc[-1:] == ("type",) and _is_step(loc[:-1]):
         return STEP_TYPE_TEMPLATES[kind].format(**names)
     if kind == "literal_error" and loc[-1:] == ("type",) and _is_gate(loc[:-1]):
-        gate_types = ", ".join(g.model_fields["type"].annotation.__args__[0] for g in GATE_TYPES)
-        return f"unknown gate type {value!r}; expected one of: {gate_types}"
+        return f"unknown gate type {value!r}; expected one of: {', '.join(gate_type_names())}"
     if kind in TEMPLATES:
         return TEMPLATES[kind].format(**names)
     msg = err["msg"]

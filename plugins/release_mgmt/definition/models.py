@@ -13,7 +13,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from release_mgmt.definition.calendars import Window
 from release_mgmt.definition.durations import Duration
 from release_mgmt.gates import Gate
-from release_mgmt.gates.approval import GroupName, User
+from release_mgmt.gates.approval import User
+from release_mgmt.gates.base import GroupName
 from release_mgmt.steps import Step
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,49}$"

@@ -1,23 +1,22 @@
-"""The ``approval`` gate: who may approve an environment, how many must, and the rules of the count.
+"""The ``approval`` gate: who may approve an environment, how many must, and what can never be reached.
 
-Pure: the model and the judgement of each vote. The operator (approval_operator.py) waits for
-votes through Airflow's human-in-the-loop requests and asks :func:`judge` what each one means.
+The model and its load-time checks; the votes are judged in rules/approval.py, and the operator
+(operators/approval.py) waits for them through Airflow's human-in-the-loop requests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from release_mgmt.definition.durations import Duration
+from release_mgmt.gates.base import GateModel, GroupName
 
 USER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$"
 User = Annotated[str, StringConstraints(pattern=USER_PATTERN)]
-GroupName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,49}$")]
 APPROVE, REJECT = "Approve", "Reject"
 
 
@@ -30,10 +29,10 @@ class GroupQuorum(BaseModel):
     min_approvals: int = Field(default=1, ge=1)
 
 
-class ApprovalGate(BaseModel):
+class ApprovalGate(GateModel):
     """Named people must approve before the environment's deployment starts."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    OPERATOR: ClassVar[str] = "release_mgmt.operators.approval.ApprovalGateOperator"
 
     type: Literal["approval"]
     name: GroupName = Field(default="approval", description="Task id suffix: gate_<name>.")
@@ -52,72 +51,25 @@ class ApprovalGate(BaseModel):
     subject: str | None = Field(default=None, description="Title of the request (templated).")
     instructions: str = Field(default="", description="Extra text for the approvers (templated).")
 
+    def problems(self, approver_groups: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
+        """Approver groups that exist, then quorums that some set of eligible approvers can reach."""
+        known = ", ".join(sorted(approver_groups)) or "none (define approver_groups)"
+        unknown = [
+            (
+                f"groups[{k}]",
+                f"unknown approver group {group!r}; known groups: {known}",
+            )
+            for k, group in enumerate(self.groups)
+            if group not in approver_groups
+        ]
+        return unknown or reachable_problems(self, approver_groups)
+
     def eligible(self, approver_groups: Mapping[str, Sequence[str]]) -> list[str]:
         """Every user who may approve: ``users`` plus the members of ``groups``, sorted."""
         names = set(self.users)
         for group in self.groups:
             names.update(approver_groups.get(group, ()))
         return sorted(names)
-
-
-@dataclass(frozen=True)
-class Vote:
-    """One answer to the request."""
-
-    user: str
-    decision: str
-    comment: str
-    at: str
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What a vote means: ``refused`` (gate keeps waiting), ``counted`` (keeps waiting), ``approved``, ``rejected``."""
-
-    kind: Literal["refused", "counted", "approved", "rejected"]
-    reason: str
-
-
-def missing(gate: ApprovalGate, approvals: Sequence[str], groups: Mapping[str, Sequence[str]]) -> list[str]:
-    """What the quorum still lacks, in words (empty when reached)."""
-    lacks = []
-    if len(set(approvals)) < gate.min_approvals:
-        lacks.append(f"{gate.min_approvals - len(set(approvals))} more approval(s)")
-    for quorum in gate.group_quorums:
-        have = len(set(approvals) & set(groups.get(quorum.group, ())))
-        if have < quorum.min_approvals:
-            lacks.append(f"{quorum.min_approvals - have} more from {quorum.group}")
-    return lacks
-
-
-def judge(  # noqa: PLR0911 - one return per rule, in the order they apply
-    gate: ApprovalGate,
-    vote: Vote,
-    *,
-    groups: Mapping[str, Sequence[str]],
-    triggerer: str,
-    approvals: Sequence[str],
-    earlier_approvers: Sequence[str] = (),
-) -> Verdict:
-    """The meaning of ``vote`` given the approvals counted so far."""
-    if vote.user not in gate.eligible(groups):
-        return Verdict("refused", f"{vote.user} is not an eligible approver of this gate")
-    if gate.separation_of_duties and vote.user == triggerer:
-        return Verdict("refused", f"separation of duties: {vote.user} triggered this run and cannot approve it")
-    if vote.user in approvals:
-        return Verdict("refused", f"{vote.user} already approved; one person counts once")
-    if gate.distinct_across_environments and vote.user in earlier_approvers:
-        return Verdict("refused", f"{vote.user} approved an earlier environment of this run")
-    if vote.decision == REJECT:
-        if not vote.comment.strip():
-            return Verdict("refused", "a reject needs a comment saying why")
-        return Verdict("rejected", f"rejected by {vote.user}: {vote.comment.strip()}")
-    if vote.decision != APPROVE:
-        return Verdict("refused", f"unknown decision {vote.decision!r}")
-    lacks = missing(gate, [*approvals, vote.user], groups)
-    if lacks:
-        return Verdict("counted", f"approval by {vote.user} counted; still needed: {', '.join(lacks)}")
-    return Verdict("approved", f"quorum reached: {', '.join([*approvals, vote.user])}")
 
 
 def reachable_problems(gate: ApprovalGate, groups: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:

@@ -6,21 +6,22 @@ harmless."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from release_mgmt.change_service.locks import API_PATH as LOCKS
-from release_mgmt.change_service.locks import Holder
+from release_mgmt.change_service.contract import LOCKS, Holder, describe
 from release_mgmt.change_service.service_token import TaskIdentity
 from release_mgmt.hooks.servicenow import ServiceNowChangeHook
+
+__all__ = ["LOCKS", "Holder", "LockClient", "describe"]
 
 
 class LockClient:
     """Acquire and release calls to the built-in service (retried with backoff; both are idempotent)."""
 
-    def __init__(self, identity: TaskIdentity) -> None:
+    def __init__(self, identity: TaskIdentity, **hook_settings: Any) -> None:
         """``identity``: the calling task; the service takes the lock's holder from it."""
-        self.hook = ServiceNowChangeHook.builtin_service(timeout=30, retries=4, identity=identity)
+        settings = {"timeout": 30, "retries": 4, **hook_settings}
+        self.hook = ServiceNowChangeHook.builtin_service(identity=identity, **settings)
 
     def acquire(self, lock: str) -> dict[str, Any]:
         """Queue this task's run for ``lock`` (once) and say whether it holds it now."""
@@ -32,15 +33,17 @@ class LockClient:
         result: dict[str, Any] | None = self.hook.call("POST", f"{LOCKS}/release", {"lock": lock, "why": why})
         return result
 
+    async def acquire_async(self, lock: str) -> dict[str, Any]:
+        """:meth:`acquire` for triggers (aiohttp, no thread)."""
+        from release_mgmt.hooks.servicenow_async import request
 
-def holder_of(context: Mapping[str, Any], environment: str) -> Holder:
-    """The holder a release task acts as: its run, in ``environment``."""
-    return Holder(context["ti"].dag_id, context["run_id"], environment)
+        result: dict[str, Any] = await request(self.hook, "POST", f"{LOCKS}/acquire", {"lock": lock})
+        return result
 
-
-def describe(request: Mapping[str, Any] | None) -> str:
-    """``release_x run R (prod) since T`` for a holder or waiter; ``nobody`` for None."""
-    if not request:
-        return "nobody"
-    since = request.get("granted_on") or request.get("requested_on") or ""
-    return f"{request['dag_id']} run {request['run_id']} ({request['environment']}) since {since}"
+    def ensure_held(self, lock: str) -> tuple[bool, dict[str, Any] | None]:
+        """Whether this task's run holds ``lock`` now, taking it when it is free; a run that finds it taken
+        leaves the line it just joined (it is not waiting). (held, holder)."""
+        answer = self.acquire(lock)
+        if not answer["granted"]:
+            self.release(lock, "deploy found the lock taken")
+        return bool(answer["granted"]), answer.get("holder")

@@ -14,14 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from airflow.providers.standard.operators.hitl import HITLOperator
-from airflow.sdk import Param
+from airflow.sdk import Context, Param
 from airflow.sdk.exceptions import AirflowFailException, TaskAwaitingInput
 from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
 from release_mgmt.definition.durations import format_duration
-from release_mgmt.gates.approval import APPROVE, REJECT, ApprovalGate, Vote, judge, missing
+from release_mgmt.gates.approval import APPROVE, REJECT, ApprovalGate
 from release_mgmt.records import audit
 from release_mgmt.rules import run_params
+from release_mgmt.rules.approval import Vote, judge, missing
 
 VOTES, DEADLINE, REFUSED = "gate_votes", "gate_deadline", "gate_refused"
 
@@ -83,7 +84,7 @@ class ApprovalGateOperator(HITLOperator):
             details=details,
         )
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         gate = self.model
         eligible = gate.eligible(self.approver_groups)
         self.log.info(
@@ -119,7 +120,7 @@ class ApprovalGateOperator(HITLOperator):
         )
         return super().execute(context)
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         ti = context["ti"]
         gate = self.model
         approvals: list[dict[str, Any]] = list(ti.xcom_pull(task_ids=self.task_id, key=VOTES) or [])
@@ -261,7 +262,7 @@ class BreakGlassOperator(ApprovalGateOperator):
         )
         super().__init__(environment="every environment", **kwargs)
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         change = str(context["params"].get("emergency_change") or "").strip()
         if not change:
             self._audit(context, "break_glass.not_requested", "skipped")

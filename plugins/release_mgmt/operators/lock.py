@@ -11,17 +11,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
+from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from release_mgmt.change_service.locks import Holder
+from release_mgmt.change_service.contract import Holder, describe
 from release_mgmt.change_service.service_token import TaskIdentity
-from release_mgmt.hooks.locks import LockClient, describe, holder_of
-from release_mgmt.hooks.servicenow import ServiceNowError
+from release_mgmt.errors import ServiceNowError
+from release_mgmt.hooks.locks import LockClient
 from release_mgmt.operators.base import ReleaseOperator
+from release_mgmt.triggers.events import LockEvent
 from release_mgmt.triggers.lock import EnvironmentLockTrigger
+
+#: how much longer than its own deadline Airflow lets the trigger run before failing the task itself
+TRIGGER_GRACE = timedelta(minutes=10)
+
+
+def lock_client(context: Context) -> LockClient:
+    """The lock client, calling as this task: the service takes the holder from its token."""
+    return LockClient(identity=TaskIdentity.from_context(context))
 
 
 def _seconds_between(start: str, end: str) -> float:
@@ -39,13 +49,13 @@ class _LockOperator(ReleaseOperator):
         self.environment = environment
         self.lock = lock
 
-    def _holder(self, context: Mapping[str, Any]) -> Holder:
-        return holder_of(context, self.environment)
+    def _holder(self, context: Context) -> Holder:
+        """The holder this task acts as: its run, in its environment."""
+        return Holder(context["ti"].dag_id, context["run_id"], self.environment)
 
     @staticmethod
-    def _client(context: Mapping[str, Any]) -> LockClient:
-        """The lock client, calling as this task: the service takes the holder from its token."""
-        return LockClient(identity=TaskIdentity.from_context(context))
+    def _client(context: Context) -> LockClient:
+        return lock_client(context)
 
     def _lock_audit(self, context: Mapping[str, Any], event: str, outcome: str, **details: Any) -> None:
         self._audit(context, event, outcome, environment=self.environment, details={"lock": self.lock, **details})
@@ -59,7 +69,7 @@ class EnvironmentLockOperator(_LockOperator):
         self.timeout_seconds = timeout_seconds
         self.poll_seconds = poll_seconds
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         if context["params"].get("dry_run"):
             self.log.info("DRY RUN: would take lock %s before deploying to %s", self.lock, self.environment)
             self._lock_audit(context, "lock.dry_run", "skipped")
@@ -90,21 +100,22 @@ class EnvironmentLockOperator(_LockOperator):
                 poll_seconds=self.poll_seconds,
                 task_id=self.task_id,
             ),
-            method_name="resume",
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout_seconds) + TRIGGER_GRACE,
         )
 
-    def resume(self, context: Any, event: Mapping[str, Any]) -> dict[str, Any]:
-        if event.get("status") == "granted":
+    def execute_complete(self, context: Context, event: LockEvent) -> dict[str, Any]:
+        if event["status"] == "granted":
             return self._granted(context, event["answer"])
         try:  # leave the queue, so the runs behind this one are not held up by it
-            self._client(context).release(self.lock, f"gave up waiting: {event.get('status')}")
+            self._client(context).release(self.lock, f"gave up waiting: {event['status']}")
         except ServiceNowError as exc:
             self.log.warning("could not leave the queue of lock %s (it is left when the run ends): %s", self.lock, exc)
-        held_by = event.get("holder")
-        self._lock_audit(context, "lock.timeout", "failed", held_by=held_by, error=event.get("error", ""))
+        held_by, error = event["holder"], event["error"]
+        self._lock_audit(context, "lock.timeout", "failed", held_by=held_by, error=error)
         raise AirflowFailException(
             f"{self.environment}: lock {self.lock} not granted within {self.timeout_seconds:.0f}s; held by "
-            f"{describe(held_by)}{'; last error: ' + event['error'] if event.get('error') else ''}. Wait for that "
+            f"{describe(held_by)}{'; last error: ' + error if error else ''}. Wait for that "
             f"run to finish (or fail it, which frees the lock), then clear this task; lock_timeout sets the wait."
         )
 
@@ -132,7 +143,7 @@ class EnvironmentUnlockOperator(_LockOperator):
     A lock it cannot give back is logged, not failed: the service frees it when this run ends.
     """
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         if context["params"].get("dry_run"):
             raise AirflowSkipException("dry run: no lock was taken")
         try:

@@ -7,30 +7,14 @@ JSON, and a Markdown rendering for people who never opened Airflow.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from release_mgmt import masking
+from release_mgmt.records.digest import canonical, digest, verify
 
 REPORT_VERSION = 1
-
-
-def canonical(value: Any) -> str:
-    """The canonical JSON the digest is taken over (sorted keys, no spaces, UTF-8)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def digest(report: Mapping[str, Any]) -> str:
-    """SHA-256 of the report without its own ``digest`` field."""
-    body = {k: v for k, v in report.items() if k != "digest"}
-    return hashlib.sha256(canonical(body).encode()).hexdigest()
-
-
-def verify(report: Mapping[str, Any]) -> bool:
-    """Whether the report still matches its digest."""
-    return report.get("digest") == digest(report)
+__all__ = ["REPORT_VERSION", "build", "canonical", "digest", "fetch", "to_markdown", "verify"]
 
 
 def build(

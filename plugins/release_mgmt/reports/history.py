@@ -156,7 +156,7 @@ def fetch(
 
 
 def _xcom(api: Any, run_path: str, task_id: str) -> Any:
-    from release_mgmt.cli.rest import ApiError
+    from release_mgmt.errors import ApiError
 
     try:
         return api.get(f"{run_path}/taskInstances/{quote(task_id)}/xcomEntries/return_value").get("value")

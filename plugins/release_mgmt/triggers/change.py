@@ -10,70 +10,69 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from release_mgmt.change_service.service_token import TaskIdentity
-from release_mgmt.hooks.servicenow import ServiceNowChangeHook, ServiceNowError
-
-AUTHORIZED = (-2, -1)  # Scheduled, Implement
-STOPPED = (3, 4)  # Closed, Canceled
+from release_mgmt.errors import ServiceNowError
+from release_mgmt.hooks.change_backend import backend_named
+from release_mgmt.rules.change import AUTHORIZED, STOPPED, ChangeState
+from release_mgmt.triggers.events import ChangeDecided, ChangeError, ChangeTimedOut
 
 
 class ChangeAuthorizationTrigger(BaseTrigger):
     """Polls the change with backoff (``poll_seconds`` doubling up to ``max_poll_seconds``) until it is
-    authorized or stopped, or ``deadline`` (epoch seconds) passes."""
+    authorized or stopped, or ``deadline`` (epoch seconds) passes. ``backend`` names the change backend the
+    operator chose for the environment's ``change`` settings; ``identity`` is the waiting task."""
 
     def __init__(
         self,
-        conn_id: str,
+        change: dict[str, Any],
         sys_id: str,
         deadline: float,
         poll_seconds: float = 15,
         max_poll_seconds: float = 600,
         *,
+        backend: str = "servicenow",
         identity: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
-        self.identity = dict(identity) if identity else None  # the waiting task (the built-in service's token)
-        self.conn_id = conn_id
+        self.backend = backend
+        self.change = dict(change)
         self.sys_id = sys_id
         self.deadline = deadline
         self.poll_seconds = poll_seconds
         self.max_poll_seconds = max_poll_seconds
+        self.identity = dict(identity) if identity else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__name__}",
             {
-                "conn_id": self.conn_id,
+                "change": self.change,
                 "sys_id": self.sys_id,
                 "deadline": self.deadline,
                 "poll_seconds": self.poll_seconds,
                 "max_poll_seconds": self.max_poll_seconds,
+                "backend": self.backend,
                 "identity": self.identity,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         identity = TaskIdentity(**self.identity) if self.identity else None
-        hook = ServiceNowChangeHook(self.conn_id, identity=identity)
         wait = self.poll_seconds
         while True:
             try:
-                record = await asyncio.to_thread(hook.get, self.sys_id)
-            except ServiceNowError as exc:
-                yield TriggerEvent({"status": "error", "message": str(exc)})
+                backend = backend_named(self.backend, self.change, identity)
+                record = await backend.get_async(self.sys_id)
+                state = ChangeState.of(record)
+            except (ServiceNowError, ValueError) as exc:
+                yield TriggerEvent(ChangeError(status="error", message=str(exc)))
                 return
-            state = int(record["state"])
+            number = str(record.get("number", ""))
             if state in AUTHORIZED or state in STOPPED:
-                yield TriggerEvent(
-                    {
-                        "status": "decided",
-                        "state": state,
-                        "approval": record.get("approval", ""),
-                        "number": record.get("number", ""),
-                    }
-                )
+                approval = str(record.get("approval", ""))
+                yield TriggerEvent(ChangeDecided(status="decided", state=int(state), approval=approval, number=number))
                 return
             if time.time() >= self.deadline:
-                yield TriggerEvent({"status": "timeout", "state": state, "number": record.get("number", "")})
+                yield TriggerEvent(ChangeTimedOut(status="timeout", state=int(state), number=number))
                 return
             await asyncio.sleep(min(wait, max(0.0, self.deadline - time.time())))
             wait = min(wait * 2, self.max_poll_seconds)

@@ -9,10 +9,11 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from release_mgmt.change_service.locks import Holder
+from release_mgmt.change_service.contract import Holder, describe
 from release_mgmt.change_service.service_token import TaskIdentity
-from release_mgmt.hooks.locks import LockClient, describe
-from release_mgmt.hooks.servicenow import ServiceNowError
+from release_mgmt.errors import ServiceNowError
+from release_mgmt.hooks.locks import LockClient
+from release_mgmt.triggers.events import LockGranted, LockTimedOut
 
 
 class EnvironmentLockTrigger(BaseTrigger):
@@ -52,24 +53,25 @@ class EnvironmentLockTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         holder = Holder(**self.holder)
-        client = LockClient(identity=TaskIdentity(holder.dag_id, holder.run_id, str(self.task_id)))
+        # one attempt per poll: the trigger's own loop retries until the deadline
+        client = LockClient(TaskIdentity(holder.dag_id, holder.run_id, str(self.task_id)), retries=0)
         wait, error, held_by = self.poll_seconds, "", None
         while True:
             try:
-                answer = await asyncio.to_thread(client.acquire, self.lock)
+                answer = await client.acquire_async(self.lock)
             except ServiceNowError as exc:
                 error = str(exc)
                 self.log.warning("lock %s: service not answering, trying again: %s", self.lock, exc)
             else:
                 error = ""
                 if answer["granted"]:
-                    yield TriggerEvent({"status": "granted", "answer": answer})
+                    yield TriggerEvent(LockGranted(status="granted", answer=answer))
                     return
                 if answer["holder"] != held_by:
                     held_by = answer["holder"]
                     self.log.info("lock %s held by %s", self.lock, describe(held_by))
             if time.time() >= self.deadline:
-                yield TriggerEvent({"status": "timeout", "holder": held_by, "error": error})
+                yield TriggerEvent(LockTimedOut(status="timeout", holder=held_by, error=error))
                 return
             await asyncio.sleep(max(0.0, min(wait, self.deadline - time.time())))
             wait = min(wait * 1.5, self.max_poll_seconds)

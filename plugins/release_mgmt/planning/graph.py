@@ -1,4 +1,5 @@
 """Definition -> plan: the release DAG as plain data (task ids, kinds, upstream ids). No Airflow here.
+planning/arguments.py then gives each task its operator and that operator's JSON-able arguments.
 
 Per environment (a task group, in promotion order) the plan holds:
 
@@ -69,8 +70,10 @@ class TaskSpec:
     fallback: tuple[StepModel, ...] = ()
     #: the task after which the component counts as deployed and healthy: it records the deployment
     records: bool = False
-    #: gate only: the gate's definition
-    gate: Any = None
+    #: the operator class that runs the task (dotted path) and its keyword arguments (plain JSON values),
+    #: filled in by planning/arguments.py: the DAG builder only makes operators, groups and edges
+    operator: str = ""
+    arguments: dict[str, Any] = field(default_factory=dict)
 
     @property
     def local_id(self) -> str:
@@ -89,11 +92,13 @@ class EnvironmentPlan:
     on_freeze: str = "wait"
     outside_maintenance: str = "wait"
     expected_duration: timedelta = timedelta(0)
-    #: the connection of this environment's change requests (None: no change requests here)
-    change_connection: str | None = None
+    #: this environment's change settings as JSON (None: no change requests here)
+    change: dict[str, Any] | None = None
     #: the lock runs take before deploying here (None: one run at a time is guaranteed without it)
     lock: str | None = None
     lock_timeout: timedelta = timedelta(days=1)
+    #: who may authorize this environment's changes (users, approver groups' and the assignment group's members)
+    authorizers: tuple[str, ...] = ()
 
     def local_ids(self, *excluded: str) -> list[str]:
         """The ids inside the task group of every task but those of the ``excluded`` kinds."""
@@ -186,15 +191,18 @@ def _entry_chain(environment: Environment, entry_upstream: tuple[str, ...], lock
     entry = f"{env}.enter"
     tasks = [TaskSpec(entry, "enter", env, upstream=entry_upstream, trigger_rule=NONE_FAILED)]
     if environment.change is not None:
-        tasks.append(TaskSpec(f"{env}.change_open", "change_open", env, upstream=(entry,), gate=environment.change))
+        tasks.append(TaskSpec(f"{env}.change_open", "change_open", env, upstream=(entry,)))
         entry = tasks[-1].task_id
     for gate in environment.gates:
-        tasks.append(TaskSpec(f"{env}.gate_{gate.name}", "gate", env, upstream=(entry,), gate=gate))
+        gate_args = {"gate": gate.model_dump(mode="json")}
+        tasks.append(
+            TaskSpec(
+                f"{env}.gate_{gate.name}", "gate", env, upstream=(entry,), operator=gate.OPERATOR, arguments=gate_args
+            )
+        )
         entry = tasks[-1].task_id
     if environment.change is not None:
-        tasks.append(
-            TaskSpec(f"{env}.change_authorized", "change_authorized", env, upstream=(entry,), gate=environment.change)
-        )
+        tasks.append(TaskSpec(f"{env}.change_authorized", "change_authorized", env, upstream=(entry,)))
         entry = tasks[-1].task_id
     if lock is not None:
         tasks.append(TaskSpec(f"{env}.lock", "lock", env, upstream=(entry,)))
@@ -262,7 +270,6 @@ def _environment_tasks(
                 env,
                 upstream=before,
                 trigger_rule=ALL_DONE,
-                gate=environment.change,
             )
         )
     everything = tuple(t.task_id for t in tasks)
@@ -270,7 +277,7 @@ def _environment_tasks(
     return tasks
 
 
-def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> ReleasePlan:
+def plan_graph(defn: ReleaseDefinition, source: str, workdir: str = ".") -> ReleasePlan:
     """The plan of one valid definition. Same definition, same plan: no clock, no randomness.
 
     ``source`` names the definition file in messages; ``workdir`` is where its commands run.
@@ -280,7 +287,8 @@ def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> Re
     first: tuple[str, ...] = (preflight.task_id,)
     break_glass = None
     if defn.break_glass is not None:  # an emergency run's approval to deploy during freezes, asked once
-        break_glass = TaskSpec("break_glass", "break_glass", upstream=first, gate=defn.break_glass)
+        gate_args = {"gate": defn.break_glass.model_dump(mode="json")}
+        break_glass = TaskSpec("break_glass", "break_glass", upstream=first, arguments=gate_args)
         first = (break_glass.task_id,)
     envs: list[EnvironmentPlan] = []
     previous: tuple[str, ...] = first
@@ -296,9 +304,12 @@ def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> Re
                 env.on_freeze,
                 env.outside_maintenance,
                 env.expected_duration,
-                env.change.connection if env.change else None,
+                env.change.model_dump(mode="json") if env.change else None,
                 lock,
                 env.lock_timeout,
+                tuple(env.change.authorizers.names(defn.approver_groups, env.change.assignment_group))
+                if env.change
+                else (),
             )
         )
         previous = (*previous, f"{env.name}.result")

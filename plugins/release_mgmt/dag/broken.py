@@ -1,0 +1,56 @@
+"""Broken definitions stay visible: each becomes a paused, unrunnable DAG whose description and docs carry
+the file, the key path and the fix."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from airflow.sdk import DAG
+
+from release_mgmt.definition.models import NAME_PATTERN
+from release_mgmt.definition.yaml_io import parse
+from release_mgmt.errors import DefinitionError
+from release_mgmt.operators.invalid import DefinitionErrorOperator
+from release_mgmt.planning import dag_id_for
+
+START_DATE = datetime(2024, 1, 1, tzinfo=UTC)  # fixed: the same YAML must give the same DAG
+INVALID_TAG = "invalid-definition"
+
+
+def safe_stem(path: Path) -> str:
+    """The file's name as a DAG id part."""
+    return re.sub(r"[^a-z0-9_-]", "_", path.stem.lower()) or "unnamed"
+
+
+def broken_dag_id(path: Path) -> str:
+    """The DAG id a broken file would have had: from its ``name`` when readable, else its file name."""
+    try:
+        data, _ = parse(path.read_text(encoding="utf-8"))
+        name = data.get("name") if isinstance(data, dict) else None
+    except Exception:  # noqa: BLE001 - any unreadable file falls back to the file name
+        name = None
+    if not (isinstance(name, str) and re.fullmatch(NAME_PATTERN, name)):
+        name = safe_stem(path)
+    return dag_id_for(name)
+
+
+def build_broken_dag(error: DefinitionError, dag_id: str) -> DAG:
+    """A visible, unrunnable DAG carrying a broken definition's errors in its description and docs."""
+    errors = error.lines()
+    dag = DAG(
+        dag_id=dag_id,
+        description=f"INVALID DEFINITION {error.file}: {error.problems[0].message}"[:200],
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        tags=["release", INVALID_TAG],
+        doc_md="### Invalid release definition\n\nFix these problems in the file:\n\n"
+        + "\n".join(f"- `{line}`" for line in errors)
+        + "\n\nThen run `python -m release_mgmt validate`.",
+        is_paused_upon_creation=True,
+    )
+    with dag:
+        DefinitionErrorOperator(task_id="definition_error", errors=errors)
+    return dag

@@ -1,0 +1,55 @@
+"""The manual trigger form of a release DAG: a version per component, the environments, dry run, the
+emergency change (with break-glass), and the release's own parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Param
+
+from release_mgmt.definition.models import VERSION_PATTERN
+from release_mgmt.planning import ReleasePlan, version_param
+
+
+def trigger_params(plan: ReleasePlan) -> dict[str, Param]:
+    """The manual trigger form: a version per component, the environments, dry run, extra fields."""
+    envs = list(plan.environment_names)
+    params: dict[str, Param] = {}
+    for comp in plan.components:
+        params[version_param(comp.name)] = Param(
+            comp.version,
+            type="string",
+            pattern=VERSION_PATTERN,
+            title=f"Version of {comp.name}",
+            description=comp.description or f"The version of {comp.name} to deploy.",
+        )
+    params["environments"] = Param(
+        envs,
+        type="array",
+        items={"type": "string", "enum": envs},
+        examples=envs,
+        minItems=1,
+        title="Environments",
+        description=f"Consecutive environments of the promotion order {' -> '.join(envs)}. A run starting "
+        "after the first may only deploy versions the environment before it already runs.",
+    )
+    if plan.break_glass is not None:
+        params["emergency_change"] = Param(
+            "",
+            type="string",
+            pattern=r"^[A-Za-z0-9_.-]{0,40}$",
+            title="Emergency change",
+            description="Change number of an emergency change: the run then asks the break-glass approvers to "
+            "deploy during freezes. Leave empty for a normal run.",
+        )
+    params["dry_run"] = Param(
+        False, type="boolean", title="Dry run", description="Plan and log what would be done; change nothing."
+    )
+    for key, spec in plan.parameters.items():
+        schema: dict[str, Any] = {"type": spec["type"]}
+        if spec["enum"]:
+            schema["enum"] = list(spec["enum"])
+        if spec.get("pattern"):
+            schema["pattern"] = spec["pattern"]
+        params[key] = Param(spec["default"], description=spec["description"] or None, **schema)
+    return params

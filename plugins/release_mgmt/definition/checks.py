@@ -1,0 +1,195 @@
+"""Checks that span keys of a definition, after its schema passed: unique names, known and acyclic
+dependencies, required rollbacks, reachable quorums (each gate type's own checks), authorizers, windows that
+name this release's environments, and shell strings that never embed a trigger parameter unquoted."""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterator
+from typing import Any
+
+from release_mgmt.definition.models import ReleaseDefinition
+from release_mgmt.errors import Problem
+from release_mgmt.gates.approval import reachable_problems as gate_reachability
+from release_mgmt.steps import shell
+
+RESERVED_PARAMETERS = ("environments", "dry_run", "emergency_change")
+
+
+def semantic_problems(defn: ReleaseDefinition) -> list[Problem]:
+    """Checks that span keys: unique names, known and acyclic dependencies, required rollbacks."""
+    problems = _duplicates("components", [c.name for c in defn.components], "component")
+    problems += _duplicates("environments", [e.name for e in defn.environments], "environment")
+    names = [c.name for c in defn.components]
+    for i, comp in enumerate(defn.components):
+        for j, dep in enumerate(comp.depends_on):
+            where = f"components[{i}].depends_on[{j}]"
+            if dep == comp.name:
+                problems.append(Problem(where, f"component {comp.name!r} cannot depend on itself"))
+            elif dep not in names:
+                problems.append(Problem(where, f"unknown component {dep!r}; known components: {', '.join(names)}"))
+        if defn.policy.require_rollback and comp.rollback is None:
+            problems.append(
+                Problem(
+                    f"components[{i}].rollback",
+                    "required key is missing: "
+                    "policy.require_rollback is true; add a rollback step, or set "
+                    "policy.require_rollback: false",
+                )
+            )
+    problems += _gate_problems(defn)
+    problems += _authorizer_problems(defn)
+    problems += shell_problems(defn)[0]
+    problems += _window_problems(defn)
+    problems += _break_glass_problems(defn)
+    if not problems:
+        problems += _cycle_problems(defn)
+    reserved = {*RESERVED_PARAMETERS, *(f"version_{n}" for n in names)}
+    for key in sorted(defn.parameters.keys() & reserved):
+        problems.append(Problem(f"parameters.{key}", f"{key!r} is a built-in trigger parameter; choose another name"))
+    return problems
+
+
+def _break_glass_problems(defn: ReleaseDefinition) -> list[Problem]:
+    """The break-glass approval can be reached, and never opens a freeze by timing out; emergency changes
+    need it."""
+    gate = defn.break_glass
+    emergency = [
+        Problem(
+            f"environments[{i}].change.type",
+            "an emergency change needs the break-glass path: define "
+            "break_glass (who approves emergency runs), or use a normal change",
+        )
+        for i, env in enumerate(defn.environments)
+        if env.change is not None and env.change.type == "emergency" and gate is None
+    ]
+    if gate is None:
+        return emergency
+    problems = [
+        Problem(f"break_glass.{key}", message) for key, message in gate_reachability(gate, defn.approver_groups)
+    ]
+    if gate.on_timeout != "reject":
+        problems.append(Problem("break_glass.on_timeout", "must be reject: only people may open a freeze"))
+    return problems
+
+
+def _component_steps(defn: ReleaseDefinition) -> Iterator[tuple[str, Any]]:
+    """(key path, step) of every step of every component."""
+    for i, comp in enumerate(defn.components):
+        for key in ("current_version", "deploy", "rollback", "undeploy"):
+            step = getattr(comp, key)
+            if step is not None:
+                yield f"components[{i}].{key}", step
+        for j, step in enumerate(comp.validation):
+            yield f"components[{i}].validate[{j}]", step
+
+
+def shell_problems(defn: ReleaseDefinition) -> tuple[list[Problem], list[Problem]]:
+    """(errors, warnings) about trigger parameters embedded in shell strings (steps/shell.py)."""
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    for where, step in _component_steps(defn):
+        bad, noted = shell.problems(step.model_dump())
+        errors += [Problem(f"{where}.{key}", message) for key, message in bad]
+        warnings += [Problem(f"{where}.{key}", message) for key, message in noted]
+    return errors, warnings
+
+
+def _authorizer_problems(defn: ReleaseDefinition) -> list[Problem]:
+    """Changes that need authorization name authorizers who exist and can reach the quorum without the one
+    who triggers the run (who never authorizes its own change)."""
+    problems: list[Problem] = []
+    known = defn.approver_groups
+    listed = ", ".join(sorted(known)) or "none (define approver_groups)"
+    for i, env in enumerate(defn.environments):
+        change = env.change
+        if change is None:
+            continue
+        where = f"environments[{i}].change"
+        unknown = [(k, g) for k, g in enumerate(change.authorizers.groups) if g not in known]
+        problems += [
+            Problem(
+                f"{where}.authorizers.groups[{k}]",
+                f"unknown approver group {g!r}; known groups: {listed}",
+            )
+            for k, g in unknown
+        ]
+        if unknown or change.type == "standard":
+            continue
+        names = change.authorizers.names(known, change.assignment_group)
+        if not names:
+            problems.append(
+                Problem(
+                    f"{where}.authorizers",
+                    f"a {change.type} change needs authorizers: name users or approver groups who may authorize it "
+                    "(e.g. authorizers: {groups: [release-managers]}), or use type: standard",
+                )
+            )
+        elif change.min_authorizations > len(names) - 1:
+            problems.append(
+                Problem(
+                    f"{where}.min_authorizations",
+                    f"{change.min_authorizations} cannot be reached: {len(names)} authorizer(s) "
+                    f"({', '.join(names)}), and whoever triggers the run cannot authorize its change, so at most "
+                    f"{len(names) - 1} can; add authorizers or lower min_authorizations",
+                )
+            )
+    return problems
+
+
+def _window_problems(defn: ReleaseDefinition) -> list[Problem]:
+    """The definition's own windows name its environments (shared calendars may name others')."""
+    env_names = [e.name for e in defn.environments]
+    return [
+        Problem(
+            f"windows[{i}].environments[{j}]", f"unknown environment {env!r}; this release has {', '.join(env_names)}"
+        )
+        for i, window in enumerate(defn.windows)
+        for j, env in enumerate(window.environments)
+        if env not in env_names
+    ]
+
+
+def _gate_problems(defn: ReleaseDefinition) -> list[Problem]:
+    """Each environment's gates have their own names, and each gate type's own load-time checks pass."""
+    problems: list[Problem] = []
+    for i, env in enumerate(defn.environments):
+        names = [g.name for g in env.gates]
+        for j, gate in enumerate(env.gates):
+            where = f"environments[{i}].gates[{j}]"
+            if gate.name in names[:j]:
+                problems.append(
+                    Problem(
+                        f"{where}.name",
+                        f"duplicate gate name {gate.name!r} in {env.name}; "
+                        "give each gate of an environment its own name",
+                    )
+                )
+            problems += [Problem(f"{where}.{key}", message) for key, message in gate.problems(defn.approver_groups)]
+    return problems
+
+
+def _cycle_problems(defn: ReleaseDefinition) -> list[Problem]:
+    sorter = graphlib.TopologicalSorter({c.name: c.depends_on for c in defn.components})
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        cycle = list(reversed(exc.args[1]))
+        return [
+            Problem("components", f"dependency cycle: {' -> '.join(cycle)}; remove one of these depends_on entries")
+        ]
+    return []
+
+
+def _duplicates(key: str, names: list[str], what: str) -> list[Problem]:
+    problems = []
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            first = names.index(name)
+            problems.append(
+                Problem(
+                    f"{key}[{i}].name",
+                    f"duplicate {what} name {name!r} (first at {key}[{first}]); names must be unique",
+                )
+            )
+    return problems

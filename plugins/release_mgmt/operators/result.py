@@ -1,0 +1,71 @@
+"""The environment's result and the run's summary: each fails when what it sums up failed, so no later
+environment starts and the run says why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from release_mgmt.operators.base import ReleaseOperator, local_states, selection
+from release_mgmt.rules.outcomes import environment_outcome
+
+
+class EnvironmentResultOperator(ReleaseOperator):
+    """Fails when its environment failed (after rollback), so the next environment never starts."""
+
+    def __init__(self, *, environment: str, local_task_ids: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.environment = environment
+        self.local_task_ids = list(local_task_ids)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        selected = self.environment in selection(context, self.components, self.environments).environments
+        outcome = environment_outcome(local_states(context, self.environment, self.local_task_ids), selected)
+        sentence = outcome.sentence(self.environment)
+        self._audit(
+            context,
+            "environment.finished",
+            outcome.status,
+            environment=self.environment,
+            details={
+                "failed": list(outcome.failed_tasks),
+                "rolled_back": list(outcome.rolled_back),
+                "rollback_failed": list(outcome.rollback_failed),
+            },
+        )
+        if outcome.status in ("not_selected", "not_started"):
+            raise AirflowSkipException(sentence)
+        if outcome.is_failure:
+            raise AirflowFailException(sentence)
+        self.log.info("%s", sentence)
+        return {"status": outcome.status}
+
+
+class ReleaseSummaryOperator(ReleaseOperator):
+    """The last task: one line per environment, and the run fails when any environment failed."""
+
+    def __init__(self, *, tasks_by_environment: dict[str, list[str]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tasks_by_environment = {k: list(v) for k, v in tasks_by_environment.items()}
+
+    def execute(self, context: Context) -> dict[str, str]:
+        chosen = selection(context, self.components, self.environments)
+        statuses: dict[str, str] = {}
+        lines = []
+        failed = False
+        for env in self.environments:
+            states = local_states(context, env, self.tasks_by_environment[env])
+            outcome = environment_outcome(states, env in chosen.environments)
+            statuses[env] = outcome.status
+            lines.append(outcome.sentence(env))
+            failed = failed or outcome.is_failure
+        verdict = "FAILED" if failed else "SUCCEEDED"
+        self.log.info("release %s %s", self.release, verdict)
+        for line in lines:
+            self.log.info("  %s", line)
+        self._audit(context, "run.finished", verdict.lower(), details={"environments": statuses})
+        if failed:
+            raise AirflowFailException(f"release {self.release} FAILED: " + " | ".join(lines))
+        return statuses

@@ -1,0 +1,156 @@
+"""Each planned task's operator and keyword arguments, as plain JSON values (cosmos-style): the DAG builder
+then only makes operators, task groups and edges. Also the plan in words, for the preflight log, the DAG's
+docs and the change request's plans. No Airflow here."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from release_mgmt.planning.graph import EnvironmentPlan, ReleasePlan, TaskSpec
+
+_OPERATORS = "release_mgmt.operators"
+#: the operator of each task kind (gates name their own: the gate type's OPERATOR)
+OPERATORS: dict[str, str] = {
+    "preflight": f"{_OPERATORS}.entry.PreflightOperator",
+    "break_glass": f"{_OPERATORS}.approval.BreakGlassOperator",
+    "enter": f"{_OPERATORS}.entry.EnvironmentEntryOperator",
+    "change_open": f"{_OPERATORS}.change.ChangeOpenOperator",
+    "change_authorized": f"{_OPERATORS}.change.ChangeAuthorizedOperator",
+    "change_close": f"{_OPERATORS}.change_close.ChangeCloseOperator",
+    "lock": f"{_OPERATORS}.lock.EnvironmentLockOperator",
+    "unlock": f"{_OPERATORS}.lock.EnvironmentUnlockOperator",
+    "deploy": f"{_OPERATORS}.deploy.DeployOperator",
+    "validate": f"{_OPERATORS}.validate.ValidateOperator",
+    "rollback": f"{_OPERATORS}.rollback.RollbackOperator",
+    "result": f"{_OPERATORS}.result.EnvironmentResultOperator",
+    "summary": f"{_OPERATORS}.result.ReleaseSummaryOperator",
+}
+
+
+def plan_lines(plan: ReleasePlan) -> list[str]:
+    """The plan in words, one line per step task, for the preflight log and the DAG docs."""
+    return [
+        f"{task.task_id}: {'; '.join(s.describe() for s in task.steps)}"
+        for env in plan.environments
+        for task in env.tasks
+        if task.kind in ("deploy", "validate", "rollback")
+    ]
+
+
+def doc_md(plan: ReleasePlan) -> str:
+    """The DAG's documentation: what the release is, who owns it, its promotion order and its steps."""
+    rows = "\n".join(f"- `{line.split(': ', 1)[0]}`: {line.split(': ', 1)[1]}" for line in plan_lines(plan))
+    comps = ", ".join(f"{c.name} {c.version}" for c in plan.components)
+    return (
+        f"### Release {plan.release}\n\n{plan.description}\n\n"
+        f"- definition: `{plan.source}`\n- owner: {plan.owner} {plan.team}\n"
+        f"- promotion order: {' → '.join(plan.environment_names)}\n- default versions: {comps}\n\n"
+        f"#### Steps\n{rows}\n"
+    )
+
+
+def _windows(plan: ReleasePlan, env: EnvironmentPlan) -> dict[str, Any]:
+    return {
+        "windows": [w.model_dump(mode="json") for w in plan.windows],
+        "on_freeze": env.on_freeze,
+        "outside_maintenance": env.outside_maintenance,
+        "expected_seconds": env.expected_duration.total_seconds(),
+    }
+
+
+def _dicts(steps: tuple[Any, ...]) -> list[dict[str, Any]]:
+    return [s.model_dump(mode="json", by_alias=True) for s in steps]
+
+
+def _steps_of(env: EnvironmentPlan, kind: str) -> str:
+    lines = [
+        f"- {t.component}: " + "; ".join(s.describe() for s in t.steps) for t in env.tasks if t.kind == kind and t.steps
+    ]
+    return "\n".join(lines) or "- none"
+
+
+def _step_arguments(plan: ReleasePlan, env: EnvironmentPlan, task: TaskSpec) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "environment": env.name,
+        "component": task.component or "",
+        "steps": _dicts(task.steps),
+        "variables": env.variables,
+        "workdir": plan.workdir,
+        "records": task.records,
+    }
+    if task.kind != "validate":  # checks change nothing: windows bind deploys (and are noted on rollbacks)
+        args |= _windows(plan, env)
+    if env.change is not None:
+        args["change"] = env.change
+    if task.kind == "deploy":
+        args |= {"probe": _dicts((task.probe,))[0] if task.probe else None, "lock": env.lock}
+    if task.kind == "rollback":
+        args["fallback"] = _dicts(task.fallback)
+    return args
+
+
+def _environment_arguments(plan: ReleasePlan, env: EnvironmentPlan, task: TaskSpec) -> dict[str, Any]:
+    """The arguments of a task inside an environment's group."""
+    if task.kind in ("deploy", "validate", "rollback"):
+        return _step_arguments(plan, env, task)
+    base: dict[str, Any] = {"environment": env.name}
+    if task.kind == "enter":
+        return base | _windows(plan, env)
+    if task.kind == "gate":
+        names = list(plan.environment_names)
+        earlier = [t.task_id for e in plan.environments[: names.index(env.name)] for t in e.tasks if t.kind == "gate"]
+        groups = {k: list(v) for k, v in plan.approver_groups.items()}
+        return base | {"approver_groups": groups, "earlier_gates": earlier}
+    if task.kind in ("lock", "unlock"):
+        base["lock"] = env.lock or ""
+        return base | ({"timeout_seconds": env.lock_timeout.total_seconds()} if task.kind == "lock" else {})
+    if task.kind == "result":
+        return base | {"local_task_ids": env.local_ids("result")}
+    return base | _change_arguments(plan, env, task)
+
+
+def _change_arguments(plan: ReleasePlan, env: EnvironmentPlan, task: TaskSpec) -> dict[str, Any]:
+    change = dict(env.change or {})
+    args: dict[str, Any] = {"change": change}
+    if task.kind == "change_close":
+        args["local_task_ids"] = env.local_ids("result", "change_close")
+    if task.kind == "change_open":
+        args |= {
+            "description": plan.description or f"Release {plan.release}",
+            "implementation_plan": "Deploy, in dependency order:\n" + _steps_of(env, "deploy"),
+            "backout_plan": "On a failed deploy or check, each changed component is restored to its last known "
+            "good version:\n" + _steps_of(env, "rollback"),
+            "test_plan": "After each deploy:\n" + _steps_of(env, "validate"),
+            "authorizers": list(env.authorizers),
+        }
+    return args
+
+
+def _top_arguments(plan: ReleasePlan, task: TaskSpec) -> dict[str, Any]:
+    if task.kind == "preflight":
+        patterns = {k: v["pattern"] for k, v in plan.parameters.items() if v.get("pattern")}
+        return {"plan_lines": plan_lines(plan), "patterns": patterns}
+    if task.kind == "break_glass":
+        return {"approver_groups": {k: list(v) for k, v in plan.approver_groups.items()}}
+    return {"tasks_by_environment": {e.name: e.local_ids("result") for e in plan.environments}}
+
+
+def _filled(task: TaskSpec, arguments: dict[str, Any]) -> TaskSpec:
+    return replace(task, operator=task.operator or OPERATORS[task.kind], arguments={**task.arguments, **arguments})
+
+
+def with_arguments(plan: ReleasePlan) -> ReleasePlan:
+    """The plan with every task's operator and arguments filled in."""
+    envs = tuple(
+        replace(env, tasks=tuple(_filled(t, _environment_arguments(plan, env, t)) for t in env.tasks))
+        for env in plan.environments
+    )
+    glass = _filled(plan.break_glass, _top_arguments(plan, plan.break_glass)) if plan.break_glass else None
+    return replace(
+        plan,
+        environments=envs,
+        preflight=_filled(plan.preflight, _top_arguments(plan, plan.preflight)),
+        summary=_filled(plan.summary, _top_arguments(plan, plan.summary)),
+        break_glass=glass,
+    )

@@ -1,0 +1,164 @@
+"""The triggers: each serializes to exactly its constructor's arguments (plain JSON values), and runs on the
+event loop against the built-in change service over real HTTP without ever blocking it."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.triggers.base import BaseTrigger
+
+from release_mgmt.change_service.app import create_app
+from release_mgmt.change_service.callers import basic_auth
+from release_mgmt.change_service.service_token import TaskIdentity
+from release_mgmt.change_service.store import ChangeStore
+from release_mgmt.hooks.servicenow import ServiceNowChangeHook
+from release_mgmt.triggers.change import ChangeAuthorizationTrigger
+from release_mgmt.triggers.lock import EnvironmentLockTrigger
+from tests.servers import FaultProxy, serve_app
+
+SECRET = "a-service-secret-of-at-least-32-characters"
+IDENTITY = {"dag_id": "release_shop", "run_id": "manual__1", "task_id": "prod.change_authorized"}
+TRIGGERS: list[BaseTrigger] = [
+    ChangeAuthorizationTrigger(
+        {"type": "normal", "connection": "snow", "authorization_timeout": "2d"},
+        "abc123",
+        1_900_000_000.5,
+        poll_seconds=2,
+        max_poll_seconds=60,
+        backend="servicenow",
+        identity=IDENTITY,
+    ),
+    EnvironmentLockTrigger(
+        "shop/prod",
+        {"dag_id": "release_shop", "run_id": "manual__1", "environment": "prod"},
+        1_900_000_000.5,
+        poll_seconds=1.5,
+        max_poll_seconds=20,
+        task_id="prod.lock",
+    ),
+]
+
+
+@pytest.mark.parametrize("trigger", TRIGGERS, ids=lambda t: type(t).__name__)
+def test_serialize_round_trips(trigger: BaseTrigger) -> None:
+    """serialize() names an importable class and exactly the arguments that rebuild the same trigger, as JSON."""
+    path, kwargs = trigger.serialize()
+    module, _, name = path.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    assert cls is type(trigger)
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert cls(**kwargs).serialize() == (path, kwargs)
+
+
+@pytest.fixture
+def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FaultProxy, ChangeStore]]:
+    """The change service behind a fault proxy: connection ``snow`` (a release task's login) and the built-in
+    service's URL both point at the proxy."""
+    store = ChangeStore(f"sqlite:///{tmp_path / 'changes.db'}")
+    app = create_app(store, basic_auth({"bot": ("bot-pw", "release_task")}))
+    with serve_app(app) as url, FaultProxy(int(url.rsplit(":", 1)[1]), delay=1.0) as proxy:
+        conn = {"conn_type": "http", "host": "127.0.0.1", "port": proxy.port, "login": "bot", "password": "bot-pw"}
+        monkeypatch.setenv("AIRFLOW_CONN_SNOW", json.dumps(conn))
+        monkeypatch.setenv("RELEASE_MGMT_SERVICE_SECRET", SECRET)
+        monkeypatch.setenv("RELEASE_MGMT_CHANGE_SERVICE_URL", f"http://127.0.0.1:{proxy.port}")
+        yield proxy, store
+
+
+def _change_in_authorize(store: ChangeStore) -> str:
+    hook = ServiceNowChangeHook("snow", timeout=5, backoff=0.05)
+    run = {"u_airflow_dag_id": IDENTITY["dag_id"], "u_airflow_run_id": IDENTITY["run_id"]}
+    change, _ = hook.ensure("release_mgmt:shop:prod:manual__1", {"type": "normal", "u_authorizers": "cab", **run})
+    for state in (-4, -3):
+        hook.update(change["sys_id"], {"state": state})
+    return change["sys_id"]
+
+
+async def _run_with_ticker(trigger: BaseTrigger, seconds: float = 20) -> tuple[dict[str, Any], int, float]:
+    """The trigger's first event, how many 50 ms ticks a task on the same loop got meanwhile, and the longest
+    gap between two ticks (a blocking call would stretch it)."""
+    ticks, longest, last = 0, 0.0, time.monotonic()
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks, longest, last
+        while not done.is_set():
+            await asyncio.sleep(0.05)
+            now = time.monotonic()
+            ticks, longest, last = ticks + 1, max(longest, now - last), now
+
+    task = asyncio.create_task(ticker())
+    event = await asyncio.wait_for(anext(trigger.run()), seconds)
+    done.set()
+    await task
+    return event.payload, ticks, longest
+
+
+def test_change_trigger_fires_when_the_change_is_authorized(service) -> None:
+    """Polling a change in Authorize, the trigger fires 'decided' (Scheduled) once the CAB approves; slow answers
+    (1 s each) never hold the event loop."""
+    proxy, store = service
+    sys_id = _change_in_authorize(store)
+    proxy.plan = ["slow", "pass", "slow"]  # the first polls answer slowly
+    threading.Timer(1.5, lambda: store.decide(sys_id, True, "cab", "go")).start()
+    trigger = ChangeAuthorizationTrigger(
+        {"connection": "snow"}, sys_id, time.time() + 30, poll_seconds=0.2, backend="servicenow"
+    )
+    event, ticks, longest = asyncio.run(_run_with_ticker(trigger))
+    assert (event["status"], event["state"], event["approval"]) == ("decided", -2, "approved")
+    assert ticks > 20
+    assert longest < 0.5
+
+
+def test_change_trigger_times_out_and_reports_errors(service) -> None:
+    """Past its deadline the trigger fires 'timeout' with the state; an unknown change fires 'error'."""
+    _, store = service
+    sys_id = _change_in_authorize(store)
+    waiting = ChangeAuthorizationTrigger({"connection": "snow"}, sys_id, time.time() + 0.5, poll_seconds=0.2)
+    timeout, _, _ = asyncio.run(_run_with_ticker(waiting))
+    assert (timeout["status"], timeout["state"]) == ("timeout", -3)
+    missing = ChangeAuthorizationTrigger({"connection": "snow"}, "nope", time.time() + 5, poll_seconds=0.2)
+    error, _, _ = asyncio.run(_run_with_ticker(missing))
+    assert error["status"] == "error"
+    assert "404" in error["message"]
+
+
+def test_change_trigger_speaks_to_the_builtin_service_as_its_task(service) -> None:
+    """With the built-in backend, the trigger calls with a service token bound to the waiting task: it reads its
+    own release's change, and another release's task finds no such change."""
+    _, store = service
+    sys_id = _change_in_authorize(store)
+    store.decide(sys_id, True, "cab", "go")
+    trigger = ChangeAuthorizationTrigger({}, sys_id, time.time() + 5, backend="builtin", identity=IDENTITY)
+    event, _, _ = asyncio.run(_run_with_ticker(trigger))
+    assert (event["status"], event["state"], event["approval"]) == ("decided", -2, "approved")
+    other = {**IDENTITY, "dag_id": "release_other"}
+    stranger = ChangeAuthorizationTrigger({}, sys_id, time.time() + 5, backend="builtin", identity=other)
+    refused, _, _ = asyncio.run(_run_with_ticker(stranger))
+    assert refused["status"] == "error"
+    assert "HTTP 404" in refused["message"]
+
+
+def test_lock_trigger_waits_in_line_and_rides_out_errors(service) -> None:
+    """The lock trigger retries through 500s and fires 'granted' once the holder gives the lock back."""
+    proxy, _ = service
+    from release_mgmt.hooks.locks import LockClient
+
+    first = LockClient(TaskIdentity("release_a", "run_1", "prod.lock"), backoff=0.05)
+    assert first.acquire("shared")["granted"]
+    proxy.plan = ["500", "500"]
+    threading.Timer(1.5, lambda: first.release("shared", "done")).start()
+    holder = {"dag_id": "release_b", "run_id": "run_2", "environment": "prod"}
+    trigger = EnvironmentLockTrigger("shared", holder, time.time() + 30, poll_seconds=0.2, task_id="prod.lock")
+    event, ticks, longest = asyncio.run(_run_with_ticker(trigger))
+    assert event["status"] == "granted"
+    assert event["answer"]["holder"]["dag_id"] == "release_b"
+    assert longest < 0.5
+    assert ticks > 10
