@@ -48,10 +48,17 @@ class InfoLog(Protocol):
 
     def info(self, event: Any, /, *args: Any) -> Any: ...
 
+    def warning(self, event: Any, /, *args: Any) -> Any: ...
+
 
 def emit(log: InfoLog, event: str, **fields: Any) -> None:
-    """Write one audit line to ``log`` (a task's logger writes it to the task log)."""
-    log.info("%s", audit_line(event, **fields))
+    """Write one audit line to ``log`` (a task's logger writes it to the task log), then offer the event to the
+    configured notifiers (notify/): they never fail or hold up the task."""
+    line = audit_line(event, **fields)
+    log.info("%s", line)
+    from release_mgmt.notify import dispatch
+
+    dispatch(json.loads(line.removeprefix(PREFIX)), log)
 
 
 def parse_line(line: str) -> dict[str, Any] | None:
