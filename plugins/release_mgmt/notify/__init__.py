@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
 from release_mgmt.masking import redact_value
+from release_mgmt.notify.events_file import EventsFileNotifier
 
 
 class Notifier(Protocol):
@@ -37,7 +38,7 @@ class Notifier(Protocol):
 
 
 #: the registry, in delivery order
-NOTIFIERS: tuple[type[Notifier], ...] = ()
+NOTIFIERS: tuple[type[Notifier], ...] = (EventsFileNotifier,)
 
 
 class WarningLog(Protocol):
