@@ -23,7 +23,8 @@ def _w(**fields) -> Window:
 
 
 def _at(zone: ZoneInfo, *parts: int, fold: int = 0) -> datetime:
-    return datetime(*parts, tzinfo=zone, fold=fold).astimezone(UTC)
+    year, month, day, hour, minute = (*parts, 0, 0)[:5]
+    return datetime(year, month, day, hour, minute, tzinfo=zone, fold=fold).astimezone(UTC)
 
 
 def test_one_off_start_inclusive_end_exclusive() -> None:

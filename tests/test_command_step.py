@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from release_mgmt.errors import StepError
 from release_mgmt.steps import STEP_ADAPTER, StepContext
 
 
-def _ctx(tmp_path: Path, **kw: str) -> StepContext:
+def _ctx(tmp_path: Path, **kw: Any) -> StepContext:
     return StepContext(
         release="shop",
         environment="dev",

@@ -57,7 +57,9 @@ def test_airflow_services_share_settings_mounts_and_secrets(repo: Path) -> None:
 
 def test_image_matches_the_pinned_airflow(repo: Path) -> None:
     """The Dockerfile's base image and pins are the Airflow version requirements.txt pins."""
-    pinned = re.search(r"^apache-airflow==(\S+)$", (repo / "requirements.txt").read_text(), re.M).group(1)
+    found = re.search(r"^apache-airflow==(\S+)$", (repo / "requirements.txt").read_text(), re.M)
+    assert found is not None
+    pinned = found.group(1)
     dockerfile = (repo / "deploy/Dockerfile").read_text()
     assert f"FROM apache/airflow:{pinned}-python3.11" in dockerfile
     install = "pip install --no-cache-dir -r /opt/release_mgmt/requirements.txt -c /opt/release_mgmt/constraints.txt"

@@ -81,9 +81,10 @@ def test_invalid_definition_beside_valid_ones(releases: Path, repo: Path) -> Non
     assert {SAMPLE, "release_other", "release_broken", "release_garbage"} <= set(bag.dags)
     broken = bag.dags["release_broken"]
     assert "invalid-definition" in broken.tags
-    assert broken.description.startswith("INVALID DEFINITION")
-    assert "broken.yaml:3: components: must be a list (got a mapping)" in broken.doc_md
-    assert "broken.yaml:4: environments: must have at least 1 item(s)" in broken.doc_md
+    assert (broken.description or "").startswith("INVALID DEFINITION")
+    docs = broken.doc_md or ""
+    assert "broken.yaml:3: components: must be a list (got a mapping)" in docs
+    assert "broken.yaml:4: environments: must have at least 1 item(s)" in docs
     assert broken.is_paused_upon_creation is True
     assert [t.task_id for t in broken.tasks] == ["definition_error"]
 
@@ -93,7 +94,7 @@ def test_duplicate_release_name_stays_visible(releases: Path, repo: Path) -> Non
     shutil.copy(releases / "sample_webshop.yaml", releases / "zz_copy.yaml")  # after it in name order
     bag = _bag(repo)
     assert "invalid-definition" not in bag.dags[SAMPLE].tags
-    assert "already used by" in bag.dags["release_invalid_zz_copy"].doc_md
+    assert "already used by" in (bag.dags["release_invalid_zz_copy"].doc_md or "")
 
 
 def test_same_yaml_same_serialized_dag(releases: Path, repo: Path) -> None:

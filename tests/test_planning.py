@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from release_mgmt.definition.models import ReleaseDefinition
 from release_mgmt.planning import deploy_order, plan_release
 from tests.helpers import command, minimal_definition
 
 
 def _component(name: str, *deps: str, validate: bool = True) -> dict:
-    comp = {
+    comp: dict[str, Any] = {
         "name": name,
         "version": "1.0.0",
         "depends_on": list(deps),

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from release_mgmt.errors import StepError
 from release_mgmt.steps import STEP_ADAPTER, StepContext
 
-CTX = {"release": "shop", "environment": "dev", "component": "api", "version": "1.2.3", "action": "deploy"}
+CTX: dict[str, Any] = {
+    "release": "shop",
+    "environment": "dev",
+    "component": "api",
+    "version": "1.2.3",
+    "action": "deploy",
+}
 
 
 @pytest.fixture
@@ -26,7 +33,7 @@ def _ctx(tmp_path: Path) -> StepContext:
     return StepContext(workdir=str(tmp_path), log=logging.getLogger("test.ssh"), **CTX)
 
 
-def _step(**fields) -> object:
+def _step(**fields) -> Any:
     return STEP_ADAPTER.validate_python({"type": "ssh", "connect_attempts": 1, **fields})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from airflow.timetables.base import DataInterval, TimeRestriction
@@ -34,8 +35,8 @@ FREEZE = {
 }
 
 
-def _utc(*parts: int):
-    return instance(datetime(*parts, tzinfo=UTC))
+def _utc(year: int, month: int, day: int, hour: int = 0) -> Any:
+    return instance(datetime(year, month, day, hour, tzinfo=UTC))
 
 
 def test_next_runs_are_window_openings() -> None:
@@ -45,12 +46,14 @@ def test_next_runs_are_window_openings() -> None:
         last_automated_data_interval=None, restriction=TimeRestriction(_utc(2026, 11, 2), None, catchup=True)
     )
     assert first is not None
+    assert first.data_interval is not None
     assert (first.data_interval.start, first.data_interval.end) == (_utc(2026, 11, 7, 21), _utc(2026, 11, 8, 3))
     second = table.next_dagrun_info(
         last_automated_data_interval=first.data_interval,
         restriction=TimeRestriction(_utc(2026, 11, 2), None, catchup=True),
     )
     assert second is not None
+    assert second.data_interval is not None
     assert second.data_interval.start == _utc(2026, 11, 14, 21)
     summer = table.next_opening(_utc(2026, 6, 1))
     assert summer is not None
@@ -65,13 +68,14 @@ def test_without_catchup_past_openings_are_skipped() -> None:
         restriction=TimeRestriction(_utc(2020, 1, 1), None, catchup=False),
     )
     assert info is not None
+    assert info.data_interval is not None
     assert info.data_interval.start > instance(datetime.now(UTC))
 
 
 def test_serialization_round_trip_and_summary() -> None:
     """serialize() gives plain JSON that deserializes to the same schedule."""
     table = MaintenanceWindowTimetable([WEEKLY], "prod", "shop")
-    again = MaintenanceWindowTimetable.deserialize(table.serialize())
+    again: Any = MaintenanceWindowTimetable.deserialize(table.serialize())
     assert again.serialize() == table.serialize()
     assert again.next_opening(_utc(2026, 11, 2)) == table.next_opening(_utc(2026, 11, 2))
     assert table.summary == "maintenance windows of prod"
@@ -111,4 +115,5 @@ def test_dag_processor_accepts_a_scheduled_release(tmp_path: Path, repo: Path, m
     monkeypatch.setenv("RELEASE_MGMT_RELEASES_DIR", str(tmp_path))
     bag = DagBag(dag_folder=str(repo / "dags"))
     assert bag.import_errors == {}
-    assert bag.dags["release_nightly"].timetable.summary == "maintenance windows of prod"
+    timetable: Any = bag.dags["release_nightly"].timetable
+    assert timetable.summary == "maintenance windows of prod"

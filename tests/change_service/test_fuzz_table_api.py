@@ -59,13 +59,13 @@ def client(tmp_path_factory: pytest.TempPathFactory):
     token = make_token(TaskIdentity("release_fuzz", "run", "prod.change_open"), ttl=300)
     client.headers["Authorization"] = f"Bearer {token}"
     created = client.post(perms.CHANGES, json={"type": "normal", "u_authorizers": "a,b"}).json()["result"]
-    client.change_path = f"{perms.CHANGES}/{created['sys_id']}"  # type: ignore[attr-defined]
+    client.change_path = f"{perms.CHANGES}/{created['sys_id']}"
     yield client
     monkeypatch.undo()
 
 
 def _check(client: TestClient, method: str, path: str, params: dict | None, body: object) -> None:
-    answer = client.request(method, path.replace("{change}", client.change_path), params=params, json=body)  # type: ignore[attr-defined]
+    answer = client.request(method, path.replace("{change}", client.change_path), params=params, json=body)
     assert answer.status_code < 500, (method, path, params, body, answer.text)
     if answer.status_code >= 400:
         payload = answer.json()

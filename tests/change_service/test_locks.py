@@ -14,7 +14,8 @@ from sqlalchemy import create_engine
 
 from release_mgmt.change_service.app import create_app
 from release_mgmt.change_service.callers import basic_auth
-from release_mgmt.change_service.locks import Holder, LockStore
+from release_mgmt.change_service.contract import Holder
+from release_mgmt.change_service.locks import LockStore
 from release_mgmt.change_service.service_token import TaskIdentity, make_token
 from release_mgmt.change_service.store import ChangeStore
 from tests.servers import serve_app

@@ -16,7 +16,7 @@ def test_models_are_frozen() -> None:
     """A loaded definition cannot be changed by the code that uses it."""
     defn = ReleaseDefinition.model_validate(minimal_definition())
     with pytest.raises(ValidationError):
-        defn.name = "other"  # type: ignore[misc]
+        defn.name = "other"
 
 
 def test_validate_key_is_the_yaml_name() -> None:

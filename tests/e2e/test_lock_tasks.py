@@ -9,14 +9,16 @@ import time
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from fastapi import HTTPException, Request
 
 from release_mgmt.change_service.app import create_app
+from release_mgmt.change_service.contract import Holder
 from release_mgmt.change_service.in_airflow import airflow_run_state
-from release_mgmt.change_service.locks import Holder, LockStore
+from release_mgmt.change_service.locks import LockStore
 from release_mgmt.change_service.permissions import Caller
 from release_mgmt.change_service.service_token import check_token
 from release_mgmt.change_service.store import ChangeStore
@@ -48,7 +50,7 @@ def locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         yield LockStore(store.engine)
 
 
-def _run(tmp_path: Path, monkeypatch, name: str, journal: Path, lock_timeout: str) -> object:
+def _run(tmp_path: Path, monkeypatch, name: str, journal: Path, lock_timeout: str) -> Any:
     data = minimal_definition(
         name, environments=[{"name": "prod", "lock": "shared-prod", "lock_timeout": lock_timeout}]
     )
@@ -126,7 +128,8 @@ def test_a_deploy_run_again_deploys_only_while_its_run_holds_the_lock(locks) -> 
         workdir=".",
         lock="shared-prod",
     )
-    context = {"ti": SimpleNamespace(dag_id="release_shop", task_id="prod.deploy_api"), "run_id": "r1"}  # as in a DAG
+    ti = SimpleNamespace(dag_id="release_shop", task_id="prod.deploy_api")
+    context: Any = {"ti": ti, "run_id": "r1"}  # as in a DAG
     locks.acquire("shared-prod", OTHER)
     with pytest.raises(AirflowFailException, match=r"held by release_other run r0 \(prod\)"):
         deploy._check_lock(context)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,7 +43,7 @@ def corpus(canary: Path) -> list[str]:
 
 
 def _definition(tmp_path: Path, values: list[str], out: Path) -> dict:
-    params = {f"p{i}": {"type": "string", "default": v} for i, v in enumerate(values)}
+    params: dict[str, dict[str, Any]] = {f"p{i}": {"type": "string", "default": v} for i, v in enumerate(values)}
     params |= {"count": {"type": "integer", "default": 42}, "ratio": {"type": "number", "default": 0.5}}
     params |= {"flag": {"type": "boolean", "default": True}}
     names = sorted(params)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ def _component(name: str, journal: Path, *deps: str, check: str = "true") -> dic
     }
 
 
-def _run(tmp_path: Path, monkeypatch, name: str, components: list[dict], windows: list[dict], **env) -> object:
+def _run(tmp_path: Path, monkeypatch, name: str, components: list[dict], windows: list[dict], **env) -> Any:
     data = minimal_definition(name, components=components, windows=windows, environments=[{"name": "prod", **env}])
     write_definition(tmp_path / "releases", f"{name}.yaml", data)
     use_releases(tmp_path / "releases", monkeypatch)

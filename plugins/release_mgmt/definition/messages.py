@@ -61,7 +61,7 @@ def _flatten(tp: Any) -> list[Any]:
     return [flat for arg in get_args(tp) for flat in _flatten(arg)]
 
 
-def _allowed_keys(parent: tuple[Any, ...], given: dict | None) -> list[str]:
+def _allowed_keys(parent: tuple[Any, ...], given: dict[str, Any] | None) -> list[str]:
     models = _models_at(parent)
     step_type = given.get("type") if isinstance(given, dict) else None
     if step_type and any(m in STEP_TYPES for m in models):

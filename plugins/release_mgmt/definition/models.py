@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
@@ -256,7 +256,7 @@ class ReleaseDefinition(Strict):
     policy: Policy = Policy()
 
 
-def json_schema() -> dict:
+def json_schema() -> dict[str, Any]:
     """The JSON schema of a release definition file (by alias, as users write it)."""
     schema = ReleaseDefinition.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

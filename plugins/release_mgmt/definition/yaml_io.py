@@ -34,7 +34,7 @@ DefinitionLoader.yaml_implicit_resolvers = {
 DefinitionLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|false)$"), list("tf"))
 
 
-def _construct_mapping(loader: DefinitionLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+def _construct_mapping(loader: DefinitionLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: dict[Any, yaml.Node] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)

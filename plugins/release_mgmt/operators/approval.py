@@ -20,8 +20,8 @@ from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
 from release_mgmt.definition.durations import format_duration
 from release_mgmt.gates.approval import APPROVE, REJECT, ApprovalGate
+from release_mgmt.planning import version_param
 from release_mgmt.records import audit
-from release_mgmt.rules import run_params
 from release_mgmt.rules.approval import Vote, judge, missing
 
 VOTES, DEADLINE, REFUSED = "gate_votes", "gate_deadline", "gate_refused"
@@ -284,7 +284,7 @@ def _triggerer(context: Mapping[str, Any]) -> str:
 
 
 def _versions(context: Mapping[str, Any], components: list[str]) -> dict[str, str]:
-    return {c: str(context["params"].get(run_params.version_param(c), "")) for c in components}
+    return {c: str(context["params"].get(version_param(c), "")) for c in components}
 
 
 def _iso(value: Any) -> str:

@@ -32,7 +32,7 @@ class ChangeAuthorizationTrigger(BaseTrigger):
         backend: str = "servicenow",
         identity: dict[str, str] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is not annotated
         self.backend = backend
         self.change = dict(change)
         self.sys_id = sys_id

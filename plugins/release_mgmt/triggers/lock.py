@@ -30,7 +30,7 @@ class EnvironmentLockTrigger(BaseTrigger):
         *,
         task_id: str = "",
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is not annotated
         self.task_id = task_id  # the waiting task: the service token is bound to it
         self.lock = lock
         self.holder = dict(holder)
