@@ -17,6 +17,9 @@ os.environ.pop("RELEASE_MGMT_RELEASES_DIR", None)
 
 import pytest  # noqa: E402 - after the environment above
 
+#: the release-run fixtures (sample, airflow) and helpers, shared by tests/operators and tests/e2e
+pytest_plugins = ["tests.release_runs"]
+
 
 @pytest.fixture(scope="session")
 def repo() -> Path:

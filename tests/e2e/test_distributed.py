@@ -18,8 +18,8 @@ import yaml
 
 from release_mgmt.records.audit import records_from_log
 from release_mgmt.reports import evidence
-from tests.e2e.conftest import audit_problems, gated_sample, release_mgmt_cli, served_version, stop_sample
 from tests.helpers import command, minimal_definition, write_definition
+from tests.release_runs import audit_problems, gated_sample, release_mgmt_cli, served_version, stop_sample
 from tools.local_airflow import REPO, LocalAirflow, shared_settings
 from tools.run_once import drive
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import release_mgmt_cli
 from tests.helpers import command, minimal_definition, write_definition
+from tests.release_runs import release_mgmt_cli
 
 pytestmark = pytest.mark.e2e
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import audit_problems, audit_records, states
+from tests.release_runs import audit_problems, audit_records, states
 
 pytestmark = pytest.mark.e2e
 ENVS = ("dev", "staging", "prod")

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import release_mgmt_cli
 from tests.helpers import command, minimal_definition, write_definition
+from tests.release_runs import release_mgmt_cli
 from tools.local_airflow import LocalAirflow
 
 pytestmark = pytest.mark.e2e

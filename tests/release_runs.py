@@ -1,4 +1,5 @@
-"""End-to-end fixtures: the sample release on free loopback ports in a temporary folder."""
+"""Release-run fixtures and helpers (registered for every test by tests/conftest.py): the sample release on free
+loopback ports in a temporary folder, a session-wide multi-process Airflow, audit-line checks."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import yaml
 from release_mgmt.dag.builder import build_release_dags
 from tests.helpers import free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 _numbers = itertools.count(1)
 

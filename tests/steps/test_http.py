@@ -112,7 +112,8 @@ def test_check_latency_and_body(http_server, ctx) -> None:
 
 
 def test_check_through_connection(deploy_api, ctx) -> None:
-    """connection + endpoint works like url, with the connection's base URL."""
+    """connection + endpoint works like url: the connection's base URL and its login (HTTP Basic) are used, and a
+    body that does not match fails the check."""
     deploy_api.script("/health", default=Reply(200, {"app": {"version": "1.2.3"}}))
     _check_conn = STEP_ADAPTER.validate_python(
         {
@@ -124,6 +125,15 @@ def test_check_through_connection(deploy_api, ctx) -> None:
         }
     )
     _check_conn.run(ctx)
+    seen = [s for s in deploy_api.seen if s.path == "/health"]
+    assert seen
+    assert seen[0].headers["Authorization"] == "Basic " + base64.b64encode(b"deployer:s3cr3t-pa55").decode()
+    deploy_api.script("/health", default=Reply(200, {"app": {"version": "1.2.2"}}))
+    wrong = STEP_ADAPTER.validate_python(
+        {**_check_conn.model_dump(by_alias=True), "within_seconds": 0.3, "interval_seconds": 0.1}
+    )
+    with pytest.raises(StepError, match=r"1\.2\.2"):
+        wrong.run(ctx)
 
 
 def test_check_needs_exactly_one_target() -> None:

@@ -60,7 +60,8 @@ def test_rolling_batches_stop_at_first_failed_batch(hosts, tmp_path: Path) -> No
 
 
 def test_batch_runs_hosts_in_parallel(hosts, tmp_path: Path) -> None:
-    """batch_size 2: both hosts of a batch are busy at the same time."""
+    """batch_size 2: both hosts of a batch are busy at the same time (each exits 0 only once it saw the other
+    start; run one at a time, the first would exit 9 and fail the step)."""
     marks = tmp_path / "marks"
     marks.mkdir()
     # each host waits until the other one has started: only possible when they run together
@@ -68,7 +69,13 @@ def test_batch_runs_hosts_in_parallel(hosts, tmp_path: Path) -> None:
         f"touch {marks}/$RELEASE_TARGET; for i in $(seq 50); do [ $(ls {marks} | wc -l) -ge 2 ] && exit 0; "
         "sleep 0.1; done; exit 9"
     )
-    _step(connections=hosts[:2], command=cmd, batch_size=2).run(_ctx(tmp_path))
+    outcome = _step(connections=hosts[:2], command=cmd, batch_size=2).run(_ctx(tmp_path))
+    assert outcome.output == "ok on web_1, web_2"
+    assert sorted(p.name for p in marks.iterdir()) == ["web_1", "web_2"]
+    for p in marks.iterdir():
+        p.unlink()
+    with pytest.raises(StepError, match="exited with code 9"):
+        _step(connections=hosts[:2], command=cmd, batch_size=1).run(_ctx(tmp_path))
 
 
 def test_unknown_connection(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from release_mgmt.dag.builder import build_release_dags
-from tests.e2e.conftest import audit_records, states, use_releases
 from tests.helpers import command, minimal_definition, write_definition
+from tests.release_runs import audit_records, states, use_releases
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from release_mgmt.reports import evidence
-from tests.e2e.conftest import audit_problems, gated_sample, release_mgmt_cli, served_version, stop_sample
 from tests.helpers import command, minimal_definition, write_definition
+from tests.release_runs import audit_problems, gated_sample, release_mgmt_cli, served_version, stop_sample
 
 pytestmark = pytest.mark.e2e
 GATE = "prod.gate_approval"

@@ -16,8 +16,8 @@ from release_mgmt.change_service.callers import basic_auth
 from release_mgmt.change_service.store import ChangeStore
 from release_mgmt.dag.builder import build_release_dags
 from release_mgmt.reports import evidence
-from tests.e2e.conftest import audit_records, states, use_releases
 from tests.helpers import command, minimal_definition, write_definition
+from tests.release_runs import audit_records, states, use_releases
 from tests.servers import serve_app
 
 pytestmark = pytest.mark.e2e

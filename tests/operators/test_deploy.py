@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from release_mgmt import cli
-from tests.e2e.conftest import audit_records, states
+from tests.release_runs import audit_records, states
 
 pytestmark = pytest.mark.e2e
 

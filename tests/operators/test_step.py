@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from release_mgmt.dag.builder import build_release_dags
-from tests.e2e.conftest import states, use_releases
 from tests.helpers import command, minimal_definition, write_definition
+from tests.release_runs import states, use_releases
 
 pytestmark = pytest.mark.e2e
 JWT_CANARY = "jwt-canary-" + "9" * 32
