@@ -31,6 +31,8 @@ class DefinitionError(ReleaseMgmtError):
         self.file = file
         self.path = path or Path(file)
         self.problems = tuple(problems)
+        #: the release name the file gives, when it could be read (its error DAG is named after it)
+        self.name: str | None = None
         super().__init__(self.render())
 
     def lines(self) -> list[str]:

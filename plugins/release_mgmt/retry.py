@@ -41,6 +41,8 @@ class RetryPolicy:
     max_wait: float = 60.0
     retry_on: Callable[[BaseException], bool] = field(default=lambda exc: False)
     sleep: Callable[[float], Any] = time.sleep
+    #: called before each wait (e.g. to log "attempt 2 of 4 failed ...; retrying in 2.0s")
+    before_sleep: Callable[[RetryCallState], None] | None = None
 
     def wait(self, state: RetryCallState) -> float:
         """Seconds before the next attempt."""
@@ -60,6 +62,7 @@ class RetryPolicy:
             wait=self.wait,
             retry=retry_if_exception(self._retryable),
             sleep=self.sleep,
+            before_sleep=self.before_sleep,
             reraise=True,
         )
 
@@ -69,5 +72,6 @@ class RetryPolicy:
             stop=stop_after_attempt(self.attempts),
             wait=self.wait,
             retry=retry_if_exception(self._retryable),
+            before_sleep=self.before_sleep,
             reraise=True,
         )

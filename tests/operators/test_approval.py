@@ -125,7 +125,9 @@ def test_reject_stops_before_prod(airflow, tmp_path: Path) -> None:
 
 def test_timeout_is_enforced_by_the_scheduler(airflow, tmp_path: Path) -> None:
     """With nobody answering, the scheduler ends the wait; on_timeout reject fails it, logged as a timeout."""
-    dag = _release(airflow, tmp_path, "gate_timeout", timeout="4s")
+    # 10s, not less: a timeout swept before the scheduler took in the parking process's exit is failed by Airflow
+    # (LocalExecutor: "finished with state success, but the task instance's state attribute is queued")
+    dag = _release(airflow, tmp_path, "gate_timeout", timeout="10s")
     run = airflow.trigger(dag, "alice")
     assert airflow.wait_finished(dag, run) == "failed"
     decision = airflow.xcom(dag, run, GATE, key="decision")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -75,3 +77,54 @@ def answer(api: AirflowApi, gate: PendingGate, decision: str, comment: str) -> d
     )
     result: dict[str, Any] = api.patch(path, {"chosen_options": [decision], "params_input": {"comment": comment}})
     return result
+
+
+def cmd_gates(args: argparse.Namespace) -> int:
+    """Pending approval gates, with who may answer them."""
+    from release_mgmt.cli.rest import AirflowApi
+
+    found = pending(AirflowApi(), args.dag)
+    if not found:
+        print("no approval gate is waiting")
+    for gate in found:
+        print(
+            f"{gate.dag_id}  {gate.run_id}  {gate.environment}  {gate.gate}  approvers: {', '.join(gate.assigned)}"
+            f"  -- {gate.subject}"
+        )
+    return 0
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    """Approve or reject a pending gate as the caller (the gate itself judges the vote)."""
+    from release_mgmt.cli.rest import AirflowApi
+    from release_mgmt.gates.approval import APPROVE, REJECT
+
+    if args.command == "reject" and not args.comment.strip():
+        print("a reject needs --comment saying why", file=sys.stderr)
+        return 2
+    api = AirflowApi()
+    gate = find(api, args.run_id, args.environment, args.gate)
+    if args.dag and gate.dag_id != args.dag:
+        print(f"run {args.run_id} belongs to {gate.dag_id}, not {args.dag}", file=sys.stderr)
+        return 2
+    answer(api, gate, APPROVE if args.command == "approve" else REJECT, args.comment)
+    print(
+        f"{args.command} sent for {gate.dag_id} {gate.run_id} {gate.environment} gate {gate.gate}; "
+        "the gate's log says whether it counted"
+    )
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Register the group's commands on the root parser's subparsers."""
+    gates = sub.add_parser("gates", help="list approval gates waiting for an answer (REST API, your credentials)")
+    gates.add_argument("--dag", help="only this DAG (release_<name>)")
+    gates.set_defaults(func=cmd_gates)
+    for verb in ("approve", "reject"):
+        answer_it = sub.add_parser(verb, help=f"{verb} a pending approval gate as yourself (REST API)")
+        answer_it.add_argument("run_id")
+        answer_it.add_argument("environment")
+        answer_it.add_argument("--comment", default="", help="why (required to reject)")
+        answer_it.add_argument("--gate", help="the gate's name when the environment has several")
+        answer_it.add_argument("--dag", help="the DAG, when the run id alone is ambiguous")
+        answer_it.set_defaults(func=cmd_answer)

@@ -10,7 +10,6 @@ from pathlib import Path
 from airflow.sdk import DAG
 
 from release_mgmt.definition.models import NAME_PATTERN
-from release_mgmt.definition.yaml_io import parse
 from release_mgmt.errors import DefinitionError
 from release_mgmt.operators.invalid import DefinitionErrorOperator
 from release_mgmt.planning import dag_id_for
@@ -24,15 +23,10 @@ def safe_stem(path: Path) -> str:
     return re.sub(r"[^a-z0-9_-]", "_", path.stem.lower()) or "unnamed"
 
 
-def broken_dag_id(path: Path) -> str:
-    """The DAG id a broken file would have had: from its ``name`` when readable, else its file name."""
-    try:
-        data, _ = parse(path.read_text(encoding="utf-8"))
-        name = data.get("name") if isinstance(data, dict) else None
-    except Exception:  # noqa: BLE001 - any unreadable file falls back to the file name
-        name = None
-    if not (isinstance(name, str) and re.fullmatch(NAME_PATTERN, name)):
-        name = safe_stem(path)
+def broken_dag_id(error: DefinitionError) -> str:
+    """The DAG id a broken file would have had: from its ``name`` when the loader could read one, else its file
+    name (the file is never read again here)."""
+    name = error.name if error.name and re.fullmatch(NAME_PATTERN, error.name) else safe_stem(error.path)
     return dag_id_for(name)
 
 

@@ -101,10 +101,9 @@ def build_release_dags(releases_dir: Path, display_root: Path | None = None, onl
         if wanted is None or wanted == dag_id:
             dags[dag_id] = build_dag(_plan(item))
     for error in report.errors:
-        path = error.path
-        dag_id = broken_dag_id(path)
+        dag_id = broken_dag_id(error)
         if dag_id in valid_ids:  # e.g. a second file reusing a release name: never hide either
-            dag_id = dag_id_for(f"invalid_{safe_stem(path)}")
+            dag_id = dag_id_for(f"invalid_{safe_stem(error.path)}")
         if wanted is None or wanted == dag_id:
             dags[dag_id] = build_broken_dag(error, dag_id)
     return dags

@@ -104,6 +104,17 @@ def load_file(path: Path, display: str | None = None, calendars_dir: Path | None
             ],
         )
     try:
+        return LoadedDefinition(path=path, display=shown, definition=_checked(data, node, path, shown, calendars_dir))
+    except DefinitionError as exc:
+        exc.name = data["name"] if isinstance(data.get("name"), str) else None
+        raise
+
+
+def _checked(
+    data: dict[str, Any], node: yaml.Node | None, path: Path, shown: str, calendars_dir: Path | None
+) -> ReleaseDefinition:
+    """The definition of a file's mapping, with its shared groups and calendars, every check passed."""
+    try:
         definition = ReleaseDefinition.model_validate(data)
     except ValidationError as exc:
         problems = sorted((_with_line(p, node) for p in problems_from(exc, data)), key=lambda p: p.line or 0)
@@ -117,7 +128,7 @@ def load_file(path: Path, display: str | None = None, calendars_dir: Path | None
         definition = _with_calendars(definition, path, shown, node, calendars_dir)
     if definition.schedule is not None:
         _check_schedule(definition, path, shown, node)
-    return LoadedDefinition(path=path, display=shown, definition=definition)
+    return definition
 
 
 def _check_schedule(defn: ReleaseDefinition, path: Path, shown: str, node: yaml.Node | None) -> None:
@@ -220,20 +231,12 @@ def load_paths(paths: Iterable[Path], root: Path | None = None, calendars_dir: P
             continue
         first = owners.get(item.definition.name)
         if first is not None:
-            errors.append(
-                DefinitionError(
-                    shown,
-                    path=path,
-                    problems=[
-                        Problem(
-                            "name",
-                            f"release name {item.definition.name!r} is already used by {first.display}; "
-                            "give each release its own name",
-                            line=1,
-                        )
-                    ],
-                )
+            message = f"release name {item.definition.name!r} is already used by {first.display}; "
+            duplicate = DefinitionError(
+                shown, [Problem("name", message + "give each release its own name", line=1)], path
             )
+            duplicate.name = item.definition.name
+            errors.append(duplicate)
             continue
         owners[item.definition.name] = item
         loaded.append(item)

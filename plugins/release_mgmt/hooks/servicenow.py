@@ -273,8 +273,3 @@ class ServiceNowChangeHook(HttpHook):
     def add_work_note(self, sys_id: str, text: str) -> dict[str, str]:
         """Append ``text`` to the change's work notes (the journal)."""
         return self.update(sys_id, {"work_notes": text})
-
-    @staticmethod
-    def state(record: Mapping[str, str]) -> int:
-        """The stored state value (-5 New ... 3 Closed, 4 Canceled)."""
-        return int(record["state"])

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
+from tenacity import RetryCallState
 
 from release_mgmt.errors import StepError
+from release_mgmt.retry import RETRYABLE_STATUSES, RetryPolicy, TryAgain, retry_after
 from release_mgmt.steps.base import StepContext, StepModel, StepOutcome
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
@@ -67,14 +68,6 @@ class _Target(StepModel):
         )
 
 
-def _retry_after(response: Any, default: float) -> float:
-    value = response.headers.get("Retry-After", "") if response is not None else ""
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return default
-
-
 class HttpStep(_Target):
     """Call a deployment or webhook API; retried on 429, 5xx and connection errors with backoff."""
 
@@ -94,37 +87,61 @@ class HttpStep(_Target):
         return f"{self.method} {self.where()} (expect {', '.join(map(str, self.expected_status))})"
 
     def run(self, ctx: StepContext, sleep: Callable[[float], None] = time.sleep) -> StepOutcome:
-        from airflow.sdk.exceptions import AirflowNotFoundException
+        """Send until an expected status (the retry policy of retry.py: 429 with Retry-After, 5xx and dropped
+        connections retried with backoff); anything else fails at once."""
+        import requests
 
-        last = ""
-        for attempt in range(self.retries + 1):
-            wait = min(self.backoff_seconds * 2**attempt, self.max_wait_seconds)
-            try:
-                response = self.send(self.json_body)
-            except Exception as exc:
-                if isinstance(exc, AirflowNotFoundException):
-                    raise StepError(
-                        f"{self.connection}: no such Airflow connection; add an HTTP connection with this id"
-                    ) from exc
-                last = f"{type(exc).__name__}: {excerpt(str(exc))}"
-                response = None
-            else:
-                ctx.log.info("%s %s -> HTTP %s", self.method, self.where(), response.status_code)
-                if response.status_code in self.expected_status:
-                    return StepOutcome(output=excerpt(response.text))
-                last = f"HTTP {response.status_code}: {excerpt(response.text)}"
-                if response.status_code not in RETRY_STATUSES:
-                    break
-                wait = min(_retry_after(response, wait), self.max_wait_seconds)
-            if attempt < self.retries:
-                ctx.log.warning(
-                    "attempt %d of %d failed (%s); retrying in %.1fs", attempt + 1, self.retries + 1, last, wait
-                )
-                sleep(wait)
+        def note(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            why = exc.why if isinstance(exc, TryAgain) else f"{type(exc).__name__}: {excerpt(str(exc))}"
+            wait = state.next_action.sleep if state.next_action else 0.0
+            ctx.log.warning(
+                "attempt %d of %d failed (%s); retrying in %.1fs", state.attempt_number, self.retries + 1, why, wait
+            )
+
+        policy = RetryPolicy(
+            attempts=self.retries + 1,
+            backoff=self.backoff_seconds,
+            max_wait=self.max_wait_seconds,
+            retry_on=lambda exc: isinstance(exc, requests.RequestException),
+            sleep=sleep,
+            before_sleep=note,
+        )
+        try:
+            for attempt in policy.retrying():
+                with attempt:
+                    return self._once(ctx)
+        except (TryAgain, _Refused) as exc:
+            last = exc.why
+        except requests.RequestException as exc:
+            last = f"{type(exc).__name__}: {excerpt(str(exc))}"
         raise StepError(
             f"{ctx.action} of {ctx.component} in {ctx.environment}: {self.method} {self.where()} "
             f"failed: {last} (expected {', '.join(map(str, self.expected_status))})"
         )
+
+    def _once(self, ctx: StepContext) -> StepOutcome:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            response = self.send(self.json_body)
+        except AirflowNotFoundException as exc:
+            raise StepError(
+                f"{self.connection}: no such Airflow connection; add an HTTP connection with this id"
+            ) from exc
+        ctx.log.info("%s %s -> HTTP %s", self.method, self.where(), response.status_code)
+        if response.status_code in self.expected_status:
+            return StepOutcome(output=excerpt(response.text))
+        last = f"HTTP {response.status_code}: {excerpt(response.text)}"
+        if response.status_code in RETRYABLE_STATUSES:
+            raise TryAgain(last, retry_after(response.headers))
+        raise _Refused(last)
+
+
+class _Refused(Exception):  # noqa: N818 - an answer that no retry changes, turned into a StepError by run()
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
 
 
 class HttpCheckStep(_Target):

@@ -1,0 +1,7 @@
+"""What the command groups share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_RELEASES = Path("include/releases")

@@ -1,0 +1,130 @@
+"""``validate``, ``schema``, ``calendar``: the definitions and their calendars, read from files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from release_mgmt.cli.common import DEFAULT_RELEASES
+from release_mgmt.definition.checks import shell_problems
+from release_mgmt.definition.loader import load_paths
+from release_mgmt.definition.models import json_schema
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    paths = [Path(p) for p in args.paths] or [DEFAULT_RELEASES]
+    missing = [p for p in paths if not p.exists()]
+    for path in missing:
+        print(f"{path}: no such file or folder", file=sys.stderr)
+    report = load_paths([p for p in paths if p.exists()])
+    calendar_errors = _check_calendars(paths)
+    for item in report.loaded:
+        defn = item.definition
+        print(
+            f"{item.display}: ok: release {defn.name}, {len(defn.components)} component(s), "
+            f"environments {' -> '.join(e.name for e in defn.environments)}"
+        )
+        for warning in shell_problems(defn)[1]:
+            print(f"{warning.render(item.display)} (warning)")
+    for error in report.errors:
+        for line in error.lines():
+            print(line)
+    if not report.loaded and not report.errors and not missing:
+        print("no release definitions (*.yaml, *.yml) found in " + ", ".join(map(str, paths)), file=sys.stderr)
+        return 2
+    total = len(report.loaded) + len(report.errors)
+    print(f"{len(report.loaded)} of {total} definition(s) valid")
+    return 1 if report.errors or missing or calendar_errors else 0
+
+
+def _check_calendars(paths: list[Path]) -> int:
+    """Validate the shared calendars beside each folder of definitions (include/calendars); count the broken."""
+    from release_mgmt.definition.loader import load_calendar
+    from release_mgmt.errors import DefinitionError
+
+    broken = 0
+    folders = {p.parent / "calendars" for p in paths if p.is_dir() and (p.parent / "calendars").is_dir()}
+    for file in sorted(f for folder in folders for f in folder.glob("*.yaml")):
+        try:
+            load_calendar(file)
+        except DefinitionError as exc:
+            print("\n".join(exc.lines()))
+            broken += 1
+        else:
+            print(f"{file}: ok: calendar")
+    return broken
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    if args.calendar:
+        from release_mgmt.definition.calendars import CalendarFile
+
+        schema = CalendarFile.model_json_schema(by_alias=True)
+        schema["title"] = "release_mgmt shared calendar"
+    else:
+        schema = json_schema()
+    text = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_calendar(args: argparse.Namespace) -> int:
+    """Upcoming freezes and maintenance windows per release and environment, local time and UTC."""
+    from datetime import UTC, datetime, timedelta
+
+    from release_mgmt.rules.windows import upcoming
+
+    start = datetime.fromisoformat(args.start).astimezone(UTC) if args.start else datetime.now(UTC)
+    end = start + timedelta(days=args.days)
+    report = load_paths([Path(args.releases)])
+    for error in report.errors:
+        print("\n".join(error.lines()), file=sys.stderr)
+    shown = 0
+    for item in report.loaded:
+        defn = item.definition
+        if args.release and defn.name != args.release:
+            continue
+        for env in defn.environments:
+            if args.environment and env.name != args.environment:
+                continue
+            occurrences = [o for o in upcoming(defn.windows, start, end) if o.window.applies_to(env.name, defn.name)]
+            print(f"{defn.name} / {env.name}: " + (f"{len(occurrences)} window(s)" if occurrences else "no windows"))
+            for occ in occurrences:
+                print("  " + _calendar_line(occ))
+            shown += 1
+    if not shown:
+        print("no matching release or environment", file=sys.stderr)
+        return 1
+    return 1 if report.errors else 0
+
+
+def _calendar_line(occ: Any) -> str:
+    zone = occ.window.zone
+    local = f"{occ.start.astimezone(zone):%Y-%m-%d %H:%M %Z} to {occ.end.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+    utc = f"{occ.start:%Y-%m-%d %H:%MZ} to {occ.end:%Y-%m-%d %H:%MZ}"
+    return f"{occ.window.kind:<11} {occ.window.name:<20} {local}  ({utc})  {occ.window.reason}"
+
+
+def add_commands(sub: Any) -> None:
+    """Register the group's commands on the root parser's subparsers."""
+    validate = sub.add_parser("validate", help="check release definitions; exit 1 when any is invalid")
+    validate.add_argument("paths", nargs="*", help=f"files or folders (default: {DEFAULT_RELEASES})")
+    validate.set_defaults(func=cmd_validate)
+    schema = sub.add_parser("schema", help="print (or write) the JSON schema of a release definition")
+    schema.add_argument("--out", help="write to this file instead of standard output")
+    schema.add_argument("--calendar", action="store_true", help="the schema of a shared calendar file instead")
+    schema.set_defaults(func=cmd_schema)
+    cal = sub.add_parser("calendar", help="upcoming freezes and maintenance windows per environment")
+    cal.add_argument("environment", nargs="?", help="only this environment")
+    cal.add_argument("--days", type=int, default=30, help="how far ahead (default 30)")
+    cal.add_argument("--release", help="only this release (its name)")
+    cal.add_argument("--from", dest="start", help="start instead of now, ISO 8601 with offset (e.g. 2026-12-01T00:00Z)")
+    cal.add_argument("--releases", default=str(DEFAULT_RELEASES), help="definitions folder")
+    cal.set_defaults(func=cmd_calendar)
