@@ -60,3 +60,19 @@ def test_a_refused_token_is_renewed_once(instance: ScriptedHTTP) -> None:
         hook.get("c2")
     assert "csecret-XYZ" not in str(info.value)
     assert "s3cr3t-pa55" not in str(info.value)
+
+
+def test_async_calls_reuse_one_login(instance: ScriptedHTTP) -> None:
+    """A trigger polling through one hook logs in once, not on every poll; a refused token logs in again."""
+    instance.script("/api/now/table/change_request/c1", default=Reply(200, RECORD))
+    hook = ServiceNowChangeHook("snow_oauth", timeout=5, backoff=0.01)
+
+    async def polls() -> None:
+        for _ in range(3):
+            await get_record(hook, "c1")
+
+    asyncio.run(polls())
+    assert [s.path for s in instance.seen].count("/oauth") == 1
+    instance.script("/api/now/table/change_request/c1", Reply(401, {"error": {}}), default=Reply(200, RECORD))
+    assert asyncio.run(get_record(hook, "c1"))["sys_id"] == "c1"
+    assert [s.path for s in instance.seen].count("/oauth") == 2

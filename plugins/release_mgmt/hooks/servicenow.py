@@ -71,6 +71,8 @@ class ServiceNowChangeHook(HttpHook):
             self.policy = RetryPolicy(retries + 1, backoff, max_wait, _dropped, sleep)
         self._builtin = builtin
         self._session: requests.Session | None = None
+        #: the login the asynchronous calls use (servicenow_async.py), made on their first call
+        self.async_auth: Any = None
 
     @classmethod
     def builtin_service(cls, **kwargs: Any) -> ServiceNowChangeHook:

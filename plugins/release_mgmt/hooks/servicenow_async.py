@@ -53,7 +53,9 @@ async def request(hook: ServiceNowChangeHook, method: str, path: str, body: dict
     """One call as the hook would send it (its ``result``), asynchronously."""
     conn = await _connection(hook)
     hook._set_base_url(conn)
-    auth = hook._extract_auth(conn)
+    if hook.async_auth is None:  # kept on the hook: a token login is reused across a trigger's polls
+        hook.async_auth = hook._extract_auth(conn)
+    auth = hook.async_auth
     timeout = aiohttp.ClientTimeout(total=hook.timeout)
 
     async def once(force_login: bool = False) -> tuple[int, str, Any]:

@@ -9,7 +9,7 @@ Votes are kept in the task's XCom, so they survive between answers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -64,7 +64,7 @@ class ApprovalGateOperator(HITLOperator):
         self.environments = list(environments)
         self.earlier_gates = list(earlier_gates)
 
-    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Subject and body may use ``airflow_url`` (the API server's [api] base_url) for links."""
         super().render_template_fields(cast("Any", {**dict(context), "airflow_url": _airflow_url()}), jinja_env)
 
@@ -72,7 +72,7 @@ class ApprovalGateOperator(HITLOperator):
     def model(self) -> ApprovalGate:
         return ApprovalGate.model_validate(self.gate)
 
-    def _audit(self, context: Mapping[str, Any], event: str, outcome: str, actor: str = "", **details: Any) -> None:
+    def _audit(self, context: Context, event: str, outcome: str, actor: str = "", **details: Any) -> None:
         audit.emit(
             self.log,
             event,
@@ -181,7 +181,7 @@ class ApprovalGateOperator(HITLOperator):
             names.extend(decision.get("approvers", []) if isinstance(decision, dict) else [])
         return names
 
-    def _wait_again(self, context: Any, approvals: list[dict[str, Any]]) -> Any:
+    def _wait_again(self, context: Context, approvals: list[dict[str, Any]]) -> Any:
         ti = context["ti"]
         deadline = datetime.fromisoformat(ti.xcom_pull(task_ids=self.task_id, key=DEADLINE))
         left = deadline - datetime.now(UTC)
@@ -200,7 +200,7 @@ class ApprovalGateOperator(HITLOperator):
         self.log.info("waiting for more approvals (%s left)", str(left).split(".")[0])
         raise TaskAwaitingInput(method_name="execute_complete", timeout=left)
 
-    def _timeout(self, context: Any, approvals: list[dict[str, Any]]) -> Any:
+    def _timeout(self, context: Context, approvals: list[dict[str, Any]]) -> Any:
         gate = self.model
         lacks = missing(gate, [a["user"] for a in approvals], self.approver_groups)
         reason = (
@@ -219,7 +219,7 @@ class ApprovalGateOperator(HITLOperator):
 
     def _decide(
         self,
-        context: Any,
+        context: Context,
         decision: str,
         approvals: list[dict[str, Any]],
         reason: str,
@@ -279,11 +279,11 @@ def _airflow_url() -> str:
     return str(conf.get("api", "base_url", fallback="") or "").rstrip("/")
 
 
-def _triggerer(context: Mapping[str, Any]) -> str:
+def _triggerer(context: Context) -> str:
     return str(context["dag_run"].triggering_user_name or "")
 
 
-def _versions(context: Mapping[str, Any], components: list[str]) -> dict[str, str]:
+def _versions(context: Context, components: list[str]) -> dict[str, str]:
     return {c: str(context["params"].get(version_param(c), "")) for c in components}
 
 

@@ -57,7 +57,7 @@ class _LockOperator(ReleaseOperator):
     def _client(context: Context) -> LockClient:
         return lock_client(context)
 
-    def _lock_audit(self, context: Mapping[str, Any], event: str, outcome: str, **details: Any) -> None:
+    def _lock_audit(self, context: Context, event: str, outcome: str, **details: Any) -> None:
         self._audit(context, event, outcome, environment=self.environment, details={"lock": self.lock, **details})
 
 
@@ -80,7 +80,7 @@ class EnvironmentLockOperator(_LockOperator):
             self._wait(context, holder, answer)
         return self._granted(context, answer)
 
-    def _wait(self, context: Any, holder: Holder, answer: Mapping[str, Any]) -> NoReturn:
+    def _wait(self, context: Context, holder: Holder, answer: Mapping[str, Any]) -> NoReturn:
         position = 1 + next(
             (i for i, r in enumerate(answer["queue"]) if Holder(r["dag_id"], r["run_id"], r["environment"]) == holder),
             len(answer["queue"]),
@@ -119,7 +119,7 @@ class EnvironmentLockOperator(_LockOperator):
             f"run to finish (or fail it, which frees the lock), then clear this task; lock_timeout sets the wait."
         )
 
-    def _granted(self, context: Any, answer: Mapping[str, Any]) -> dict[str, Any]:
+    def _granted(self, context: Context, answer: Mapping[str, Any]) -> dict[str, Any]:
         held = answer["holder"]
         waited = _seconds_between(held["requested_on"], held["granted_on"])
         self.log.info("took lock %s for %s (waited %.1fs)", self.lock, self.environment, waited)

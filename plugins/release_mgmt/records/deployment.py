@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import Asset, AssetAlias
+from airflow.sdk import Asset, AssetAlias, Context
 
 
 def asset_name(release: str, environment: str, component: str) -> str:
@@ -64,7 +64,7 @@ class DeploymentRecord:
         )
 
 
-def latest(context: Mapping[str, Any], asset: Asset) -> DeploymentRecord | None:
+def latest(context: Context, asset: Asset) -> DeploymentRecord | None:
     """The last recorded deployment of ``asset`` (which must be one of the task's inlets)."""
     events = context["inlet_events"][asset].ascending(False).limit(1)
     for event in events:
@@ -74,7 +74,7 @@ def latest(context: Mapping[str, Any], asset: Asset) -> DeploymentRecord | None:
     return None
 
 
-def add(context: Mapping[str, Any], release: str, environment: str, component: str, record: DeploymentRecord) -> None:
+def add(context: Context, release: str, environment: str, component: str, record: DeploymentRecord) -> None:
     """Record a successful deployment (the task must have the alias among its outlets)."""
     alias = record_alias(release, environment, component)
     context["outlet_events"][alias].add(

@@ -58,9 +58,13 @@ class ChangeAuthorizationTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         identity = TaskIdentity(**self.identity) if self.identity else None
         wait = self.poll_seconds
+        try:
+            backend = backend_named(self.backend, self.change, identity)
+        except LookupError as exc:
+            yield TriggerEvent(ChangeError(status="error", message=str(exc)))
+            return
         while True:
             try:
-                backend = backend_named(self.backend, self.change, identity)
                 record = await backend.get_async(self.sys_id)
                 state = ChangeState.of(record)
             except (ServiceNowError, ValueError) as exc:
