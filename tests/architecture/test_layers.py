@@ -92,3 +92,21 @@ def test_the_walk_sees_an_upward_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from release_mgmt.cli import main\n")
     assert _imports(module) == [(2, "release_mgmt.cli")]
+
+
+def test_workers_and_the_triggerer_never_load_the_service_database_code() -> None:
+    """Operators and triggers reach the change service through its contract, never its SQLAlchemy modules."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, release_mgmt.dag.builder, release_mgmt.triggers.change, release_mgmt.triggers.lock\n"
+        "from release_mgmt.dag.builder import operator_class\n"
+        "from release_mgmt.planning import OPERATORS\n"
+        "[operator_class(path) for path in OPERATORS.values()]\n"
+        "print(sorted(m for m in sys.modules if m.startswith('release_mgmt.change_service')))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "['release_mgmt.change_service', 'release_mgmt.change_service.contract', " + (
+        "'release_mgmt.change_service.service_token']"
+    )
