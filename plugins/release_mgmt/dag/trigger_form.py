@@ -35,8 +35,8 @@ def trigger_params(plan: ReleasePlan) -> dict[str, Param]:
     )
     if plan.break_glass is not None:
         params["emergency_change"] = Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],  # optional: an empty field (null) is a normal run
             pattern=r"^[A-Za-z0-9_.-]{0,40}$",
             title="Emergency change",
             description="Change number of an emergency change: the run then asks the break-glass approvers to "
@@ -46,7 +46,9 @@ def trigger_params(plan: ReleasePlan) -> dict[str, Param]:
         False, type="boolean", title="Dry run", description="Plan and log what would be done; change nothing."
     )
     for key, spec in plan.parameters.items():
-        schema: dict[str, Any] = {"type": spec["type"]}
+        optional = spec["type"] == "string" and not spec["enum"] and spec["default"] in (None, "")
+        # an optional text field may be left empty: the form sends null, which renders as ""
+        schema: dict[str, Any] = {"type": ["null", "string"] if optional else spec["type"]}
         if spec["enum"]:
             schema["enum"] = list(spec["enum"])
         if spec.get("pattern"):

@@ -51,7 +51,9 @@ class ApprovalGateOperator(HITLOperator):
         super().__init__(
             options=[APPROVE, REJECT],
             body=_body(release, environment, components, model),
-            params={"comment": Param("", type="string", title="Comment", description="Required to reject.")},
+            params={  # optional: an approval needs no comment, a reject does (the gate refuses one without)
+                "comment": Param(None, type=["null", "string"], title="Comment", description="Required to reject.")
+            },
             assigned_users=[{"id": user, "name": user} for user in eligible],
             response_timeout=model.timeout,
             **kwargs,

@@ -82,8 +82,10 @@ class StepOperator(WindowsMixin, ReleaseOperator):
             "vars": self.variables,
             "task_id": self.task_id,
         }
+        # an optional text parameter left empty arrives as null: it renders as empty text, never "None"
+        plain = {k: "" if v is None else v for k, v in param_values(context).items()}
         sources = list(self._shell_strings())
-        super().render_template_fields(cast("Any", {**dict(context), **extras}), jinja_env)
+        super().render_template_fields(cast("Any", {**dict(context), **extras, "params": plain}), jinja_env)
         env = jinja_env or self.get_template_env()
         params = param_values(context)
         for (field_name, index), key, template in sources:
