@@ -83,8 +83,9 @@ def _release(tmp_path: Path, monkeypatch, name: str, check: str = "true", deploy
     return build_release_dags(tmp_path / "releases")[f"release_{name}"], journal
 
 
-def test_prod_waits_for_authorization_and_closes_successful(tmp_path, monkeypatch, airflow_db, changes) -> None:
-    """The change is opened before anything in prod, authorized by the CAB, implemented, closed successful."""
+def test_prod_waits_for_authorization_and_closes_successful(tmp_path, monkeypatch, airflow_db, changes, capfd) -> None:
+    """The change is opened before anything in prod, authorized by the CAB, implemented, closed successful; every
+    audit line of prod's deploy and checks names the change they ran under (dev's name none)."""
     dag, journal = _release(tmp_path, monkeypatch, "chg_ok")
     cab = _cab(changes, approve=True)
     run = dag.test()
@@ -107,6 +108,12 @@ def test_prod_waits_for_authorization_and_closes_successful(tmp_path, monkeypatc
     assert f"Full report: python -m release_mgmt audit release_chg_ok {run.run_id}" in notes
     summary, digest = notes.split("Evidence (sha256 of ")[1].split("\n")[0].rsplit("): ", 1)
     assert hashlib.sha256(summary.encode()).hexdigest() == digest  # anyone can re-check the digest
+    records = audit_records(capfd.readouterr().out)
+    work = [r for r in records if r["event"].split(".")[0] in ("deploy", "validate")]
+    assert {(r["environment"], r["change"]) for r in work} == {("dev", ""), ("prod", change["number"])}
+    recorded = [r for r in records if r["event"] == "deployment.recorded"]
+    assert len(recorded) == 2
+    assert all(r["change"] == (change["number"] if r["environment"] == "prod" else "") for r in recorded)
 
 
 def test_failed_validation_closes_unsuccessful_after_rollback(tmp_path, monkeypatch, airflow_db, changes) -> None:

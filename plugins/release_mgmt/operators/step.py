@@ -9,7 +9,7 @@ environment variables.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -108,7 +108,23 @@ class StepOperator(WindowsMixin, ReleaseOperator):
                         yield (field_name, index), key, step[key]
 
     def _where(self, context: Context) -> dict[str, str]:
-        return {"environment": self.environment, "component": self.component, "version": self._version(context)}
+        """What an audit line of this task names: environment, component, version and the change it runs under."""
+        return {
+            "environment": self.environment,
+            "component": self.component,
+            "version": self._version(context),
+            "change": self._change_number(context),
+        }
+
+    def _opened_change(self, context: Context) -> dict[str, Any]:
+        """What ``change_open`` returned for this environment (empty without a change, or on a dry run)."""
+        if not self.change:
+            return {}
+        opened = context["ti"].xcom_pull(task_ids=f"{self.environment}.change_open")
+        return opened if isinstance(opened, dict) and opened.get("sys_id") else {}
+
+    def _change_number(self, context: Context) -> str:
+        return str(self._opened_change(context).get("number", ""))
 
     def _step_context(self, context: Context, previous: str) -> StepContext:
         ti = context["ti"]
@@ -167,15 +183,13 @@ class StepOperator(WindowsMixin, ReleaseOperator):
 
     def _work_note(self, context: Context, text: str) -> None:
         """Evidence on this run's change request, when the environment has one (a failure to write is logged)."""
-        if not self.change:
-            return
-        opened = context["ti"].xcom_pull(task_ids=f"{self.environment}.change_open")
-        if not isinstance(opened, dict) or not opened.get("sys_id"):
+        opened = self._opened_change(context)
+        if not opened:
             return
         from release_mgmt.hooks.change_backend import backend_for
 
         try:
-            backend = backend_for(self.change, TaskIdentity.from_context(context))
+            backend = backend_for(self.change or {}, TaskIdentity.from_context(context))
             backend.note(opened["sys_id"], f"{text} (Airflow run {context['run_id']}, task {self.task_id})")
         except ServiceNowError as exc:
             self.log.warning("could not add a work note to change %s: %s", opened.get("number"), exc)
@@ -184,12 +198,11 @@ class StepOperator(WindowsMixin, ReleaseOperator):
         """Add the deployment record when this task is the component's last step in the environment."""
         if not self.records:
             return
-        change = context["ti"].xcom_pull(task_ids=f"{self.environment}.change_open")
         record = deployment.DeploymentRecord(
             version=self._version(context),
             run_id=context["run_id"],
             deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            change=str(change.get("number", "")) if isinstance(change, Mapping) else "",
+            change=self._change_number(context),
             run_after=run_after(context),
         )
         deployment.add(context, self.release, self.environment, self.component, record)
