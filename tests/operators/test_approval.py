@@ -121,6 +121,10 @@ def test_reject_stops_before_prod(airflow, tmp_path: Path) -> None:
     assert audit_problems(records) == []
     assert [r["event"] for r in records].count("gate.vote_refused") == 1  # the empty reject
     assert [r["event"] for r in records].count("gate.decision") == 1
+    # the run says who stopped it and why, not only which task failed
+    [finished] = [r for r in records if r["event"] == "run.finished"]
+    assert "gate_approval: rejected by bob: error budget exhausted" in " ".join(finished["details"]["summary"])
+    assert "rejected by bob: error budget exhausted" in airflow.log(dag, run, "summary")
 
 
 def test_timeout_is_enforced_by_the_scheduler(airflow, tmp_path: Path) -> None:

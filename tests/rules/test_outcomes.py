@@ -66,3 +66,12 @@ def test_lock_not_granted_fails_the_environment_naming_it() -> None:
     outcome = environment_outcome(states)
     assert outcome.status == "failed"
     assert outcome.sentence("prod") == "prod: FAILED (lock failed)"
+
+
+def test_a_failed_gate_says_who_rejected_and_why() -> None:
+    """The sentence of a failed environment carries the reason its failed tasks gave."""
+    outcome = environment_outcome({"enter": "success", "gate_approval": "failed", "deploy_api": "upstream_failed"})
+    assert outcome.sentence("prod", {"gate_approval": "rejected by bob: error budget exhausted"}) == (
+        "prod: FAILED (gate_approval failed); gate_approval: rejected by bob: error budget exhausted"
+    )
+    assert outcome.sentence("prod") == "prod: FAILED (gate_approval failed)"

@@ -9,7 +9,18 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from release_mgmt.operators.base import ReleaseOperator, local_states, selection
-from release_mgmt.rules.outcomes import environment_outcome
+from release_mgmt.rules.outcomes import EnvironmentOutcome, environment_outcome
+
+
+def reasons(context: Context, environment: str, outcome: EnvironmentOutcome) -> dict[str, str]:
+    """Why the failed gates of ``environment`` failed, as the gates recorded it (who rejected and why, or the
+    timeout), keyed by local task id."""
+    found = {}
+    for task in (t for t in outcome.failed_tasks if t.startswith("gate_")):
+        decision = context["ti"].xcom_pull(task_ids=f"{environment}.{task}", key="decision")
+        if isinstance(decision, dict) and decision.get("reason"):
+            found[task] = str(decision["reason"])
+    return found
 
 
 class EnvironmentResultOperator(ReleaseOperator):
@@ -23,7 +34,7 @@ class EnvironmentResultOperator(ReleaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         selected = self.environment in selection(context, self.components, self.environments).environments
         outcome = environment_outcome(local_states(context, self.environment, self.local_task_ids), selected)
-        sentence = outcome.sentence(self.environment)
+        sentence = outcome.sentence(self.environment, reasons(context, self.environment, outcome))
         self._audit(
             context,
             "environment.finished",
@@ -59,13 +70,13 @@ class ReleaseSummaryOperator(ReleaseOperator):
             states = local_states(context, env, self.tasks_by_environment[env])
             outcome = environment_outcome(states, env in chosen.environments)
             statuses[env] = outcome.status
-            lines.append(outcome.sentence(env))
+            lines.append(outcome.sentence(env, reasons(context, env, outcome)))
             failed = failed or outcome.is_failure
         verdict = "FAILED" if failed else "SUCCEEDED"
         self.log.info("release %s %s", self.release, verdict)
         for line in lines:
             self.log.info("  %s", line)
-        self._audit(context, "run.finished", verdict.lower(), details={"environments": statuses})
+        self._audit(context, "run.finished", verdict.lower(), details={"environments": statuses, "summary": lines})
         if failed:
             raise AirflowFailException(f"release {self.release} FAILED: " + " | ".join(lines))
         return statuses

@@ -22,8 +22,9 @@ class EnvironmentOutcome:
     def is_failure(self) -> bool:
         return self.status in ("failed", "rolled_back", "rollback_failed", "not_started")
 
-    def sentence(self, environment: str) -> str:
-        """One line for logs and the summary."""
+    def sentence(self, environment: str, why: Mapping[str, str] | None = None) -> str:
+        """One line for logs and the summary; ``why`` adds the reason a failed task gave (a gate's rejection:
+        who and why), keyed by its local id."""
         text = {
             "succeeded": f"{environment}: succeeded",
             "not_selected": f"{environment}: not selected for this run",
@@ -32,6 +33,7 @@ class EnvironmentOutcome:
         if text:
             return text
         parts = [f"{environment}: FAILED ({', '.join(self.failed_tasks) or 'entry'} failed)"]
+        parts += [f"{task}: {(why or {})[task]}" for task in self.failed_tasks if (why or {}).get(task)]
         if self.rolled_back:
             parts.append(f"rolled back: {', '.join(self.rolled_back)}")
         if self.rollback_failed:
