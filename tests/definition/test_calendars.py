@@ -175,3 +175,29 @@ def test_decision_matches_reference(cron: str, zone: str, minutes: int, t: datet
     assert (d.kind == "go") == inside_long_enough
     if d.kind == "wait" and d.until is not None:
         assert _brute_force(cron, ZoneInfo(zone), timedelta(minutes=minutes), d.until)
+
+
+def test_waits_name_durations_as_people_write_them() -> None:
+    """A wait for a maintenance window says how much of it must be left as 2h or 90m, never 2:00:00."""
+    from release_mgmt.definition.durations import format_duration
+
+    assert [format_duration(timedelta(seconds=s)) for s in (0, 90, 5400, 7200, 172800)] == [
+        "0s",
+        "90s",
+        "90m",
+        "2h",
+        "2d",
+    ]
+    window = Window.model_validate(
+        {
+            "name": "night",
+            "kind": "maintenance",
+            "reason": "quiet",
+            "cron": "0 22 * * *",
+            "duration": "4h",
+            "timezone": "UTC",
+        }
+    )
+    at = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    decision = decide([window], at, environment="prod", release="shop", expected=timedelta(hours=2))
+    assert "next with 2h left" in decision.reason

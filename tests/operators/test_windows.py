@@ -174,6 +174,4 @@ def test_outside_maintenance_fail_policy(tmp_path, monkeypatch, airflow_db, capf
     )
     assert str(run.state) == "failed"
     assert not journal.exists()
-    assert "outside maintenance windows; next with 0:00:00 left: maintenance night (low traffic)" in (
-        capfd.readouterr().out
-    )
+    assert "outside maintenance windows; next with 0s left: maintenance night (low traffic)" in (capfd.readouterr().out)

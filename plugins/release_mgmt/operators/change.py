@@ -19,7 +19,7 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from release_mgmt.change_service.service_token import TaskIdentity
-from release_mgmt.definition.durations import parse_duration
+from release_mgmt.definition.durations import format_duration, parse_duration
 from release_mgmt.errors import ServiceNowError
 from release_mgmt.hooks.change_backend import ChangeBackend, backend_for
 from release_mgmt.operators.base import ReleaseOperator, triggerer
@@ -193,9 +193,10 @@ class ChangeAuthorizedOperator(ChangeOperator):
         if state in STOPPED:
             self._stopped(context, record)
         timeout = parse_duration(self.change.get("authorization_timeout", "2d"))
-        self.change_audit(context, "change.waiting", "waiting", record["number"], state=state, timeout=str(timeout))
+        waits = format_duration(timeout)
+        self.change_audit(context, "change.waiting", "waiting", record["number"], state=state, timeout=waits)
         self.log.info(
-            "waiting for %s to be authorized (state %s), up to %s, without a worker", record["number"], state, timeout
+            "waiting for %s to be authorized (state %s), up to %s, without a worker", record["number"], state, waits
         )
         self.defer(
             trigger=ChangeAuthorizationTrigger(

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from release_mgmt.definition.calendars import SEARCH_LIMIT, Occurrence, Window
+from release_mgmt.definition.durations import format_duration
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def decide(
             start, occ = opening
             if start > candidate:
                 first_reason = first_reason or (
-                    f"outside maintenance windows; next with {expected} left: {occ.describe()}"
+                    f"outside maintenance windows; next with {format_duration(expected)} left: {occ.describe()}"
                 )
                 first_block = first_block or occ
                 candidate = start
