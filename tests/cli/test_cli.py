@@ -113,3 +113,43 @@ def test_committed_calendar_schema(repo: Path) -> None:
     """include/schema/calendar.schema.json is what `schema --calendar` prints."""
     out = _cli("schema", "--calendar", cwd=repo)
     assert json.loads(out.stdout) == json.loads((repo / "include/schema/calendar.schema.json").read_text())
+
+
+def test_status_without_an_airflow_home_says_where_instead_of_creating_one(tmp_path: Path, repo: Path) -> None:
+    """Without AIRFLOW_HOME (or a database URL), status names the project's Airflow homes and creates nothing:
+    Airflow would otherwise make an empty ~/airflow and answer 'no deployments'."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")} | {"HOME": str(tmp_path)}
+    env["PYTHONPATH"] = str(repo / "plugins")
+    done = subprocess.run(
+        [sys.executable, "-m", "release_mgmt", "status"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "AIRFLOW_HOME" in done.stderr
+    assert ".airflow/run-once" in done.stderr
+    assert not (tmp_path / "airflow").exists()
+
+
+def test_rest_commands_follow_the_api_port() -> None:
+    """The CLI's REST client reaches the API server where scripts/airflow-env.sh put it."""
+    from release_mgmt.cli.rest import AirflowApi
+
+    assert AirflowApi(env={}).url == "http://127.0.0.1:8080"
+    assert AirflowApi(env={"AIRFLOW__API__PORT": "18090"}).url == "http://127.0.0.1:18090"
+    moved = {"AIRFLOW__API__HOST": "::1", "AIRFLOW__API__PORT": "18090"}
+    assert AirflowApi(env=moved).url == "http://[::1]:18090"
+    assert AirflowApi(env={**moved, "AIRFLOW_API_URL": "http://127.0.0.1:9/"}).url == "http://127.0.0.1:9"
+
+
+def test_one_port_setting_moves_every_url(repo: Path) -> None:
+    """AIRFLOW__API__PORT moves the API server, the execution API the tasks call and the base URL of links."""
+    script = f"AIRFLOW__API__PORT=18090 AIRFLOW_HOME=$(mktemp -d); source {repo}/scripts/airflow-env.sh; "
+    script += "echo $AIRFLOW__CORE__EXECUTION_API_SERVER_URL $AIRFLOW__API__BASE_URL"
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["http://127.0.0.1:18090/execution/", "http://127.0.0.1:18090"]

@@ -1,6 +1,7 @@
 """A small client of Airflow's REST API with the caller's own credentials (for the CLI).
 
-Settings come from the environment: ``AIRFLOW_API_URL`` (default http://127.0.0.1:8080) and
+Settings come from the environment: ``AIRFLOW_API_URL`` (default: Airflow's own ``AIRFLOW__API__HOST`` and
+``AIRFLOW__API__PORT``, else http://127.0.0.1:8080) and
 either ``AIRFLOW_API_TOKEN`` or ``AIRFLOW_USERNAME`` + ``AIRFLOW_PASSWORD`` (asked for on a
 terminal when missing). The password is sent only to ``/auth/token`` and never printed.
 """
@@ -27,7 +28,7 @@ class AirflowApi:
 
     def __init__(self, env: Mapping[str, str] | None = None, timeout: float = 30) -> None:
         env = os.environ if env is None else env
-        self.url = env.get("AIRFLOW_API_URL", "http://127.0.0.1:8080").rstrip("/")
+        self.url = (env.get("AIRFLOW_API_URL") or _api_server(env)).rstrip("/")
         if not self.url.startswith(("http://", "https://")):
             raise ReleaseMgmtError(f"AIRFLOW_API_URL must be an http(s) URL, not {self.url!r}")
         self.timeout = timeout
@@ -74,3 +75,10 @@ class AirflowApi:
 
     def patch(self, path: str, body: Any) -> Any:
         return self.send("PATCH", path, body)
+
+
+def _api_server(env: Mapping[str, str]) -> str:
+    """Where the API server listens by Airflow's own settings (what scripts/airflow-env.sh exports)."""
+    host = env.get("AIRFLOW__API__HOST") or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{env.get('AIRFLOW__API__PORT') or '8080'}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,13 @@ from release_mgmt.definition.loader import load_paths
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Per release, environment and component: the version running, since when, from which run."""
+    if not (os.environ.get("AIRFLOW_HOME") or os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")):
+        print(  # Airflow would create an empty ~/airflow and answer "no deployments"
+            "error: which Airflow? set AIRFLOW_HOME to it: .airflow for scripts/run-local.sh, .airflow/run-once "
+            "for scripts/run-local.sh --once (or AIRFLOW__DATABASE__SQL_ALCHEMY_CONN to its database)",
+            file=sys.stderr,
+        )
+        return 2
     from release_mgmt.reports import status
 
     rows = status.running(args.release)
