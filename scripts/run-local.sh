@@ -6,11 +6,19 @@
 #                                 is started, the run triggered as admin, the prod gate approved as alice,
 #                                 the outcome printed, Airflow stopped
 #   scripts/run-local.sh --once --conf '{"version_web": "2.0.0"}'   ... with the known-bad version
+#   scripts/run-local.sh --stop-sample   stop the sample service's environments (they keep running after a run)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 scripts/bootstrap.sh
 source scripts/airflow-env.sh
+
+if [ "${1:-}" = "--stop-sample" ]; then  # the sample's environments keep running after a run; this stops them
+  for env in "$RELEASE_MGMT_SAMPLE_ROOT"/*/; do
+    [ -d "$env" ] && echo "$(basename "$env"): $(python include/sample_service/ctl.py stop --root "$env")"
+  done
+  exit 0
+fi
 
 passwords="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 python - "$passwords" <<'PY'

@@ -48,6 +48,9 @@ def run_once(release: str, conf: dict[str, Any], home: Path, releases: Path, sec
         local = {t.split(".", 1)[1]: s for t, s in states.items() if t.startswith(f"{env.name}.")}
         print("  " + outcomes.environment_outcome(local, env.name in chosen).sentence(env.name))
     print(f"run {run_id}: {state}")
+    print(
+        "the deployed environments keep running (their URLs are in the task logs); scripts/run-local.sh --stop-sample"
+    )
     return 0 if state == "success" else 1
 
 

@@ -153,3 +153,32 @@ def test_one_port_setting_moves_every_url(repo: Path) -> None:
     script += "echo $AIRFLOW__CORE__EXECUTION_API_SERVER_URL $AIRFLOW__API__BASE_URL"
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["http://127.0.0.1:18090/execution/", "http://127.0.0.1:18090"]
+
+
+def test_stop_sample_stops_the_sample_environments(tmp_path: Path, repo: Path) -> None:
+    """The sample's environments keep running after a run; scripts/run-local.sh --stop-sample stops them."""
+    import os
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = tmp_path / "sample" / "dev"
+    ctl = [sys.executable, str(repo / "include/sample_service/ctl.py")]
+    subprocess.run([*ctl, "deploy", "--root", str(root), "--port", str(port), "--version", "1.0.0"], check=True)
+    pid = int((root / "service.pid").read_text())
+    os.kill(pid, 0)  # running
+    env = {**os.environ, "RELEASE_MGMT_SAMPLE_ROOT": str(tmp_path / "sample"), "AIRFLOW_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [str(repo / "scripts/run-local.sh"), "--stop-sample"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "dev: stopped" in done.stdout
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        __import__("time").sleep(0.1)
+    else:
+        raise AssertionError(f"sample service {pid} still runs")
