@@ -1,6 +1,6 @@
 """The manual trigger form submits as it opens: every optional text field (an empty emergency change, a string
-parameter without a value) accepts both its default and an emptied field (null), as Airflow's form and REST API
-validate it; required fields stay required."""
+parameter whose default is empty) accepts both its default and an emptied field (null), as Airflow's form and
+REST API validate it; required fields (a version, an enum, a parameter without a default) stay required."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ def _form(tmp_path: Path) -> ParamsDict:
         "shop",
         parameters={
             "ticket": {"type": "string", "default": "", "description": "Leave empty when there is none."},
-            "note": {"type": "string"},
+            "note": {"type": "string", "default": "n/a"},
+            "reason": {"type": "string"},
             "region": {"type": "string", "default": "eu", "enum": ["eu", "us"]},
         },
     )
@@ -31,24 +32,27 @@ def _form(tmp_path: Path) -> ParamsDict:
 
 
 def test_the_form_validates_with_its_own_defaults(tmp_path: Path) -> None:
-    """Trigger with nothing changed: the defaults pass their own schema."""
+    """Trigger with nothing changed but the one field without a default: the defaults pass their own schema."""
     form = _form(tmp_path)
+    form["reason"] = "weekly release"
     values = form.validate()
     assert values["emergency_change"] in ("", None)
     assert values["ticket"] == ""
 
 
-@pytest.mark.parametrize("field", ["emergency_change", "ticket", "note"])
+@pytest.mark.parametrize("field", ["emergency_change", "ticket"])
 def test_an_emptied_optional_text_field_is_accepted(tmp_path: Path, field: str) -> None:
     """The UI sends null for a cleared text field: optional text fields accept it."""
     form = _form(tmp_path)
+    form["reason"] = "weekly release"
     form[field] = None
     assert form.validate()[field] is None
 
 
 def test_required_and_checked_fields_stay_checked(tmp_path: Path) -> None:
     """A version and an enum parameter are still required; a bad emergency change number is still refused."""
-    for field, value in (("version_api", None), ("region", None), ("emergency_change", "CHG 1; rm -rf /")):
+    cases = (("version_api", None), ("region", None), ("note", None), ("reason", None), ("emergency_change", "CHG 1;"))
+    for field, value in cases:
         form = _form(tmp_path)
         with pytest.raises(ParamValidationError):  # setting a value validates it, as the form's submit does
             form[field] = value

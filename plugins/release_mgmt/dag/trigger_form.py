@@ -46,8 +46,9 @@ def trigger_params(plan: ReleasePlan) -> dict[str, Param]:
         False, type="boolean", title="Dry run", description="Plan and log what would be done; change nothing."
     )
     for key, spec in plan.parameters.items():
-        optional = spec["type"] == "string" and not spec["enum"] and spec["default"] in (None, "")
-        # an optional text field may be left empty: the form sends null, which renders as ""
+        # a text field whose default is empty may be left empty (the form sends null, which renders as ""); one
+        # without a default stays required, as the author meant
+        optional = spec["type"] == "string" and not spec["enum"] and spec["default"] == ""
         schema: dict[str, Any] = {"type": ["null", "string"] if optional else spec["type"]}
         if spec["enum"]:
             schema["enum"] = list(spec["enum"])
