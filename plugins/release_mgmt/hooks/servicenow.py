@@ -15,6 +15,7 @@ the calling task's DAG run (``identity``).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -66,9 +67,7 @@ class ServiceNowChangeHook(HttpHook):
         self.conn_id = conn_id
         self.identity = identity
         self.timeout = timeout
-        self.policy = RetryPolicy(attempts=retries + 1, backoff=backoff, max_wait=max_wait, retry_on=_dropped)
-        if sleep is not None:  # tests wait without sleeping
-            self.policy = RetryPolicy(retries + 1, backoff, max_wait, _dropped, sleep)
+        self.policy = RetryPolicy(retries + 1, backoff, max_wait, _dropped, sleep or time.sleep)
         self._builtin = builtin
         self._session: requests.Session | None = None
         #: the login the asynchronous calls use (servicenow_async.py), made on their first call

@@ -57,6 +57,7 @@ class StepOperator(WindowsMixin, ReleaseOperator):
         self.workdir = workdir
         self.records = records
         self.change = dict(change) if change else None
+        self._opened: dict[str, Any] | None = None  # change_open's answer, once read
         self._set_windows(windows, on_freeze, outside_maintenance, expected_seconds)
 
     def _version(self, context: Context) -> str:
@@ -117,11 +118,12 @@ class StepOperator(WindowsMixin, ReleaseOperator):
         }
 
     def _opened_change(self, context: Context) -> dict[str, Any]:
-        """What ``change_open`` returned for this environment (empty without a change, or on a dry run)."""
-        if not self.change:
-            return {}
-        opened = context["ti"].xcom_pull(task_ids=f"{self.environment}.change_open")
-        return opened if isinstance(opened, dict) and opened.get("sys_id") else {}
+        """What ``change_open`` returned for this environment (empty without a change, or on a dry run); read
+        once per task run, however many audit lines, work notes and records name it."""
+        if self._opened is None:
+            opened = context["ti"].xcom_pull(task_ids=f"{self.environment}.change_open") if self.change else None
+            self._opened = opened if isinstance(opened, dict) and opened.get("sys_id") else {}
+        return self._opened
 
     def _change_number(self, context: Context) -> str:
         return str(self._opened_change(context).get("number", ""))

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 from tenacity import RetryCallState
 
+from release_mgmt import errors
 from release_mgmt.errors import StepError
 from release_mgmt.retry import RETRYABLE_STATUSES, RetryPolicy, TryAgain, retry_after
 from release_mgmt.steps.base import StepContext, StepModel, StepOutcome
@@ -23,9 +24,8 @@ Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def excerpt(text: str, limit: int = 200) -> str:
-    """The start of a response body, on one line."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[:limit] + "..."
+    """The start of a response body, on one line (errors.excerpt, shorter: step errors name several targets)."""
+    return errors.excerpt(text, limit)
 
 
 class _Target(StepModel):
