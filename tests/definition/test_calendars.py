@@ -107,6 +107,24 @@ def test_freeze_inside_the_maintenance_window() -> None:
     assert d.until == _at(BERLIN, 2026, 6, 20, 23, 0)
 
 
+def test_a_freeze_then_a_maintenance_wait_says_both() -> None:
+    """Frozen until Monday, then the next maintenance window is Saturday: the reason names the freeze, its
+    end and that the rest of the wait is for the maintenance window (not just 'frozen until Monday')."""
+    windows = [
+        _w(kind="maintenance", name="weekend", cron="0 22 * * 6", duration="4h"),
+        _w(name="sale", start="2026-06-15 00:00", end="2026-06-17 00:00"),
+    ]
+    d = decide(windows, _at(BERLIN, 2026, 6, 16, 12, 0), environment="prod", release="shop")
+    assert d.until == _at(BERLIN, 2026, 6, 20, 22, 0)
+    assert d.reason == (
+        "frozen: freeze sale (test) 2026-06-15 00:00 CEST to 2026-06-17 00:00 CEST; "
+        "then waiting for the next maintenance window: maintenance weekend (test) "
+        "2026-06-20 22:00 CEST to 2026-06-21 02:00 CEST"
+    )
+    assert d.blocking is not None
+    assert d.blocking.window.name == "sale"
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [

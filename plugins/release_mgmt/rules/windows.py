@@ -57,6 +57,8 @@ def decide(
                 break
             start, occ = opening
             if start > candidate:
+                if first_reason.startswith("frozen") and "; then" not in first_reason:
+                    first_reason += f"; then waiting for the next maintenance window: {occ.describe()}"
                 first_reason = first_reason or (
                     f"outside maintenance windows; next with {format_duration(expected)} left: {occ.describe()}"
                 )
