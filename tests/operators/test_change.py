@@ -95,7 +95,7 @@ def test_prod_waits_for_authorization_and_closes_successful(tmp_path, monkeypatc
     assert (change["state"], change["close_code"], change["approval"]) == ("3", "successful", "approved")
     assert change["correlation_id"] == f"release_mgmt:chg_ok:prod:{run.run_id}"
     assert change["short_description"] == "Release chg_ok to prod: api 1.0.0"
-    assert "- api: run `echo {{ environment }} >>" in change["implementation_plan"]
+    assert "- api: run `echo prod >>" in change["implementation_plan"]  # what ran, not the template
     notes = changes.get(change["sys_id"])["work_notes"]
     assert "Change approved by cab" in notes
     assert f"Deployment by Airflow run {run.run_id} starts." in notes

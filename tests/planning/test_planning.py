@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from release_mgmt.definition.models import ReleaseDefinition
-from release_mgmt.planning import deploy_order, plan_release
+from release_mgmt.planning import deploy_order, doc_md, plan_lines, plan_release
 from tests.helpers import command, minimal_definition
 
 
@@ -161,3 +161,39 @@ def test_locks_only_where_runs_can_meet() -> None:
     }
     assert next(t for t in several.tasks() if t.task_id == "dev.unlock").trigger_rule == "all_done"
     assert "dev.unlock" in _upstream(several, "dev.result")
+
+
+def test_plan_texts_show_the_values_a_reviewer_needs() -> None:
+    """Change plans, the preflight plan and the DAG docs name environment, vars and (at run time) versions, not
+    template text; the DAG docs list each environment's approvers, change, windows and lock."""
+    from release_mgmt.planning.words import with_versions
+
+    data = minimal_definition(
+        "shop",
+        approver_groups={"sre": ["alice", "bob"]},
+        windows=[{"name": "close", "kind": "freeze", "reason": "quarter close", "timezone": "UTC",
+                  "start": "2026-12-28 00:00", "end": "2027-01-02 00:00", "environments": ["prod"]}],
+        environments=[
+            {"name": "dev", "variables": {"port": "8081"}},
+            {"name": "prod", "variables": {"port": "8083"}, "lock": "prod-cluster",
+             "gates": [{"type": "approval", "groups": ["sre"], "timeout": "4h"}],
+             "change": {"type": "normal", "authorizers": {"users": ["carol"]}}},
+        ],
+    )  # fmt: skip
+    data["components"][0]["deploy"] = {
+        "type": "command",
+        "command": "deploy --env {{ environment }} --port {{ vars.port }} --version {{ version }} {{ params.x }}",
+    }
+    plan = plan_release(ReleaseDefinition.model_validate(data), "shop.yaml")
+    change = next(t for e in plan.environments for t in e.tasks if t.kind == "change_open")
+    implementation = change.arguments["implementation_plan"]
+    assert "deploy --env prod --port 8083 --version {{ version }} {{ params.x }}" in implementation
+    filled = with_versions(implementation, {"api": "1.4.0"})
+    assert "- api: run `deploy --env prod --port 8083 --version 1.4.0 {{ params.x }}`" in filled
+    assert "prod.deploy_api: run `deploy --env prod --port 8083" in "\n".join(plan_lines(plan))
+    docs = doc_md(plan)
+    assert "approval gate `approval`: 1 of alice, bob, within 4h (then reject)" in docs
+    assert "normal change request, authorized by 1 of carol" in docs
+    assert "windows: freeze close" in docs
+    assert "lock `prod-cluster`" in docs
+    assert "No break-glass: freezes always hold." in docs

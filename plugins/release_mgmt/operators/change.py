@@ -23,6 +23,7 @@ from release_mgmt.definition.durations import format_duration, parse_duration
 from release_mgmt.errors import ServiceNowError
 from release_mgmt.hooks.change_backend import ChangeBackend, backend_for
 from release_mgmt.operators.base import ReleaseOperator, triggerer
+from release_mgmt.planning.words import with_versions
 from release_mgmt.rules.change import (
     AUTHORIZED,
     IMPLEMENT,
@@ -132,9 +133,10 @@ class ChangeOpenOperator(ChangeOperator):
             "end_date": (start + timedelta(hours=4)).strftime("%Y-%m-%d %H:%M:%S"),
             "cmdb_ci": self.change.get("cmdb_ci", ""),
             "assignment_group": self.change.get("assignment_group", ""),
-            "implementation_plan": self.implementation_plan,
-            "backout_plan": self.backout_plan,
-            "test_plan": self.test_plan,
+            # the plans with this run's versions (environment and vars were filled in by the plan)
+            "implementation_plan": with_versions(self.implementation_plan, versions),
+            "backout_plan": with_versions(self.backout_plan, versions),
+            "test_plan": with_versions(self.test_plan, versions),
             # the release run, who asked, and who may authorize (the built-in service keeps them; ServiceNow
             # ignores fields its table does not have)
             "u_airflow_dag_id": context["dag"].dag_id,

@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from release_mgmt.operators.base import ReleaseOperator, params_env, selection
 from release_mgmt.operators.windows import WindowsMixin
+from release_mgmt.planning.words import with_version
 from release_mgmt.records import deployment
 from release_mgmt.rules.promotion import promotion_problems
 from release_mgmt.rules.run_params import RunSelection
@@ -39,8 +40,9 @@ class PreflightOperator(ReleaseOperator):
         self.log.info("release %s, %s, environments %s", self.release, mode, " -> ".join(chosen.environments))
         for comp in self.components:
             self.log.info("  %s %s", comp, chosen.versions[comp])
-        for line in self.plan_lines:
-            self.log.info("  plan: %s", line)
+        for line in self.plan_lines:  # "<env>.<kind>_<component>: steps", with this run's version
+            component = line.split(":", 1)[0].split(".", 1)[-1].partition("_")[2]
+            self.log.info("  plan: %s", with_version(line, chosen.versions.get(component, "{{ version }}")))
         summary = {"versions": chosen.versions, "environments": list(chosen.environments), "dry_run": chosen.dry_run}
         self._audit(context, "run.planned", "ok", details=summary)
         return summary

@@ -8,7 +8,7 @@ operators, task groups and edges.
 from __future__ import annotations
 
 from release_mgmt.definition.models import ReleaseDefinition
-from release_mgmt.planning.arguments import OPERATORS, doc_md, plan_lines, with_arguments
+from release_mgmt.planning.arguments import OPERATORS, with_arguments
 from release_mgmt.planning.graph import (
     ALL_DONE,
     ALL_SUCCESS,
@@ -23,6 +23,7 @@ from release_mgmt.planning.graph import (
     plan_graph,
     version_param,
 )
+from release_mgmt.planning.words import doc_md, plan_lines
 
 
 def plan_release(defn: ReleaseDefinition, source: str, workdir: str = ".") -> ReleasePlan:

@@ -1,6 +1,6 @@
 """Each planned task's operator and keyword arguments, as plain JSON values (cosmos-style): the DAG builder
 then only makes operators, task groups and edges. Also the plan in words, for the preflight log, the DAG's
-docs and the change request's plans. No Airflow here."""
+docs and the change request's plans (planning/words.py). No Airflow here."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from release_mgmt.planning.graph import EnvironmentPlan, ReleasePlan, TaskSpec
+from release_mgmt.planning.words import plan_lines, steps_of
 
 _OPERATORS = "release_mgmt.operators"
 #: the operator of each task kind (gates name their own: the gate type's OPERATOR)
@@ -28,28 +29,6 @@ OPERATORS: dict[str, str] = {
 }
 
 
-def plan_lines(plan: ReleasePlan) -> list[str]:
-    """The plan in words, one line per step task, for the preflight log and the DAG docs."""
-    return [
-        f"{task.task_id}: {'; '.join(s.describe() for s in task.steps)}"
-        for env in plan.environments
-        for task in env.tasks
-        if task.kind in ("deploy", "validate", "rollback")
-    ]
-
-
-def doc_md(plan: ReleasePlan) -> str:
-    """The DAG's documentation: what the release is, who owns it, its promotion order and its steps."""
-    rows = "\n".join(f"- `{line.split(': ', 1)[0]}`: {line.split(': ', 1)[1]}" for line in plan_lines(plan))
-    comps = ", ".join(f"{c.name} {c.version}" for c in plan.components)
-    return (
-        f"### Release {plan.release}\n\n{plan.description}\n\n"
-        f"- definition: `{plan.source}`\n- owner: {plan.owner} {plan.team}\n"
-        f"- promotion order: {' → '.join(plan.environment_names)}\n- default versions: {comps}\n\n"
-        f"#### Steps\n{rows}\n"
-    )
-
-
 def _windows(plan: ReleasePlan, env: EnvironmentPlan) -> dict[str, Any]:
     return {
         "windows": [w.model_dump(mode="json") for w in plan.windows],
@@ -61,13 +40,6 @@ def _windows(plan: ReleasePlan, env: EnvironmentPlan) -> dict[str, Any]:
 
 def _dicts(steps: tuple[Any, ...]) -> list[dict[str, Any]]:
     return [s.model_dump(mode="json", by_alias=True) for s in steps]
-
-
-def _steps_of(env: EnvironmentPlan, kind: str) -> str:
-    lines = [
-        f"- {t.component}: " + "; ".join(s.describe() for s in t.steps) for t in env.tasks if t.kind == kind and t.steps
-    ]
-    return "\n".join(lines) or "- none"
 
 
 def _step_arguments(plan: ReleasePlan, env: EnvironmentPlan, task: TaskSpec) -> dict[str, Any]:
@@ -118,10 +90,10 @@ def _change_arguments(plan: ReleasePlan, env: EnvironmentPlan, task: TaskSpec) -
     if task.kind == "change_open":
         args |= {
             "description": plan.description or f"Release {plan.release}",
-            "implementation_plan": "Deploy, in dependency order:\n" + _steps_of(env, "deploy"),
+            "implementation_plan": "Deploy, in dependency order:\n" + steps_of(plan, env, "deploy"),
             "backout_plan": "On a failed deploy or check, each changed component is restored to its last known "
-            "good version:\n" + _steps_of(env, "rollback"),
-            "test_plan": "After each deploy:\n" + _steps_of(env, "validate"),
+            "good version:\n" + steps_of(plan, env, "rollback"),
+            "test_plan": "After each deploy:\n" + steps_of(plan, env, "validate"),
             "authorizers": list(env.authorizers),
         }
     return args
