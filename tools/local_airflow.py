@@ -102,6 +102,7 @@ class LocalAirflow:
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": self.url,  # links in approval requests and notifications
             "AIRFLOW__API_AUTH__JWT_SECRET": self.jwt_secret,  # one secret for all the processes
             "RELEASE_MGMT_SERVICE_SECRET": self.service_secret,
             "RELEASE_MGMT_RELEASES_DIR": str(self.releases),

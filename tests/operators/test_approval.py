@@ -66,7 +66,8 @@ def test_separation_of_duties_and_quorum(airflow, tmp_path: Path) -> None:
 
     detail = airflow.api("GET", f"/api/v2/dags/{dag}/dagRuns/{run}/taskInstances/{GATE}/-1/hitlDetails")
     assert detail["subject"] == "Approve gate_quorum into prod?"
-    assert f"/dags/{dag}/runs/{run}" in detail["body"]  # tells approvers what they approve, with a link
+    assert f"[open the run](<{airflow.url}/dags/{dag}/runs/{run}>)" in detail["body"]  # a link, not plain text
+    assert f"(<{airflow.url}/release-console/runs/{dag}/{run}>)" in detail["body"]
     assert "- api: 1.0.0" in detail["body"]
     assert "triggered by alice" in detail["body"]
     assert airflow.answer(dag, run, GATE, user="dave", option="Approve")[0] == 403  # not an approver at all

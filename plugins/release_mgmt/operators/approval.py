@@ -299,10 +299,12 @@ def _body(release: str, environment: str, components: list[str], gate: ApprovalG
         f", {q.min_approvals} from {q.group}" for q in gate.group_quorums
     )
     sod = " The user who triggered the run cannot approve it." if gate.separation_of_duties else ""
-    link = "{{ airflow_url }}/dags/{{ dag.dag_id }}/runs/{{ run_id }}"
+    run = "{{ airflow_url }}/dags/{{ dag.dag_id }}/runs/{{ run_id }}"
+    console = "{{ airflow_url }}/release-console/runs/{{ dag.dag_id }}/{{ run_id }}"
     return (
         f"Release **{release}** into **{environment}**, run `{{{{ run_id }}}}` "
-        f"(triggered by {{{{ dag_run.triggering_user_name }}}}): {link}\n\nVersions:\n{lines}\n\n"
+        f"(triggered by {{{{ dag_run.triggering_user_name }}}}): [open the run](<{run}>) · "
+        f"[what runs where, and the evidence so far](<{console}>)\n\nVersions:\n{lines}\n\n"
         f"Needs {quorum}; waits {format_duration(gate.timeout)}, then {gate.on_timeout}s.{sod} "
         f"A reject needs a comment.\n\n{gate.instructions}"
     ).strip()
