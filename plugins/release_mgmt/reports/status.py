@@ -44,22 +44,34 @@ def running(release: str | None = None) -> list[Running]:
 
 
 def _read(pattern: str) -> list[Running]:
+    """One query: every record asset's newest event (by time, then id)."""
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
+    rank = (
+        func.row_number()
+        .over(partition_by=AssetEvent.asset_id, order_by=(AssetEvent.timestamp.desc(), AssetEvent.id.desc()))
+        .label("rank")
+    )
+    newest = (
+        select(AssetEvent.id, rank)
+        .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+        .where(AssetModel.name.like(pattern))
+        .subquery()
+    )
+    stmt = (
+        select(AssetModel.name, AssetEvent.extra, AssetEvent.timestamp)
+        .join(AssetEvent, AssetEvent.asset_id == AssetModel.id)
+        .join(newest, newest.c.id == AssetEvent.id)
+        .where(newest.c.rank == 1)
+        .order_by(AssetModel.name)
+    )
     rows: list[Running] = []
     with create_session() as session:
-        assets = session.scalars(select(AssetModel).where(AssetModel.name.like(pattern))).all()
-        for asset in assets:
-            event = session.scalars(
-                select(AssetEvent)
-                .where(AssetEvent.asset_id == asset.id)
-                .order_by(AssetEvent.timestamp.desc(), AssetEvent.id.desc())
-                .limit(1)
-            ).first()
-            record = DeploymentRecord.from_extra(event.extra or {}, event.timestamp) if event else None
-            parts = asset.name.removeprefix(PREFIX).split("/")
+        for name, extra, timestamp in session.execute(stmt):
+            record = DeploymentRecord.from_extra(extra or {}, timestamp)
+            parts = name.removeprefix(PREFIX).split("/")
             if record is not None and len(parts) == 3:
                 rows.append(Running(parts[0], parts[1], parts[2], record))
     return rows
