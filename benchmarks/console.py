@@ -85,79 +85,98 @@ def definitions(folder: Path, count: int) -> list[str]:
 
 
 def history(names: list[str], runs: int, store: Any) -> list[tuple[str, str]]:
-    """Runs, task states of the ones in progress, deployment records and changes; returns (dag, run) pairs."""
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.models.dag import DagModel
-    from airflow.models.dagrun import DagRun
-    from airflow.models.taskinstance import TaskInstance
+    """Runs, task states of the ones in progress, deployment records and changes; returns the runs in progress."""
     from airflow.utils.session import create_session
+
+    with create_session() as session:
+        pairs = _runs(session, names, runs)
+        per = runs // len(names)
+        active = [(f"release_{names[i]}", pairs[(i + 1) * per - 1][1]) for i in range(5)]
+        _waiting_tasks(session, active)
+        _records(session, names, pairs)
+    _changes(store, pairs)
+    return active
+
+
+def _runs(session: Any, names: list[str], runs: int) -> list[tuple[str, str]]:
+    from airflow.models.dag import DagModel
+    from airflow.models.dagbundle import DagBundleModel
+    from airflow.models.dagrun import DagRun
+
+    session.add(DagBundleModel(name="dags-folder"))
+    session.flush()
+    for name in names:
+        session.add(DagModel(dag_id=f"release_{name}", is_paused=False, bundle_name="dags-folder"))
+    session.flush()
+    pairs = []
+    per = runs // len(names)
+    for i, name in enumerate(names):
+        for k in range(per):
+            start = NOW - timedelta(hours=6 * (per - k) + i)
+            active = k == per - 1 and i < 5
+            run_id = f"manual__{start.isoformat()}"
+            run = DagRun(
+                dag_id=f"release_{name}",
+                run_id=run_id,
+                run_type="manual",
+                state="running" if active else ("failed" if k % 9 == 4 else "success"),
+                run_after=start,
+                start_date=start,
+                triggering_user_name="alice",
+                conf={"version_web": f"1.{k}.0"},
+            )
+            run.end_date = None if active else start + timedelta(minutes=12)
+            session.add(run)
+            pairs.append((f"release_{name}", run_id))
+    session.flush()
+    return pairs
+
+
+def _waiting_tasks(session: Any, active: list[tuple[str, str]]) -> None:
+    """One waiting task per run in progress: a gate, a change, a freeze, an entry, a deploy."""
+    from airflow.models.taskinstance import TaskInstance
     from sqlalchemy import insert
 
-    from airflow.models.dagbundle import DagBundleModel
+    waiting = ["prod.gate_approval", "prod.change_authorized", "prod.deploy_db", "prod.enter", "dev.deploy_api"]
+    for (dag, run), task in zip(active, waiting, strict=True):
+        state = "awaiting_input" if "gate" in task else "deferred"
+        session.execute(
+            insert(TaskInstance.__table__).values(
+                id=_uuid(), task_id=task, dag_id=dag, run_id=run, map_index=-1, state=state, try_number=1,
+                pool="default_pool", queue="default", priority_weight=1, max_tries=0, hostname="",
+                unixname="", operator="BenchOperator", pool_slots=1, custom_operator_name="",
+            )
+        )  # fmt: skip
 
-    pairs = []
-    with create_session() as session:
-        if session.get(DagBundleModel, "dags-folder") is None:
-            session.add(DagBundleModel(name="dags-folder"))
-            session.flush()
-        for name in names:
-            session.add(DagModel(dag_id=f"release_{name}", is_paused=False, bundle_name="dags-folder"))
-        session.flush()
-        per = runs // len(names)
-        for i, name in enumerate(names):
-            for k in range(per):
-                start = NOW - timedelta(hours=6 * (per - k) + i)
-                active = k == per - 1 and i < 5
-                run_id = f"manual__{start.isoformat()}"
-                run = DagRun(
-                    dag_id=f"release_{name}",
-                    run_id=run_id,
-                    run_type="manual",
-                    state="running" if active else ("failed" if k % 9 == 4 else "success"),
-                    run_after=start,
-                    start_date=start,
-                    triggering_user_name="alice",
-                    conf={"version_web": f"1.{k}.0"},
-                )
-                run.end_date = None if active else start + timedelta(minutes=12)
-                session.add(run)
-                pairs.append((f"release_{name}", run_id))
-        session.flush()
-        waiting = ["prod.gate_approval", "prod.change_authorized", "prod.deploy_db", "prod.enter", "dev.deploy_api"]
-        active_runs = [(f"release_{names[i]}", pairs[(i + 1) * (runs // len(names)) - 1][1]) for i in range(5)]
-        for (dag, run), task in zip(active_runs, waiting, strict=True):
-            state = "awaiting_input" if "gate" in task else "deferred"
-            session.execute(
-                insert(TaskInstance.__table__).values(
-                    id=_uuid(), task_id=task, dag_id=dag, run_id=run, map_index=-1, state=state, try_number=1,
-                    pool="default_pool", queue="default", priority_weight=1, max_tries=0, hostname="",
-                    unixname="", operator="BenchOperator", pool_slots=1, custom_operator_name="",
-                )
-            )  # fmt: skip
-        for name in names:
-            for env in ("dev", "staging", "prod"):
-                for comp in ("db", "api", "web"):
-                    asset = AssetModel(name=f"release_mgmt/{name}/{env}/{comp}", uri=f"release-mgmt://{name}/{env}/{comp}")
-                    session.add(asset)
-                    session.flush()
-                    for k in range(3):
-                        extra = {"version": f"1.{k}.0", "run_id": pairs[k][1], "deployed_at": NOW.isoformat()}
-                        session.add(AssetEvent(asset_id=asset.id, extra=extra, timestamp=NOW - timedelta(days=3 - k)))
+
+def _records(session: Any, names: list[str], pairs: list[tuple[str, str]]) -> None:
+    """Three recorded deployments per release, environment and component."""
+    from airflow.models.asset import AssetEvent, AssetModel
+
+    for name in names:
+        for env in ("dev", "staging", "prod"):
+            for comp in ("db", "api", "web"):
+                asset = AssetModel(name=f"release_mgmt/{name}/{env}/{comp}", uri=f"release-mgmt://{name}/{env}/{comp}")
+                session.add(asset)
+                session.flush()
+                for k in range(3):
+                    extra = {"version": f"1.{k}.0", "run_id": pairs[k][1], "deployed_at": NOW.isoformat()}
+                    session.add(AssetEvent(asset_id=asset.id, extra=extra, timestamp=NOW - timedelta(days=3 - k)))
+
+
+def _changes(store: Any, pairs: list[tuple[str, str]]) -> None:
     for n in range(300):
         dag, run = pairs[n * 3]
-        change = store.create(
-            {
-                "short_description": f"Release {dag} to prod",
-                "u_airflow_dag_id": dag,
-                "u_airflow_run_id": run,
-                "u_requested_by": "alice",
-                "u_authorizers": "alice,bob,carol",
-                "description": "x" * 400,
-            },
-            "release_mgmt",
-        )
+        fields = {
+            "short_description": f"Release {dag} to prod",
+            "u_airflow_dag_id": dag,
+            "u_airflow_run_id": run,
+            "u_requested_by": "alice",
+            "u_authorizers": "alice,bob,carol",
+            "description": "x" * 400,
+        }
+        change = store.create(fields, "release_mgmt")
         store.update(change["sys_id"], {"state": "-4", "work_notes": "assessed"}, "release_mgmt")
-    return active_runs
 
 
 def _uuid() -> Any:

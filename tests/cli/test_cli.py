@@ -182,3 +182,16 @@ def test_stop_sample_stops_the_sample_environments(tmp_path: Path, repo: Path) -
         __import__("time").sleep(0.1)
     else:
         raise AssertionError(f"sample service {pid} still runs")
+
+
+def test_history_and_audit_take_a_release_name_or_its_dag_id() -> None:
+    """Either spelling finds the same release, a release whose own name starts with release_ included."""
+    from release_mgmt.cli.common import release_and_dag
+
+    names = ["shop", "release_x"]
+    assert release_and_dag("shop", names) == ("shop", "release_shop")
+    assert release_and_dag("release_shop", names) == ("shop", "release_shop")
+    assert release_and_dag("release_x", names) == ("release_x", "release_release_x")
+    assert release_and_dag("release_release_x", names) == ("release_x", "release_release_x")
+    assert release_and_dag("release_other", []) == ("other", "release_other")  # no definitions at hand
+    assert release_and_dag("other", []) == ("other", "release_other")

@@ -44,7 +44,8 @@ def console(tmp_path: Path, airflow_db: Path):
             raise HTTPException(401, detail="User Not Authenticated")
         return Viewer(name, ROLES[name], lambda dag_id: dag_id != "release_hidden_one", "token")
 
-    config = Settings(Sources(lambda: folder, lambda: store), "/change-service", lambda: "http://127.0.0.1:9", lambda: NOW)
+    sources = Sources(lambda: folder, lambda: store)
+    config = Settings(sources, "/change-service", lambda: "http://127.0.0.1:9", lambda: NOW)
     client = TestClient(create_app(authenticate, config), raise_server_exceptions=True)
     return client, store
 
@@ -96,7 +97,8 @@ def test_releases_page_lists_readable_releases_and_broken_files(console) -> None
 def test_unknown_ids_give_404_pages(console) -> None:
     """An unknown release, run, change or page: a 404 page naming what was not found, no stack trace."""
     client, _ = console
-    for path in ("/dags/release_nope", "/runs/release_shop/nope", "/changes/0123abc", "/nope", "/dags/release_hidden_one"):
+    unknown = ("/dags/release_nope", "/runs/release_shop/nope", "/changes/0123abc", "/nope", "/dags/release_hidden_one")
+    for path in unknown:
         page = _get(client, path)
         assert page.status_code == 404, path
         assert "404" in page.text

@@ -41,9 +41,7 @@ def test_a_deferred_deploy_in_a_freeze_names_the_freeze_its_end_and_the_next_win
 def test_a_parked_gate_names_who_may_approve_but_not_the_triggerer() -> None:
     """alice triggered the run: the gate waits for 2 of bob and carol, with a link to Required Actions."""
     defn = _defn(gates=[{"type": "approval", "groups": ["sre"], "min_approvals": 2}])
-    [wait] = waits(
-        defn, {"prod.gate_approval": "awaiting_input"}, NOW, triggered_by="alice", links={"approval": "/ra"}
-    )
+    [wait] = waits(defn, {"prod.gate_approval": "awaiting_input"}, NOW, triggered_by="alice", links={"approval": "/ra"})
     assert wait.kind == "approval"
     assert wait.who == ("bob", "carol")
     assert "2 of bob, carol" in wait.text

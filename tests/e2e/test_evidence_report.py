@@ -33,7 +33,9 @@ def test_report_of_an_approved_run(airflow, tmp_path: Path) -> None:
     assert airflow.wait_finished(dag, run) == "success"
 
     out = tmp_path / "report.json"
-    done = release_mgmt_cli(airflow, "admin", "audit", dag, run, "--format", "json", "--out", str(out))
+    releases = ("--releases", str(airflow.releases))
+    as_json = ("--format", "json", "--out", str(out))
+    done = release_mgmt_cli(airflow, "admin", "audit", "evidence", run, *as_json, *releases)  # the release's name
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())
     assert evidence.verify(report)
@@ -46,7 +48,7 @@ def test_report_of_an_approved_run(airflow, tmp_path: Path) -> None:
     assert report["malformed_audit_lines"] == []
     assert report["audit_lines"] > 10
 
-    hist = release_mgmt_cli(airflow, "admin", "history", "evidence", "--releases", str(airflow.releases))
+    hist = release_mgmt_cli(airflow, "admin", "history", dag, *releases)  # a DAG id works as well as the name
     assert hist.returncode == 0, hist.stdout + hist.stderr
     prod_line = next(line for line in hist.stdout.splitlines() if "  prod " in line)
     assert "succeeded" in prod_line

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from release_mgmt.cli.common import DEFAULT_RELEASES
+from release_mgmt.cli.common import DEFAULT_RELEASES, release_and_dag, release_names
 from release_mgmt.definition.loader import load_paths
 
 
@@ -41,7 +41,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from release_mgmt.cli.rest import AirflowApi
     from release_mgmt.reports import evidence
 
-    report = evidence.fetch(AirflowApi(), args.dag_id, args.run_id)
+    _, dag_id = release_and_dag(args.dag_id, release_names(Path(args.releases)))
+    report = evidence.fetch(AirflowApi(), dag_id, args.run_id)
     text = evidence.to_markdown(report) if args.format == "md" else json.dumps(report, indent=2, sort_keys=True)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")
@@ -58,7 +59,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     from release_mgmt.reports import history
 
     report = load_paths([Path(args.releases)])
-    item = next((i for i in report.loaded if i.definition.name == args.release), None)
+    name, _ = release_and_dag(args.release, [i.definition.name for i in report.loaded])
+    item = next((i for i in report.loaded if i.definition.name == name), None)
     if item is None:
         print(f"no valid release {args.release!r} in {args.releases}", file=sys.stderr)
         return 2
@@ -113,13 +115,14 @@ def add_commands(sub: Any) -> None:
     stat.add_argument("--releases", default=str(DEFAULT_RELEASES), help="definitions folder, for promotion order")
     stat.set_defaults(func=cmd_status)
     audit = sub.add_parser("audit", help="the evidence report of one run (REST API, your credentials)")
-    audit.add_argument("dag_id")
+    audit.add_argument("dag_id", metavar="release", help="the release's name or its DAG id")
     audit.add_argument("run_id")
     audit.add_argument("--format", choices=["md", "json"], default="md")
     audit.add_argument("--out", help="write to this file instead of standard output")
+    audit.add_argument("--releases", default=str(DEFAULT_RELEASES), help="definitions folder, for release names")
     audit.set_defaults(func=cmd_audit)
     hist = sub.add_parser("history", help="past runs per environment and the DORA figures (REST API)")
-    hist.add_argument("release", help="the release name")
+    hist.add_argument("release", help="the release's name or its DAG id")
     hist.add_argument("--env", help="only this environment")
     hist.add_argument("--production", help="the environment DORA counts as production (default: the last)")
     hist.add_argument("--limit", type=int, default=50, help="how many recent runs (default 50)")
