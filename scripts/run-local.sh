@@ -58,7 +58,10 @@ done
 echo
 echo "Airflow is up:  $url"
 echo "logins:         $logins"
-echo "                (trigger as admin; approve prod as alice or bob under Browse -> Required actions)"
+echo "                trigger as admin; approve prod as alice or bob under Browse -> Required actions;"
+echo "                then the CAB: bob (or alice, never the triggerer) authorizes prod's change"
+echo "                under Browse -> Changes"
 echo "release DAGs:   $url/dags?tags=release"
+echo "console:        $url/plugin/releases  (what runs where, calendar, changes, evidence)"
 echo "Ctrl-C stops it."
 wait $pid

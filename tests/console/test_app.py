@@ -170,3 +170,23 @@ def test_calendar_lists_windows_in_utc_for_the_browser_to_localize(console) -> N
     bad = _get(client, "/calendar?start=someday")
     assert bad.status_code == 400
     assert "start must be a date" in bad.text
+
+
+def test_readme_lists_every_console_page(repo: Path) -> None:
+    """The README's table of console pages is the code's (PAGES), row for row."""
+    readme = (repo / "README.md").read_text()
+    for path, what in PAGES:
+        assert f"| `{path}` | {what} |" in readme
+
+
+def test_plugin_shows_the_console_in_the_ui() -> None:
+    """The plugin mounts the console and names its pages in the navigation and on the DAG and run pages."""
+    from release_mgmt.plugin import ReleaseMgmtPlugin
+
+    prefixes = {app["url_prefix"] for app in ReleaseMgmtPlugin.fastapi_apps}
+    assert {"/change-service", "/release-console"} <= prefixes
+    views = {v["destination"]: v for v in ReleaseMgmtPlugin.external_views if v["destination"] != "nav"}
+    assert views["dag"]["href"] == "/release-console/dags/{DAG_ID}"
+    assert views["dag_run"]["href"] == "/release-console/runs/{DAG_ID}/{RUN_ID}"
+    nav = [v["url_route"] for v in ReleaseMgmtPlugin.external_views if v["destination"] == "nav"]
+    assert nav == ["releases", "release-calendar", "changes"]
