@@ -56,3 +56,10 @@ def test_required_and_checked_fields_stay_checked(tmp_path: Path) -> None:
         form = _form(tmp_path)
         with pytest.raises(ParamValidationError):  # setting a value validates it, as the form's submit does
             form[field] = value
+
+
+def test_a_version_field_points_to_what_runs_where(tmp_path: Path) -> None:
+    """Choosing a version, the ops engineer is one click from what each environment runs now (the console)."""
+    form = _form(tmp_path)
+    described = form.get_param("version_api").schema.get("description_md") or ""
+    assert "[Browse → Releases](/plugin/releases)" in described

@@ -22,6 +22,9 @@ def trigger_params(plan: ReleasePlan) -> dict[str, Param]:
             pattern=VERSION_PATTERN,
             title=f"Version of {comp.name}",
             description=comp.description or f"The version of {comp.name} to deploy.",
+            # what each environment runs now is one click away, in the release console
+            description_md=f"{comp.description or f'The version of {comp.name} to deploy.'} "
+            "What runs where now: [Browse → Releases](/plugin/releases).",
         )
     params["environments"] = Param(
         envs,
