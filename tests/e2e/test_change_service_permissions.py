@@ -45,6 +45,20 @@ def test_the_ui_session_cookie_signs_a_user_in(airflow, service) -> None:
     assert refused.status_code == 403
 
 
+def test_a_cross_site_post_with_the_session_cookie_is_refused(airflow, service) -> None:
+    """What a form on another site could make a signed-in browser send (a form-encoded post, or JSON from another
+    origin) is refused before any rule is looked at; the console's own JSON post is not (test_console_browser)."""
+    cookies = {"_token": airflow.token("bob")}
+    door = service.url + perms.DECIDE.replace("{sys_id}", "0" * 32) + "/approve"
+    form = requests.post(door, data={"comment": "ok"}, cookies=cookies, timeout=10)
+    assert form.status_code == 403
+    assert "a JSON request from this Airflow" in form.text
+    elsewhere = requests.post(door, json={}, cookies=cookies, headers={"Origin": "https://evil.example"}, timeout=10)
+    assert elsewhere.status_code == 403
+    same = requests.post(door, json={}, cookies=cookies, headers={"Origin": airflow.url}, timeout=10)
+    assert same.status_code == 404  # past the origin check: no such change
+
+
 def test_tokens_signed_with_the_wrong_secret_or_for_airflow_are_refused(airflow, service) -> None:
     """Row 5: a service-shaped token signed with Airflow's JWT secret, and an Airflow user's token on a release
     task's route, are refused; so are docs for anonymous callers."""

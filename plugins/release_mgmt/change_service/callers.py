@@ -64,6 +64,8 @@ async def airflow_caller(request: Request) -> Caller:
     token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN, "")
     if not token:
         raise HTTPException(401, detail="User Not Authenticated")
+    if not header and request.method not in ("GET", "HEAD"):
+        _same_origin_json(request)
     if caller := service_caller(token):
         return caller
     user = await resolve_user_from_token(token)
@@ -76,3 +78,16 @@ async def airflow_caller(request: Request) -> Caller:
         return bool(dag_id) and bool(manager.is_authorized_dag(method="GET", details=DagDetails(id=dag_id), user=user))
 
     return Caller(name, perms.role_of(getattr(user, "role", None)), None, can_read)
+
+
+def _same_origin_json(request: Request) -> None:
+    """A write signed by the UI's session cookie must come from a page of this Airflow: a JSON request (which a
+    form on another site cannot send without a CORS preflight Airflow never grants) from this origin. The cookie
+    is SameSite=Lax already; this holds when a browser or proxy does not honour that."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    origin = request.headers.get("origin", "")
+    own = f"{request.url.scheme}://{request.url.netloc}"
+    if kind != "application/json" or (origin and origin != own):
+        raise HTTPException(
+            403, detail="a write with the UI's session must be a JSON request from this Airflow's pages"
+        )
