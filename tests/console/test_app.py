@@ -133,13 +133,17 @@ def test_authorize_buttons_only_for_pending_authorizers(console) -> None:
 
 
 def test_changes_list_puts_waiting_ones_first_for_the_authorizer(console) -> None:
-    """A change waiting for bob is marked 'awaits you' on his list; changes of unreadable releases are absent."""
+    """A change waiting for bob is marked 'awaits you' on his list until he answers; changes of unreadable
+    releases are absent."""
     client, store = console
-    _change(store)
+    change = _change(store, u_min_authorizations="2")
     _change(store, u_airflow_dag_id="release_hidden_one", short_description="hidden change")
     page = _get(client, "/changes", "bob").text
     assert "awaits you" in page
     assert "hidden change" not in page
+    assert "awaits you" not in _get(client, "/changes", "victor").text  # not an authorizer
+    store.decide(change["sys_id"], True, "bob", "")
+    assert "awaits you" not in _get(client, "/changes", "bob").text  # answered: still in Authorize, not his turn
 
 
 def test_hostile_text_is_shown_as_text(console) -> None:

@@ -47,14 +47,11 @@ def summary(change: dict[str, str]) -> dict[str, Any]:
 def changes_page(request: Request, viewer: Viewer = ViewerDep, config: Settings = SettingsDep) -> Response:
     """The newest changes of the releases the viewer may read; the ones waiting for this viewer first."""
     changes = [c for c in config.sources.changes() if viewer.can_read(c["u_airflow_dag_id"])]
-    waiting = {c["sys_id"] for c in changes if _awaits(c, viewer.name) and c["state"] == str(int(AUTHORIZE))}
+    pending = config.sources.pending_approvals(viewer.name)  # the viewer's own unanswered approval records
+    waiting = {c["sys_id"] for c in changes if c["sys_id"] in pending and c["state"] == str(int(AUTHORIZE))}
     rows = [summary(c) | {"yours": c["sys_id"] in waiting} for c in changes]
     rows.sort(key=lambda r: not r["yours"])  # stable: newest first within each part
     return render(request, "changes.html", changes=rows)
-
-
-def _awaits(change: dict[str, str], name: str) -> bool:
-    return name in approval_rules.split_names(change.get("u_authorizers", ""))
 
 
 @router.get("/changes/{sys_id}")

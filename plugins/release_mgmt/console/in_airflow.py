@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 
 from release_mgmt.console.app import Settings, Viewer, create_app
-from release_mgmt.console.sources import Sources, releases_dir
+from release_mgmt.console.sources import Sources, releases_dir, repository
 
 PREFIX = "/release-console"
 CHANGE_SERVICE = "/change-service"
@@ -50,7 +50,8 @@ def _store() -> Any:
 
 def airflow_console() -> FastAPI:
     """The console app for Airflow's API server."""
-    return create_app(airflow_viewer, Settings(Sources(releases_dir, _store), CHANGE_SERVICE, api_url))
+    sources = Sources(releases_dir, _store, repository)  # files named as the DAG file names them
+    return create_app(airflow_viewer, Settings(sources, CHANGE_SERVICE, api_url))
 
 
 #: the pages in Airflow's UI: the navigation (Browse menu) and tabs on the DAG and run pages

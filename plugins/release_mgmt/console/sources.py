@@ -41,16 +41,28 @@ def releases_dir() -> Path:
     Airflow's DAGs folder (the repository layout)."""
     if folder := os.environ.get("RELEASE_MGMT_RELEASES_DIR"):
         return Path(folder)
+    return repository() / "include" / "releases"
+
+
+def repository() -> Path:
+    """Where the DAGs folder lives (the repository layout): definitions are named relative to it."""
     from airflow.configuration import conf
 
-    return Path(conf.get("core", "dags_folder")).resolve().parent / "include" / "releases"
+    return Path(conf.get("core", "dags_folder")).resolve().parent
 
 
 class Sources:
-    """The console's reads. ``folder`` gives the definitions folder; ``store`` opens the change database."""
+    """The console's reads. ``folder`` gives the definitions folder; ``store`` opens the change database;
+    ``display_root`` is what files are named relative to (default: the folder's parent)."""
 
-    def __init__(self, folder: Callable[[], Path], store: Callable[[], ChangeStore]) -> None:
+    def __init__(
+        self,
+        folder: Callable[[], Path],
+        store: Callable[[], ChangeStore],
+        display_root: Callable[[], Path] | None = None,
+    ) -> None:
         self._folder = folder
+        self._display_root = display_root
         self._open_store = store
         self._store: ChangeStore | None = None
         self._locks: LockStore | None = None
@@ -65,7 +77,8 @@ class Sources:
         signature = tuple((str(f), *_stamp(f)) for f in files) + tuple(_stamp(c) for c in _calendars(folder))
         with self._guard:
             if self._cache is None or self._cache[0] != signature:
-                self._cache = (signature, load_paths([folder], root=folder.parent) if files else LoadReport((), ()))
+                root = self._display_root() if self._display_root else folder.parent  # as the DAG file names them
+                self._cache = (signature, load_paths([folder], root=root) if files else LoadReport((), ()))
             return self._cache[1]
 
     # -- change service ------------------------------------------------------------------------------------
@@ -85,6 +98,18 @@ class Sources:
 
     def approvals(self, sys_id: str) -> list[dict[str, str]]:
         return self.store.approvals(change_sys_id=sys_id)
+
+    def pending_approvals(self, approver: str) -> set[str]:
+        """The changes (sys_id) where ``approver`` holds an approval record still requested."""
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        from release_mgmt.change_service.approvals import REQUESTED
+        from release_mgmt.change_service.store import Approval
+
+        stmt = select(Approval.sysapproval).where(Approval.approver == approver, Approval.state == REQUESTED)
+        with Session(self.store.engine) as session:
+            return set(session.scalars(stmt))
 
     def locks(self) -> dict[str, dict[str, Any]]:
         """Lock name -> holder and queue."""
