@@ -104,6 +104,8 @@ def test_every_role_does_its_job_in_the_ui(airflow, browser, tmp_path: Path, sho
         dialog = admin.page.get_by_role("dialog")
         trigger = dialog.get_by_role("button", name="Trigger")
         assert trigger.is_enabled()  # the form's own defaults are enough
+        what_runs = dialog.get_by_role("link", name="Browse → Releases")  # before choosing a version
+        assert what_runs.get_attribute("href") == "/plugin/releases"
         admin.shot("1-trigger-form")
         trigger.click()
         admin.page.wait_for_url(lambda url: "/runs/" in url)
@@ -209,6 +211,12 @@ def test_a_frozen_run_and_a_broken_definition_in_the_console(airflow, browser, s
         assert "broken_browser.yaml" in error.inner_text()
         assert "owner" in error.inner_text()
         tokyo.shot("frozen-run-and-broken-definition")
+        tokyo.open(f"/dags/{dag}")
+        tokyo.page.get_by_role("link", name="Release", exact=True).click()  # the DAG page's tab
+        tab = tokyo.page.frame_locator("iframe")
+        assert "Release frozen_browser" in tab.locator("h1").inner_text()
+        assert "freeze hold" in tab.locator(".wait-freeze").inner_text()
+        tokyo.shot("dag-release-tab")
         calendar = tokyo.console("release-calendar")
         assert "freeze hold" in calendar.locator("#agenda").inner_text()
         assert calendar.locator("#grid .ev-freeze").count() >= 1

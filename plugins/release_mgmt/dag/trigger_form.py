@@ -21,8 +21,8 @@ def trigger_params(plan: ReleasePlan) -> dict[str, Param]:
             type="string",
             pattern=VERSION_PATTERN,
             title=f"Version of {comp.name}",
-            description=comp.description or f"The version of {comp.name} to deploy.",
-            # what each environment runs now is one click away, in the release console
+            # Markdown (the form shows it only without a plain description): what each environment runs now is
+            # one click away, in the release console
             description_md=f"{comp.description or f'The version of {comp.name} to deploy.'} "
             "What runs where now: [Browse → Releases](/plugin/releases).",
         )
