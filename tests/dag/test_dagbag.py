@@ -109,3 +109,80 @@ def test_worker_parses_only_its_dag(releases: Path, repo: Path, monkeypatch: pyt
     write_definition(releases, "other.yaml", minimal_definition("other"))
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "release_other")
     assert set(_bag(repo).dags) == {"release_other"}
+
+
+def test_worker_reads_only_the_file_of_its_release(releases: Path, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Out of 30 definitions, a worker parses one YAML file: the one that declares its release."""
+    from release_mgmt.definition import yaml_io
+
+    for n in range(30):
+        write_definition(releases, f"r{n:02d}.yaml", minimal_definition(f"r{n:02d}"))
+    parsed: list[str] = []
+    real = yaml_io.parse
+
+    def counted(text: str):
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(yaml_io, "parse", counted)
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "release_r17")
+    assert set(_bag(repo).dags) == {"release_r17"}
+    assert len(parsed) == 1
+
+
+@pytest.mark.parametrize(
+    ("first", "owner"),
+    [
+        ("name: dup\nowner: ''\n", "b.yaml"),  # the first is broken: the second owns the name, as a full load says
+        ("{name: dup, owner: x}\n", None),  # a name the quick scan cannot read sorts first: full load decides
+    ],
+)
+def test_worker_builds_the_dag_the_processor_built(
+    releases: Path, repo: Path, monkeypatch: pytest.MonkeyPatch, first: str, owner: str | None
+) -> None:
+    """When the quick scan cannot tell which file owns a name, the worker reads them all, as the DAG processor."""
+    write_definition(releases, "a.yaml", first)
+    write_definition(releases, "b.yaml", minimal_definition("dup", description="from b"))
+    processor = _bag(repo).dags["release_dup"]
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "release_dup")
+    worker = _bag(repo).dags["release_dup"]
+    assert worker.doc_md == processor.doc_md
+    if owner:
+        assert "from b" in (worker.doc_md or "")
+
+
+def test_the_trigger_form_lives_on_the_dag_only(releases: Path, repo: Path) -> None:
+    """Tasks carry no copy of the trigger form (Airflow would copy and serialize it per task); a task still gets
+    the form's values at run time, merged from the DAG as Airflow does."""
+    from airflow.sdk.definitions.param import process_params
+
+    dag = _bag(repo).dags[SAMPLE]
+    task = dag.get_task("prod.deploy_web")
+    assert not task.params
+    assert set(dag.params) >= {"version_web", "environments", "dry_run"}
+    merged = process_params(dag, task, {"version_web": "1.3.0"}, suppress_exception=False)
+    assert (merged["version_web"], merged["dry_run"]) == ("1.3.0", False)
+    serialized = DagSerialization.to_dict(dag)["dag"]
+    assert all("params" not in t.get("__var", t) for t in serialized["tasks"] if "gate_" not in json.dumps(t))
+    gate = dag.get_task("prod.gate_approval")
+    assert set(gate.params) == {"comment"}  # the approval form's own field, not the trigger form
+
+
+def test_parsing_imports_no_client_stacks(repo: Path, tmp_path: Path) -> None:
+    """Reading the DAG file (every process that parses does) imports no HTTP, Kubernetes or SSH client: a task
+    imports what it uses when it runs."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, runpy, airflow.sdk\n"
+        "before = set(sys.modules)\n"
+        f"runpy.run_path({str(repo / 'dags/release_pipelines.py')!r})\n"
+        "stacks = ('requests', 'aiohttp', 'airflow.providers.http', 'kubernetes', 'paramiko', 'airflow.providers.ssh',"
+        " 'airflow.providers.cncf')\n"
+        "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in stacks or m.startswith(stacks)))\n"
+    )
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "RELEASE_MGMT_RELEASES_DIR": str(repo / "include/releases")}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

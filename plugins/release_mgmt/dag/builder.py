@@ -12,11 +12,13 @@ from typing import Any
 
 import jinja2
 from airflow.sdk import DAG, BaseOperator, TaskGroup, get_parsing_context
+from airflow.sdk.definitions.param import ParamsDict
 
 from release_mgmt.dag.broken import INVALID_TAG, START_DATE, broken_dag_id, build_broken_dag, safe_stem
 from release_mgmt.dag.timetable import MaintenanceWindowTimetable
 from release_mgmt.dag.trigger_form import trigger_params
-from release_mgmt.definition.loader import LoadedDefinition, load_paths
+from release_mgmt.definition.loader import LoadedDefinition, display_path, files_named, load_file, load_paths
+from release_mgmt.errors import DefinitionError
 from release_mgmt.planning import ReleasePlan, TaskSpec, dag_id_for, doc_md, plan_release
 
 __all__ = ["INVALID_TAG", "build_dag", "build_release_dags", "trigger_params"]
@@ -55,7 +57,6 @@ def build_dag(plan: ReleasePlan) -> DAG:
         catchup=False,
         max_active_runs=plan.max_active_runs,
         tags=tags,
-        params=trigger_params(plan),
         doc_md=doc_md(plan),
         default_args={"owner": plan.owner, "retries": 0},
         template_undefined=jinja2.StrictUndefined,
@@ -78,6 +79,10 @@ def build_dag(plan: ReleasePlan) -> DAG:
     for task in plan.tasks():
         for up in task.upstream:
             made[up] >> made[task.task_id]
+    # The trigger form is set once the tasks exist: Airflow deep-copies a DAG's params into each task at every
+    # __init__ level of its operator class, and serializes every copy; at run time it merges the DAG's params
+    # with the task's own anyway (process_params), so a task needs no copy of the form.
+    dag.params = ParamsDict(trigger_params(plan))
     return dag
 
 
@@ -93,6 +98,8 @@ def build_release_dags(releases_dir: Path, display_root: Path | None = None, onl
     task) builds just that DAG; definitions are still all read, since names live inside them.
     """
     wanted = only if only is not None else get_parsing_context().dag_id
+    if wanted is not None and (one := _one_release(releases_dir, display_root, wanted)) is not None:
+        return one
     report = load_paths([releases_dir], root=display_root)
     dags: dict[str, DAG] = {}
     valid_ids = {dag_id_for(item.definition.name) for item in report.loaded}
@@ -107,6 +114,22 @@ def build_release_dags(releases_dir: Path, display_root: Path | None = None, onl
         if wanted is None or wanted == dag_id:
             dags[dag_id] = build_broken_dag(error, dag_id)
     return dags
+
+
+def _one_release(releases_dir: Path, display_root: Path | None, dag_id: str) -> dict[str, DAG] | None:
+    """The DAG a worker asks for, reading only the file that declares its release (a worker starts one task of
+    one release: reading every definition would make it cost more with each release added). None when the
+    owner cannot be told without reading every file (then the caller does): no file declares the name on a
+    plain ``name:`` line, or the first that does is broken (a later duplicate would own the name)."""
+    name = dag_id.removeprefix("release_")
+    candidates = files_named([releases_dir], name) if dag_id.startswith("release_") else None
+    if not candidates:
+        return None
+    try:
+        item = load_file(candidates[0], display_path(candidates[0], display_root))
+    except DefinitionError:
+        return None
+    return {dag_id: build_dag(_plan(item))} if item.definition.name == name else None
 
 
 def _plan(item: LoadedDefinition) -> ReleasePlan:
