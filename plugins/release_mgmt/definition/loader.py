@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,30 @@ def definition_files(paths: Iterable[Path]) -> list[Path]:
         else:
             files.append(path)
     return files
+
+
+#: a top-level ``name: x`` line (plain or quoted), as nearly every definition writes it
+_NAME_LINE = re.compile(r"""^name:[ \t]*(["']?)([a-z][a-z0-9_-]{0,49})\1[ \t]*(?:#.*)?$""", re.MULTILINE)
+
+
+def files_named(paths: Iterable[Path], name: str) -> list[Path] | None:
+    """The files that declare release ``name`` on a top-level ``name:`` line, without parsing any YAML (what a
+    worker needs to build one release's DAG). None when some file's name cannot be read that way and sorts
+    before the last match: only a full load then says which file owns the name."""
+    found: list[Path] = []
+    unknown_before = False
+    for path in definition_files(paths):
+        try:
+            match = _NAME_LINE.search(path.read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            match = None
+        if match is None:
+            unknown_before = unknown_before or not found
+        elif match.group(2) == name:
+            if unknown_before:
+                return None
+            found.append(path)
+    return found
 
 
 def load_file(path: Path, display: str | None = None, calendars_dir: Path | None = None) -> LoadedDefinition:
