@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
@@ -21,7 +21,6 @@ from airflow.sdk.exceptions import AirflowFailException
 from release_mgmt.change_service.service_token import TaskIdentity
 from release_mgmt.definition.durations import format_duration, parse_duration
 from release_mgmt.errors import ServiceNowError
-from release_mgmt.hooks.change_backend import ChangeBackend, backend_for
 from release_mgmt.operators.base import ReleaseOperator, triggerer
 from release_mgmt.planning.words import with_versions
 from release_mgmt.rules.change import (
@@ -32,8 +31,10 @@ from release_mgmt.rules.change import (
     correlation_id,
     next_on_the_way,
 )
-from release_mgmt.triggers.change import ChangeAuthorizationTrigger
 from release_mgmt.triggers.events import ChangeEvent
+
+if TYPE_CHECKING:  # the HTTP client stack is imported when a task runs, never when the DAG file is parsed
+    from release_mgmt.hooks.change_backend import ChangeBackend
 
 #: how much longer than its own deadline Airflow lets the trigger run before failing the task itself
 TRIGGER_GRACE = timedelta(minutes=10)
@@ -55,6 +56,8 @@ class ChangeOperator(ReleaseOperator):
 
     def backend(self, context: Context) -> ChangeBackend:
         """The change system, calling as this task (the built-in service binds its token to it)."""
+        from release_mgmt.hooks.change_backend import backend_for
+
         return backend_for(self.change, TaskIdentity.from_context(context))
 
     def opened(self, context: Context) -> dict[str, str] | None:
@@ -200,6 +203,8 @@ class ChangeAuthorizedOperator(ChangeOperator):
         self.log.info(
             "waiting for %s to be authorized (state %s), up to %s, without a worker", record["number"], state, waits
         )
+        from release_mgmt.triggers.change import ChangeAuthorizationTrigger
+
         self.defer(
             trigger=ChangeAuthorizationTrigger(
                 change=self.change,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -20,10 +20,11 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from release_mgmt.change_service.contract import Holder, describe
 from release_mgmt.change_service.service_token import TaskIdentity
 from release_mgmt.errors import ServiceNowError
-from release_mgmt.hooks.locks import LockClient
 from release_mgmt.operators.base import ReleaseOperator
 from release_mgmt.triggers.events import LockEvent
-from release_mgmt.triggers.lock import EnvironmentLockTrigger
+
+if TYPE_CHECKING:  # the HTTP client stack is imported when a task runs, never when the DAG file is parsed
+    from release_mgmt.hooks.locks import LockClient
 
 #: how much longer than its own deadline Airflow lets the trigger run before failing the task itself
 TRIGGER_GRACE = timedelta(minutes=10)
@@ -31,6 +32,8 @@ TRIGGER_GRACE = timedelta(minutes=10)
 
 def lock_client(context: Context) -> LockClient:
     """The lock client, calling as this task: the service takes the holder from its token."""
+    from release_mgmt.hooks.locks import LockClient
+
     return LockClient(identity=TaskIdentity.from_context(context))
 
 
@@ -92,6 +95,8 @@ class EnvironmentLockOperator(_LockOperator):
             position,
         )
         self._lock_audit(context, "lock.waiting", "waiting", held_by=answer["holder"], position=position)
+        from release_mgmt.triggers.lock import EnvironmentLockTrigger
+
         self.defer(
             trigger=EnvironmentLockTrigger(
                 self.lock,
