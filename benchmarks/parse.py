@@ -1,0 +1,261 @@
+"""Measure what parsing release definitions costs against hand-written DAG files of the same shape (issue 15).
+
+    .venv/bin/python benchmarks/parse.py [--sizes 100 1000] [--rounds 3]
+
+For each N, writes N equivalent releases (3 components in dependency order; dev, staging, prod; each environment
+with a freeze window, a change, an approval gate; 3 deploys, 2 validations, 3 rollbacks) and N hand-written
+Python DAG files of the same shape and trigger form (standard provider operators: BashOperator, ApprovalOperator,
+EmptyOperator). Each contestant parses in a fresh process (Airflow and the providers imported first, as the DAG
+processor has them), in interleaved rounds; ratios are taken within a round. Prints per contestant: DAGs, tasks
+per DAG, ms per DAG, ms per task, serialization ms per DAG (DagSerialization.to_dict, as the DAG processor runs
+it), total parse seconds, peak RSS; the ratios release_mgmt / hand-written; and the time a worker needs to build
+one release's DAG out of N with Airflow's parsing context set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+ENVS = ("dev", "staging", "prod")
+COMPONENTS = ("db", "api", "web")
+
+CHILD = r"""
+import json, os, resource, runpy, sys, time
+from pathlib import Path
+import airflow.sdk  # the DAG processor has Airflow imported before it parses a file
+from airflow.providers.standard.operators.bash import BashOperator  # noqa: F401
+from airflow.providers.standard.operators.empty import EmptyOperator  # noqa: F401
+from airflow.providers.standard.operators.hitl import ApprovalOperator  # noqa: F401
+from airflow.serialization.serialized_objects import DagSerialization
+from airflow.sdk import DAG
+
+kind, target = sys.argv[1], Path(sys.argv[2])
+files = [target] if kind == "release_mgmt" else sorted(target.glob("*.py"))
+start = time.perf_counter()
+dags = {}
+for file in files:
+    found = runpy.run_path(str(file), run_name=f"unusual_prefix_{file.stem}")
+    dags.update({v.dag_id: v for v in found.values() if isinstance(v, DAG)})
+parse = time.perf_counter() - start
+start = time.perf_counter()
+for dag in dags.values():
+    DagSerialization.to_dict(dag)
+serialize = time.perf_counter() - start
+tasks = sum(len(d.tasks) for d in dags.values())
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"dags": len(dags), "tasks": tasks, "parse": parse, "serialize": serialize, "rss_mb": rss}))
+"""
+
+ONE_TASK = r"""
+import os, sys, time
+import airflow.sdk  # noqa: F401 - a worker has Airflow imported
+from airflow.sdk.definitions.context import get_parsing_context
+import runpy
+start = time.perf_counter()
+found = runpy.run_path(sys.argv[1], run_name="unusual_prefix_release_pipelines")
+took = time.perf_counter() - start
+wanted = get_parsing_context().dag_id
+assert wanted in found, f"{wanted} not built"
+print(took)
+"""
+
+
+def release(n: int) -> dict[str, Any]:
+    """One definition of the benchmark's shape."""
+    comps = []
+    for i, name in enumerate(COMPONENTS):
+        comps.append(
+            {
+                "name": name,
+                "version": "1.0.0",
+                **({"depends_on": [COMPONENTS[i - 1]]} if i else {}),
+                "deploy": {"type": "command", "command": f"echo deploy {name} {{{{ version }}}}"},
+                **({"validate": [{"type": "command", "command": f"echo check {name}"}]} if name != "db" else {}),
+                "rollback": {"type": "command", "command": f"echo rollback {name} {{{{ previous_version }}}}"},
+            }
+        )
+    freeze = {
+        "name": "close",
+        "kind": "freeze",
+        "reason": "quarter close",
+        "timezone": "UTC",
+        "start": "2030-03-28 00:00",
+        "end": "2030-04-02 00:00",
+    }
+    envs = [
+        {
+            "name": env,
+            "gates": [{"type": "approval", "groups": ["sre"]}],
+            "change": {"type": "normal", "authorizers": {"groups": ["sre"]}},
+        }
+        for env in ENVS
+    ]
+    return {
+        "name": f"bench_{n:04d}",
+        "owner": "bench",
+        "approver_groups": {"sre": ["alice", "bob", "carol"]},
+        "windows": [freeze],
+        "components": comps,
+        "environments": envs,
+    }
+
+
+HANDWRITTEN = """\
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DAG, Param, TaskGroup
+
+COMPONENTS = ("db", "api", "web")
+ENVS = ("dev", "staging", "prod")
+with DAG(
+    "hand_NNNN",
+    schedule=None,
+    params={
+        **{f"version_{c}": Param("1.0.0", type="string", pattern=r"^[A-Za-z0-9._+-]+$") for c in COMPONENTS},
+        "environments": Param(list(ENVS), type="array", items={"type": "string", "enum": list(ENVS)}),
+        "dry_run": Param(False, type="boolean"),
+    },
+    tags=["release"],
+) as dag:
+    previous = None
+    for env in ENVS:
+        with TaskGroup(env):
+            opened = EmptyOperator(task_id="change_open")
+            gate = ApprovalOperator(task_id="gate_approval", subject=f"Approve {env}?")
+            authorized = EmptyOperator(task_id="change_authorized")
+            opened >> gate >> authorized
+            if previous is not None:
+                previous >> opened
+            last, tails = authorized, []
+            for comp in COMPONENTS:
+                deploy = BashOperator(
+                    task_id=f"deploy_{comp}", bash_command=f"echo deploy {comp} {{{{ params.version_{comp} }}}}"
+                )
+                last >> deploy
+                tail = deploy
+                if comp != "db":
+                    check = BashOperator(task_id=f"validate_{comp}", bash_command=f"echo check {comp}")
+                    deploy >> check
+                    tail = check
+                rollback = BashOperator(
+                    task_id=f"rollback_{comp}", bash_command="echo rollback", trigger_rule="one_failed"
+                )
+                tail >> rollback
+                tails.append(tail)
+                last = tail
+            close = EmptyOperator(task_id="change_close", trigger_rule="all_done")
+            tails >> close
+            previous = close
+"""
+
+
+def handwritten(n: int) -> str:
+    """The same release written by hand with the standard provider's operators."""
+    return HANDWRITTEN.replace("NNNN", f"{n:04d}")
+
+
+def write(base: Path, n: int) -> tuple[Path, Path]:
+    import yaml
+
+    releases, hand = base / "releases", base / "handwritten"
+    releases.mkdir(parents=True)
+    hand.mkdir()
+    for i in range(n):
+        (releases / f"bench_{i:04d}.yaml").write_text(yaml.safe_dump(release(i), sort_keys=False))
+        (hand / f"hand_{i:04d}.py").write_text(handwritten(i))
+    return releases, hand
+
+
+def child_env(releases: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    home = Path(tempfile.mkdtemp(prefix="parse_bench_home_"))
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "RELEASE_MGMT_RELEASES_DIR": str(releases),
+        "PYTHONPATH": f"{REPO / 'plugins'}:{REPO}",
+        **(extra or {}),
+    }
+
+
+def run_child(kind: str, target: Path, releases: Path) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, kind, str(target)],
+        env=child_env(releases),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def one_task(releases: Path, n: int) -> float:
+    """Seconds to build the DAG of one release (the middle one) with the parsing context set, as a worker does."""
+    dag_id = f"release_bench_{n // 2:04d}"
+    extra = {"_AIRFLOW_PARSING_CONTEXT_DAG_ID": dag_id, "_AIRFLOW_PARSING_CONTEXT_TASK_ID": "prod.deploy_web"}
+    done = subprocess.run(
+        [sys.executable, "-c", ONE_TASK, str(REPO / "dags" / "release_pipelines.py")],
+        env=child_env(releases, extra),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"one task failed:\n{done.stderr[-3000:]}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print(f"{'N':>5} {'contestant':<12} {'DAGs':>5} {'tasks/DAG':>9} {'ms/DAG':>7} {'ms/task':>8} "
+          f"{'ser ms/DAG':>10} {'parse s':>8} {'RSS MB':>7}")  # fmt: skip
+    for n in args.sizes:
+        base = Path(tempfile.mkdtemp(prefix=f"parse_bench_{n}_"))
+        releases, hand = write(base, n)
+        rows: dict[str, list[dict[str, Any]]] = {"hand-written": [], "release_mgmt": []}
+        ratios, serial = [], []
+        for _ in range(args.rounds):
+            mine = run_child("release_mgmt", REPO / "dags" / "release_pipelines.py", releases)
+            theirs = run_child("handwritten", hand, releases)
+            rows["release_mgmt"].append(mine)
+            rows["hand-written"].append(theirs)
+            ratios.append((mine["parse"] / mine["tasks"]) / (theirs["parse"] / theirs["tasks"]))
+            serial.append((mine["serialize"] / mine["dags"]) / (theirs["serialize"] / theirs["dags"]))
+        for name, found in rows.items():
+            first = found[0]
+            parse = statistics.median(r["parse"] for r in found)
+            ser = statistics.median(r["serialize"] for r in found)
+            rss = max(r["rss_mb"] for r in found)
+            print(
+                f"{n:>5} {name:<12} {first['dags']:>5} {first['tasks'] / max(first['dags'], 1):>9.0f} "
+                f"{parse * 1000 / first['dags']:>7.2f} {parse * 1000 / first['tasks']:>8.3f} "
+                f"{ser * 1000 / first['dags']:>10.2f} {parse:>8.2f} {rss:>7.0f}"
+            )
+        starts = [one_task(releases, n) for _ in range(args.rounds)]
+        print(
+            f"{n:>5} ratios: parse per task {statistics.median(ratios):.2f}x, serialization per DAG "
+            f"{statistics.median(serial):.2f}x; one release's DAG with the parsing context: "
+            f"{statistics.median(starts) * 1000:.0f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()
