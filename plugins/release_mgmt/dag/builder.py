@@ -6,15 +6,18 @@ and adds the trigger form, the docs and the timetable. Broken definitions become
 from __future__ import annotations
 
 import importlib
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from airflow.sdk import DAG, BaseOperator, TaskGroup, get_parsing_context
+from airflow.sdk.configuration import conf
 from airflow.sdk.definitions.param import ParamsDict
 
 from release_mgmt.dag.broken import INVALID_TAG, START_DATE, broken_dag_id, build_broken_dag, safe_stem
+from release_mgmt.dag.shards import files_of, may_hold, warn_if_slow
 from release_mgmt.dag.timetable import MaintenanceWindowTimetable
 from release_mgmt.dag.trigger_form import trigger_params
 from release_mgmt.definition.loader import LoadedDefinition, display_path, files_named, load_file, load_paths
@@ -91,16 +94,26 @@ def _make(task: TaskSpec, common: dict[str, Any]) -> BaseOperator:
     return operator(task_id=task.local_id, trigger_rule=task.trigger_rule, **common, **task.arguments)
 
 
-def build_release_dags(releases_dir: Path, display_root: Path | None = None, only: str | None = None) -> dict[str, DAG]:
-    """Every release DAG of a folder, broken definitions included as error DAGs.
+def build_release_dags(
+    releases_dir: Path,
+    display_root: Path | None = None,
+    only: str | None = None,
+    shard: tuple[int, int] | None = None,
+) -> dict[str, DAG]:
+    """Every release DAG of a folder (or of one ``shard`` of it: index, count; dag/shards.py), broken definitions
+    included as error DAGs.
 
-    ``only`` (default: the dag id Airflow's parsing context names, for a worker running one
-    task) builds just that DAG; definitions are still all read, since names live inside them.
+    ``only`` (default: the dag id Airflow's parsing context names, for a worker running one task) builds just
+    that DAG, reading only the file that declares it when a plain ``name:`` line says which.
     """
+    started = time.perf_counter()
     wanted = only if only is not None else get_parsing_context().dag_id
-    if wanted is not None and (one := _one_release(releases_dir, display_root, wanted)) is not None:
+    files = files_of(releases_dir, shard) if shard else [releases_dir]
+    if wanted is not None and shard and not may_hold(files, wanted, shard):
+        return {}
+    if wanted is not None and (one := _one_release(files, display_root, wanted)) is not None:
         return one
-    report = load_paths([releases_dir], root=display_root)
+    report = load_paths(files, root=display_root)
     dags: dict[str, DAG] = {}
     valid_ids = {dag_id_for(item.definition.name) for item in report.loaded}
     for item in report.loaded:
@@ -113,16 +126,19 @@ def build_release_dags(releases_dir: Path, display_root: Path | None = None, onl
             dag_id = dag_id_for(f"invalid_{safe_stem(error.path)}")
         if wanted is None or wanted == dag_id:
             dags[dag_id] = build_broken_dag(error, dag_id)
+    if shard and wanted is None:
+        timeout = conf.getfloat("core", "dagbag_import_timeout", fallback=30.0)
+        warn_if_slow(time.perf_counter() - started, timeout, shard, len(report.loaded) + len(report.errors))
     return dags
 
 
-def _one_release(releases_dir: Path, display_root: Path | None, dag_id: str) -> dict[str, DAG] | None:
+def _one_release(files: list[Path], display_root: Path | None, dag_id: str) -> dict[str, DAG] | None:
     """The DAG a worker asks for, reading only the file that declares its release (a worker starts one task of
     one release: reading every definition would make it cost more with each release added). None when the
     owner cannot be told without reading every file (then the caller does): no file declares the name on a
     plain ``name:`` line, or the first that does is broken (a later duplicate would own the name)."""
     name = dag_id.removeprefix("release_")
-    candidates = files_named([releases_dir], name) if dag_id.startswith("release_") else None
+    candidates = files_named(files, name) if dag_id.startswith("release_") else None
     if not candidates:
         return None
     try:

@@ -72,6 +72,16 @@ def definition_files(paths: Iterable[Path]) -> list[Path]:
 _NAME_LINE = re.compile(r"""^name:[ \t]*(["']?)([a-z][a-z0-9_-]{0,49})\1[ \t]*(?:#.*)?$""", re.MULTILINE)
 
 
+def declared_name(path: Path) -> str | None:
+    """The release name a file declares on a top-level ``name:`` line, read without parsing YAML (None when it
+    is not written that way, or the file cannot be read)."""
+    try:
+        match = _NAME_LINE.search(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return None
+    return match.group(2) if match else None
+
+
 def files_named(paths: Iterable[Path], name: str) -> list[Path] | None:
     """The files that declare release ``name`` on a top-level ``name:`` line, without parsing any YAML (what a
     worker needs to build one release's DAG). None when some file's name cannot be read that way and sorts
@@ -79,13 +89,10 @@ def files_named(paths: Iterable[Path], name: str) -> list[Path] | None:
     found: list[Path] = []
     unknown_before = False
     for path in definition_files(paths):
-        try:
-            match = _NAME_LINE.search(path.read_text(encoding="utf-8", errors="replace"))
-        except OSError:
-            match = None
-        if match is None:
+        declared = declared_name(path)
+        if declared is None:
             unknown_before = unknown_before or not found
-        elif match.group(2) == name:
+        elif declared == name:
             if unknown_before:
                 return None
             found.append(path)
