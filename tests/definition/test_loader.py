@@ -180,3 +180,17 @@ def test_parameter_defaults_take_their_type(tmp_path: Path) -> None:
     assert [type(v) for v in defaults.values()] == [int, float, bool, str]
     params = trigger_params(plan_release(loaded.definition, "shop.yaml"))
     assert {k: params[k].resolve() for k in parameters} == defaults
+
+
+def test_a_file_of_several_megabytes_is_refused_unread(tmp_path: Path) -> None:
+    """A 3 MB definition is refused by its size with the fix, before its YAML is read; the others load."""
+    write_definition(tmp_path, "good.yaml", minimal_definition("good"))
+    big = minimal_definition("big", description="x" * 3_000_000)
+    write_definition(tmp_path, "big.yaml", big)
+    report = load_paths([tmp_path], root=tmp_path)
+    assert [i.definition.name for i in report.loaded] == ["good"]
+    [error] = report.errors
+    assert error.lines() == [
+        "big.yaml:1: the file is 3.0 MB; a definition is at most 1 MB: split it into several releases, or move "
+        "shared windows into include/calendars and groups into a shared file"
+    ]

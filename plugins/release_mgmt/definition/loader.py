@@ -22,6 +22,9 @@ from release_mgmt.gates.approval import User
 from release_mgmt.gates.base import GroupName
 
 SUFFIXES = (".yaml", ".yml")
+#: the largest definition file read (a real one is a few KB; the limit keeps one file from eating a shard's
+#: import timeout)
+MAX_BYTES = 1_000_000
 __all__ = [
     "LoadReport",
     "LoadedDefinition",
@@ -106,6 +109,16 @@ def load_file(path: Path, display: str | None = None, calendars_dir: Path | None
     definition's folder, i.e. include/calendars for include/releases).
     """
     shown = display or display_path(path)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
+    if size > MAX_BYTES:  # before reading: a huge file must not cost the other releases their parse time
+        message = (
+            f"the file is {size / 1_000_000:.1f} MB; a definition is at most {MAX_BYTES // 1_000_000} MB: split it "
+            "into several releases, or move shared windows into include/calendars and groups into a shared file"
+        )
+        raise DefinitionError(shown, path=path, problems=[Problem("", message, line=1)])
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
