@@ -57,3 +57,10 @@ def test_a_slow_shard_says_how_to_spread_further(caplog: pytest.LogCaptureFixtur
     assert "shard 2 of 8 built 300 definitions in 16.0s" in message
     assert "release_pipelines_8.py" in message
     assert message in caplog.text
+
+
+def test_a_missing_definitions_folder_is_one_visible_error(tmp_path: Path) -> None:
+    """RELEASE_MGMT_RELEASES_DIR naming nothing: shard 0 reports it once (an error DAG), the others stay empty."""
+    missing = tmp_path / "nope"
+    assert files_of(missing, (0, 8)) == [missing]
+    assert all(files_of(missing, (i, 8)) == [] for i in range(1, 8))

@@ -43,9 +43,12 @@ def shard_of(path: Path, count: int) -> int:
 
 
 def files_of(folder: Path, shard: tuple[int, int]) -> list[Path]:
-    """The definition files of ``folder`` that belong to ``shard`` (index, count)."""
+    """The definition files of ``folder`` that belong to ``shard`` (index, count). A folder that is not there is
+    shard 0's, so that one error DAG names it (never an empty Airflow that says nothing)."""
     index, count = shard
-    return [p for p in definition_files([folder]) if shard_of(p, count) == index] if folder.is_dir() else []
+    if not folder.is_dir():
+        return [folder] if index == 0 else []
+    return [p for p in definition_files([folder]) if shard_of(p, count) == index]
 
 
 def warn_if_slow(seconds: float, timeout: float, shard: tuple[int, int], definitions: int) -> str:
