@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hmac
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
 
@@ -85,9 +86,19 @@ def _same_origin_json(request: Request) -> None:
     form on another site cannot send without a CORS preflight Airflow never grants) from this origin. The cookie
     is SameSite=Lax already; this holds when a browser or proxy does not honour that."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    origin = request.headers.get("origin", "")
-    own = f"{request.url.scheme}://{request.url.netloc}"
-    if kind != "application/json" or (origin and origin != own):
+    origin = urlsplit(request.headers.get("origin", "")).netloc
+    if kind != "application/json" or (origin and origin not in _own_hosts(request)):
         raise HTTPException(
             403, detail="a write with the UI's session must be a JSON request from this Airflow's pages"
         )
+
+
+def _own_hosts(request: Request) -> set[str]:
+    """The host[:port] this Airflow answers as: the request's own, and ``[api] base_url``'s (behind a proxy that
+    rewrites the Host header or terminates TLS)."""
+    from airflow.configuration import conf
+
+    hosts = {request.url.netloc}
+    if base := conf.get("api", "base_url", fallback=""):
+        hosts.add(urlsplit(base).netloc)
+    return hosts - {""}
