@@ -130,6 +130,26 @@ def test_change_trigger_times_out_and_reports_errors(service) -> None:
     assert "404" in error["message"]
 
 
+def test_change_trigger_rides_out_an_outage_until_its_deadline(service) -> None:
+    """The service answering 500 for longer than one call's retries (issue 16, row 4): the trigger keeps waiting
+    until its own deadline, and fires 'decided' once the CAB approves; a timeout still names the last error."""
+    proxy, store = service
+    sys_id = _change_in_authorize(store)
+    proxy.plan = ["500"] * 12  # more than one call's retries
+    threading.Timer(1.0, lambda: store.decide(sys_id, True, "cab", "go")).start()
+    trigger = ChangeAuthorizationTrigger(
+        {"connection": "snow"}, sys_id, time.time() + 60, poll_seconds=0.2, backend="servicenow"
+    )
+    event, _, longest = asyncio.run(_run_with_ticker(trigger, 60))
+    assert (event["status"], event["state"]) == ("decided", -2)
+    assert longest < 0.5
+    proxy.plan = ["500"] * 200
+    down = ChangeAuthorizationTrigger({"connection": "snow"}, sys_id, time.time() + 1, poll_seconds=0.2)
+    timeout, _, _ = asyncio.run(_run_with_ticker(down, 60))
+    assert timeout["status"] == "timeout"
+    assert "500" in timeout.get("error", "")
+
+
 def test_change_trigger_speaks_to_the_builtin_service_as_its_task(service) -> None:
     """With the built-in backend, the trigger calls with a service token bound to the waiting task: it reads its
     own release's change, and another release's task finds no such change."""

@@ -228,9 +228,10 @@ class ChangeAuthorizedOperator(ChangeOperator):
         authorized = ChangeState.of(record) in AUTHORIZED
         if event["status"] == "timeout" and not authorized:
             self.change_audit(context, "change.timeout", "failed", record["number"], state=record["state"])
+            unreachable = f" (the change system was not answering: {event['error']})" if event.get("error") else ""
             raise AirflowFailException(
                 f"change {record['number']} was not authorized within "
-                f"{self.change.get('authorization_timeout')}; nothing was deployed"
+                f"{self.change.get('authorization_timeout')}{unreachable}; nothing was deployed"
             )
         if authorized:
             return self._implement(context, backend, record)

@@ -12,6 +12,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from release_mgmt.change_service.service_token import TaskIdentity
 from release_mgmt.errors import ServiceNowError
 from release_mgmt.hooks.change_backend import backend_named
+from release_mgmt.retry import RETRYABLE_STATUSES
 from release_mgmt.rules.change import AUTHORIZED, STOPPED, ChangeState
 from release_mgmt.triggers.events import ChangeDecided, ChangeError, ChangeTimedOut
 
@@ -63,20 +64,33 @@ class ChangeAuthorizationTrigger(BaseTrigger):
         except LookupError as exc:
             yield TriggerEvent(ChangeError(status="error", message=str(exc)))
             return
+        state, number, error = 0, "", ""
         while True:
             try:
                 record = await backend.get_async(self.sys_id)
-                state = ChangeState.of(record)
-            except (ServiceNowError, ValueError) as exc:
+                decided = ChangeState.of(record)
+            except ServiceNowError as exc:
+                if not transient(exc):  # refused, unknown change: waiting longer cannot help
+                    yield TriggerEvent(ChangeError(status="error", message=str(exc)))
+                    return
+                error = str(exc)  # the service is down or overloaded: keep waiting until the deadline
+                self.log.warning("change %s: no answer, trying again until the deadline: %s", self.sys_id, exc)
+            except ValueError as exc:
                 yield TriggerEvent(ChangeError(status="error", message=str(exc)))
                 return
-            number = str(record.get("number", ""))
-            if state in AUTHORIZED or state in STOPPED:
-                approval = str(record.get("approval", ""))
-                yield TriggerEvent(ChangeDecided(status="decided", state=int(state), approval=approval, number=number))
-                return
+            else:
+                state, number, error = int(decided), str(record.get("number", "")), ""
+                if decided in AUTHORIZED or decided in STOPPED:
+                    approval = str(record.get("approval", ""))
+                    yield TriggerEvent(ChangeDecided(status="decided", state=state, approval=approval, number=number))
+                    return
             if time.time() >= self.deadline:
-                yield TriggerEvent(ChangeTimedOut(status="timeout", state=int(state), number=number))
+                yield TriggerEvent(ChangeTimedOut(status="timeout", state=state, number=number, error=error))
                 return
             await asyncio.sleep(min(wait, max(0.0, self.deadline - time.time())))
             wait = min(wait * 2, self.max_poll_seconds)
+
+
+def transient(exc: ServiceNowError) -> bool:
+    """A failure worth waiting out: no answer at all, or a status the retry policy retries (429, 5xx)."""
+    return exc.status == 0 or exc.status in RETRYABLE_STATUSES

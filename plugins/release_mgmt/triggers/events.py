@@ -15,11 +15,13 @@ class ChangeDecided(TypedDict):
 
 
 class ChangeTimedOut(TypedDict):
-    """The deadline passed while the change still waited."""
+    """The deadline passed while the change still waited (or while the change system did not answer: ``error``
+    says why, '' when it answered)."""
 
     status: Literal["timeout"]
     state: int
     number: str
+    error: str
 
 
 class ChangeError(TypedDict):
