@@ -22,11 +22,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import zlib
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "plugins")]  # the shard rule comes from the package itself
 ENVS = ("dev", "staging", "prod")
 COMPONENTS = ("db", "api", "web")
 
@@ -196,40 +196,34 @@ def child_env(releases: Path, extra: dict[str, str] | None = None) -> dict[str, 
     }
 
 
-def run_child(kind: str, target: Path, releases: Path) -> dict[str, Any]:
+def _child(script: str, args: list[str], env: dict[str, str], what: str) -> str:
+    """The last line a fresh interpreter printing ``script``'s result wrote; stop naming ``what`` when it failed."""
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, kind, str(target)],
-        env=child_env(releases),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
+        [sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, check=False, timeout=900
     )
     if done.returncode != 0:
-        raise SystemExit(f"{kind} failed:\n{done.stderr[-3000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+        raise SystemExit(f"{what} failed:\n{done.stderr[-3000:]}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+def run_child(kind: str, target: Path, releases: Path) -> dict[str, Any]:
+    return dict(json.loads(_child(CHILD, [kind, str(target)], child_env(releases), kind)))
 
 
 def one_task(releases: Path, n: int) -> tuple[float, float]:
     """Seconds to build the DAG of one release (the middle one) with the parsing context set, as a worker does:
     with release_mgmt's imports, and beyond them."""
+    from release_mgmt.dag.shards import shard_of
+
     name = f"bench_{n // 2:04d}"
-    dag_id = f"release_{name}"
     shards = sorted((REPO / "dags").glob("release_pipelines*.py"))
-    index = zlib.crc32(name.encode()) % len(shards)
+    index = shard_of(releases / f"{name}.yaml", len(shards))  # the file of its shard, as a worker runs it
     dag_file = REPO / "dags" / (f"release_pipelines_{index}.py" if index else "release_pipelines.py")
-    extra = {"_AIRFLOW_PARSING_CONTEXT_DAG_ID": dag_id, "_AIRFLOW_PARSING_CONTEXT_TASK_ID": "prod.deploy_web"}
-    done = subprocess.run(
-        [sys.executable, "-c", ONE_TASK, str(dag_file)],  # the file of its shard, as a worker runs it
-        env=child_env(releases, extra),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"one task failed:\n{done.stderr[-3000:]}")
-    first, again = done.stdout.strip().splitlines()[-1].split()
+    extra = {
+        "_AIRFLOW_PARSING_CONTEXT_DAG_ID": f"release_{name}",
+        "_AIRFLOW_PARSING_CONTEXT_TASK_ID": "prod.deploy_web",
+    }
+    first, again = _child(ONE_TASK, [str(dag_file)], child_env(releases, extra), "one task").split()
     return float(first), float(again)
 
 
