@@ -6,6 +6,7 @@ and adds the trigger form, the docs and the timetable. Broken definitions become
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from functools import cache
 from pathlib import Path
@@ -17,7 +18,7 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.definitions.param import ParamsDict
 
 from release_mgmt.dag.broken import INVALID_TAG, START_DATE, broken_dag_id, build_broken_dag, safe_stem
-from release_mgmt.dag.shards import files_of, may_hold, warn_if_slow
+from release_mgmt.dag.shards import files_of, may_hold, shard_of_file, warn_if_slow
 from release_mgmt.dag.timetable import MaintenanceWindowTimetable
 from release_mgmt.dag.trigger_form import trigger_params
 from release_mgmt.definition.loader import LoadedDefinition, display_path, files_named, load_file, load_paths
@@ -130,6 +131,14 @@ def build_release_dags(
         timeout = conf.getfloat("core", "dagbag_import_timeout", fallback=30.0)
         warn_if_slow(time.perf_counter() - started, timeout, shard, len(report.loaded) + len(report.errors))
     return dags
+
+
+def shard_dags(dag_file: str) -> dict[str, DAG]:
+    """What one shard DAG file of ``dags/`` exposes: the releases of its shard, read from
+    ``$RELEASE_MGMT_RELEASES_DIR`` or ``include/releases`` beside the DAGs folder, named relative to the repository."""
+    repo = Path(dag_file).resolve().parents[1]
+    releases = Path(os.environ.get("RELEASE_MGMT_RELEASES_DIR") or repo / "include" / "releases")
+    return build_release_dags(releases, display_root=repo, shard=shard_of_file(dag_file))
 
 
 def _one_release(files: list[Path], display_root: Path | None, dag_id: str) -> dict[str, DAG] | None:
