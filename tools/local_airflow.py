@@ -129,12 +129,14 @@ class LocalAirflow:
         )
         if migrated.returncode != 0:
             raise ReleaseMgmtError(f"airflow db migrate failed:\n{(migrated.stdout + migrated.stderr)[-3000:]}")
+        # every process shares this AIRFLOW_HOME, so the API server reads task and trigger logs from its files:
+        # no log server (which would listen on every interface, port 8793/8794) is started
         for name, args in (
             ("api-server", ["api-server", "--port", str(self.port)]),
-            ("scheduler", ["scheduler"]),
+            ("scheduler", ["scheduler", "--skip-serve-logs"]),
             ("dag-processor", ["dag-processor"]),
-            ("triggerer", ["triggerer"]),
-            *([("celery-worker", ["celery", "worker"])] if self.celery_broker else []),
+            ("triggerer", ["triggerer", "--skip-serve-logs"]),
+            *([("celery-worker", ["celery", "worker", "--skip-serve-logs"])] if self.celery_broker else []),
         ):
             log = (self.home / f"{name}.log").open("wb")
             self.procs[name] = subprocess.Popen(

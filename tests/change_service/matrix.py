@@ -79,6 +79,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", perms.DECIDE + "/reject"): {"comment": "not now"},
     ("POST", perms.LOCKS + "/acquire"): {"lock": "matrix/prod"},
     ("POST", perms.LOCKS + "/release"): {"lock": "matrix/prod"},
+    ("POST", perms.FENCES + "/hold"): {"component": "web", "seconds": 30},
+    ("POST", perms.FENCES + "/end"): {"component": "web"},
 }
 
 

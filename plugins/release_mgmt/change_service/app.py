@@ -1,7 +1,7 @@
 """The change service's HTTP API: ServiceNow's Table API shapes for ``change_request`` and its approval
 records (``sysapproval_approver``), a decision door for authorizers
-(``/api/release_mgmt/change_request/{sys_id}/approve|reject``), and the environment locks release runs take
-in turn (``/api/release_mgmt/locks``).
+(``/api/release_mgmt/change_request/{sys_id}/approve|reject``), and (lock_api.py) the environment locks release
+runs take in turn (``/api/release_mgmt/locks``) and the step fences (``/api/release_mgmt/fences``).
 
 Every request, the API's docs included, passes one dependency (:func:`enforce`): it authenticates the
 caller and finds the route's row in permissions.PERMISSIONS; no row, no access. The handlers then
@@ -11,23 +11,22 @@ authorizer's own approval record). Errors come in ServiceNow's shape, never as a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.exc import DataError, StatementError
-from starlette.concurrency import run_in_threadpool
 
+from release_mgmt.change_service import lock_api
 from release_mgmt.change_service import permissions as perms
-from release_mgmt.change_service.contract import LOCKS, Holder
-from release_mgmt.change_service.locks import LockStore, any_run_is_live
+from release_mgmt.change_service.locks import any_run_is_live
 from release_mgmt.change_service.permissions import Caller
 from release_mgmt.change_service.query import parse_query, select_fields
 from release_mgmt.change_service.store import ChangeRuleError, ChangeStore, check_text
+from release_mgmt.change_service.web import CallerDep, StoreDep, failure, read_json
 
 TABLE = perms.CHANGES
 APPROVALS = perms.APPROVALS
@@ -36,48 +35,7 @@ NOT_FOUND = {"message": "No Record found", "detail": "Record doesn't exist or AC
 Authenticate = Callable[[Request], Caller | Awaitable[Caller]]
 
 
-def _failure(status: int, message: str, detail: str = "") -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "detail": detail}, "status": "failure"}, status_code=status)
-
-
-def _store(request: Request) -> ChangeStore:
-    state = request.app.state
-    if state.store is None:  # opened on first use: importing the plugin must not touch a database
-        state.store = ChangeStore(state.store_url())
-    store: ChangeStore = state.store
-    return store
-
-
-def _locks(request: Request) -> LockStore:
-    state = request.app.state
-    if state.locks is None:
-        state.locks = LockStore(_store(request).engine, state.run_state)
-    locks: LockStore = state.locks
-    return locks
-
-
-async def enforce(request: Request) -> Caller:
-    """Authenticate the caller (401 when anonymous) and allow the call only when the permission table has a
-    row for this route naming the caller's role (403 otherwise). Authorizers are decided per record."""
-    if problem := request.app.state.secret_problem():
-        raise HTTPException(503, detail=problem)
-    answer = request.app.state.authenticate(request)
-    caller: Caller = await answer if isinstance(answer, Awaitable) else answer
-    route = request.scope.get("route")
-    row = perms.permission(request.method, getattr(route, "path", ""))
-    if row is None:
-        raise HTTPException(403, detail="No permission is defined for this route")
-    allowed = caller.role in row.roles or (perms.AUTHORIZER in row.roles and not caller.is_release_task)
-    if not allowed:
-        raise HTTPException(403, detail=f"{caller.role} may not {row.action}")
-    return caller
-
-
 router = APIRouter()
-StoreDep = Depends(_store)
-LocksDep = Depends(_locks)
-CallerDep = Depends(enforce)
-LOCK_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,49}(/[a-z][a-z0-9_-]{0,49})?$")
 
 
 def _readable(caller: Caller, record: dict[str, str] | None) -> dict[str, str] | None:
@@ -99,13 +57,13 @@ def list_changes(
 
 @router.post(TABLE, status_code=201)
 async def create_change(request: Request, store: ChangeStore = StoreDep, caller: Caller = CallerDep) -> Any:
-    body = await _json(request)
+    body = await read_json(request)
     if isinstance(body, JSONResponse):
         return body
     if caller.task is not None:  # a release task opens changes for its own run only
         for name, own in (("u_airflow_dag_id", caller.task.dag_id), ("u_airflow_run_id", caller.task.run_id)):
             if body.setdefault(name, own) != own:
-                return _failure(403, "Not this task's run", f"{name} must be {own!r}, the run the token is for")
+                return failure(403, "Not this task's run", f"{name} must be {own!r}, the run the token is for")
     return {"result": store.create(body, caller.name)}
 
 
@@ -114,7 +72,7 @@ def get_change(
     sys_id: str, sysparm_fields: str | None = None, store: ChangeStore = StoreDep, caller: Caller = CallerDep
 ) -> Any:
     record = _readable(caller, store.get(sys_id))
-    return _failure(404, **NOT_FOUND) if record is None else {"result": select_fields(record, sysparm_fields)}
+    return failure(404, **NOT_FOUND) if record is None else {"result": select_fields(record, sysparm_fields)}
 
 
 @router.patch(TABLE + "/{sys_id}")
@@ -123,10 +81,10 @@ async def update_change(
 ) -> Any:
     record = _readable(caller, store.get(sys_id))
     if record is None:
-        return _failure(404, **NOT_FOUND)
+        return failure(404, **NOT_FOUND)
     if not caller.owns_run(record["u_airflow_dag_id"], record["u_airflow_run_id"]):
-        return _failure(403, "Not this task's run", f"{record['number']} belongs to another release run")
-    body = await _json(request)
+        return failure(403, "Not this task's run", f"{record['number']} belongs to another release run")
+    body = await read_json(request)
     return body if isinstance(body, JSONResponse) else {"result": store.update(sys_id, body, caller.name)}
 
 
@@ -150,7 +108,7 @@ def list_approvals(
 def get_approval(sys_id: str, store: ChangeStore = StoreDep, caller: Caller = CallerDep) -> Any:
     rows = store.approvals(approval_sys_id=sys_id)
     if not rows or _readable(caller, store.get(rows[0]["sysapproval"])) is None:
-        return _failure(404, **NOT_FOUND)
+        return failure(404, **NOT_FOUND)
     return {"result": rows[0]}
 
 
@@ -159,18 +117,18 @@ async def answer_approval(
     sys_id: str, request: Request, store: ChangeStore = StoreDep, caller: Caller = CallerDep
 ) -> Any:
     """An authorizer answers their own approval record: {"state": "approved"|"rejected", "comments": ...}."""
-    body = await _json(request)
+    body = await read_json(request)
     if isinstance(body, JSONResponse):
         return body
     rows = store.approvals(approval_sys_id=sys_id)
     change = _readable(caller, store.get(rows[0]["sysapproval"])) if rows else None
     if change is None:
-        return _failure(404, **NOT_FOUND)
+        return failure(404, **NOT_FOUND)
     if rows[0]["approver"] != caller.name:
-        return _failure(403, "Not your approval", f"this approval record of {change['number']} is not {caller.name}'s")
+        return failure(403, "Not your approval", f"this approval record of {change['number']} is not {caller.name}'s")
     state = body.get("state")
     if state not in ("approved", "rejected") or set(body) - {"state", "comments"}:
-        return _failure(400, "Invalid approval", 'write {"state": "approved" or "rejected", "comments": ...}')
+        return failure(400, "Invalid approval", 'write {"state": "approved" or "rejected", "comments": ...}')
     decided = _decide(request, store, change, caller, yes=state == "approved", why=body.get("comments", ""))
     return {"result": store.approvals(approval_sys_id=sys_id)[0] | {"change_state": decided["state"]}}
 
@@ -188,12 +146,12 @@ async def reject(sys_id: str, request: Request, store: ChangeStore = StoreDep, c
 
 
 async def _door(sys_id: str, approve_it: bool, request: Request, store: ChangeStore, caller: Caller) -> Any:
-    body = await _json(request)
+    body = await read_json(request)
     if isinstance(body, JSONResponse):
         return body
     change = _readable(caller, store.get(sys_id))
     if change is None:
-        return _failure(404, **NOT_FOUND)
+        return failure(404, **NOT_FOUND)
     return {"result": _decide(request, store, change, caller, yes=approve_it, why=body.get("comment", ""))}
 
 
@@ -203,59 +161,6 @@ def _decide(
     """The one path of every decision: the caller's own record, the triggering user excluded as Airflow knows it."""
     triggerer = request.app.state.run_triggerer(change["u_airflow_dag_id"], change["u_airflow_run_id"])
     return store.decide(change["sys_id"], yes, caller.name, check_text("comment", why), excluded=[triggerer or ""])
-
-
-@router.get(LOCKS)
-def list_locks(lock: str | None = None, locks: LockStore = LocksDep, caller: Caller = CallerDep) -> Any:
-    """Every lock (or ``?lock=NAME`` with its recent history): holder and queue, of releases the caller may read."""
-
-    def visible(entry: dict[str, Any] | None) -> dict[str, Any] | None:
-        return entry if entry and caller.may_read_release(entry["dag_id"]) else None
-
-    def shown(status: dict[str, Any]) -> dict[str, Any]:
-        holder = status["holder"]
-        return {
-            **status,
-            "holder": visible(holder) or ({"hidden": True} if holder else None),
-            "queue": [visible(q) or {"hidden": True} for q in status["queue"]],
-        }
-
-    if lock is None:
-        return {"result": [shown(s) for s in locks.status()]}
-    history = [h for h in locks.history(lock) if visible(h)]
-    return {"result": {**shown(locks.status(lock)[0]), "history": history}}
-
-
-@router.post(LOCKS + "/acquire")
-async def acquire_lock(request: Request, locks: LockStore = LocksDep, caller: Caller = CallerDep) -> Any:
-    """A release task queues for (or holds) a lock: {"lock"}; the holder is the run its token is for."""
-    lock, holder, _ = await _lock_request(request, caller)
-    return {"result": await run_in_threadpool(locks.acquire, lock, holder)}
-
-
-@router.post(LOCKS + "/release")
-async def release_lock(request: Request, locks: LockStore = LocksDep, caller: Caller = CallerDep) -> Any:
-    """A release task gives a lock back (or leaves its queue): {"lock", "why"}."""
-    lock, holder, body = await _lock_request(request, caller)
-    why = check_text("why", body.get("why") or "released", 300)
-    return {"result": await run_in_threadpool(locks.release, lock, holder, why)}
-
-
-async def _lock_request(request: Request, caller: Caller) -> tuple[str, Holder, dict[str, Any]]:
-    body = await _json(request)
-    if isinstance(body, JSONResponse):
-        raise ChangeRuleError("Exception while reading request", "the body must be a JSON object", 400)
-    lock = body.get("lock")
-    if not isinstance(lock, str) or not LOCK_NAME.match(lock):
-        raise ChangeRuleError(
-            "Invalid lock name", "a name, or release/environment, in lowercase letters, digits, '_' or '-'", 400
-        )
-    task = caller.task  # the holder is who the token says, never what the body says
-    if task is None or not task.environment:
-        raise ChangeRuleError(
-            "Not an environment's release task", "locks are taken by release tasks of an environment, with their token"
-        )
-    return lock, Holder(task.dag_id, task.run_id, task.environment), body
 
 
 def _docs_routes(app: FastAPI) -> None:
@@ -291,6 +196,7 @@ def create_app(store: ChangeStore | None, authenticate: Authenticate) -> FastAPI
     app.state.store = store
     app.state.store_url = None  # where to open the store when none is given (in_airflow.py sets it)
     app.state.locks = None
+    app.state.fences = None
     app.state.run_state = any_run_is_live
     app.state.run_triggerer = _no_triggerer
     app.state.secret_problem = lambda: ""
@@ -300,6 +206,7 @@ def create_app(store: ChangeStore | None, authenticate: Authenticate) -> FastAPI
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(StatementError, _database_refused)  # type: ignore[arg-type]
     app.include_router(router)
+    app.include_router(lock_api.router)
     _docs_routes(app)
     return app
 
@@ -309,17 +216,17 @@ def _no_triggerer(dag_id: str, run_id: str) -> str | None:
 
 
 async def _rule_error(request: Request, exc: ChangeRuleError) -> JSONResponse:
-    return _failure(exc.status, str(exc), exc.detail)
+    return failure(exc.status, str(exc), exc.detail)
 
 
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
     where = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}" for e in exc.errors()[:5])
-    return _failure(400, "Invalid request", where)
+    return failure(400, "Invalid request", where)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     message = {401: "User Not Authenticated", 503: "Service not configured"}.get(exc.status_code, "Forbidden")
-    response = _failure(exc.status_code, message, str(exc.detail))
+    response = failure(exc.status_code, message, str(exc.detail))
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
     return response
@@ -327,15 +234,5 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
 
 async def _database_refused(request: Request, exc: StatementError) -> JSONResponse:
     if isinstance(exc, DataError):
-        return _failure(400, "Invalid value", "the database refused a value of this request")
+        return failure(400, "Invalid value", "the database refused a value of this request")
     raise exc
-
-
-async def _json(request: Request) -> Any:
-    try:
-        body = await request.json() if await request.body() else {}
-    except ValueError:
-        return _failure(400, "Exception while reading request", "the body is not valid JSON")
-    if not isinstance(body, dict):
-        return _failure(400, "Exception while reading request", "the body must be a JSON object")
-    return body

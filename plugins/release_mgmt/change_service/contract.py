@@ -10,6 +10,7 @@ TABLE = "/api/now/table/change_request"
 APPROVALS = "/api/now/table/sysapproval_approver"
 DECIDE = "/api/release_mgmt/change_request/{sys_id}"
 LOCKS = "/api/release_mgmt/locks"
+FENCES = "/api/release_mgmt/fences"
 
 
 @dataclass(frozen=True)

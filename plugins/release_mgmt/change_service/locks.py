@@ -4,9 +4,10 @@ A lock is a name (``<release>/<environment>`` by default, or a name several rele
 holder is one run in one environment. ``acquire`` queues the holder and grants the lock to the
 oldest request once no live holder remains; it is idempotent, so a retried or re-polled call never
 queues twice. A holder whose Airflow run is no longer queued or running (failed, marked, deleted)
-is released for it, so a killed run never blocks an environment. Every acquire and release of a
-lock first bumps the lock's row: that write serializes them on PostgreSQL (row lock) and SQLite
-(write lock) alike, so two callers never both see the lock free.
+is released for it, so a killed run never blocks an environment -- once none of that run's steps may still be
+running there (a live step fence, fences.py, keeps the lock held until the step is known stopped). Every
+acquire and release of a lock first bumps the lock's row: that write serializes them on PostgreSQL (row lock)
+and SQLite (write lock) alike, so two callers never both see the lock free.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from release_mgmt.change_service.contract import LOCKS, Holder
+from release_mgmt.change_service.fences import FenceStore
 
 #: where the service answers lock calls (under its mount point, /change-service inside Airflow)
 API_PATH = LOCKS
@@ -89,9 +91,10 @@ class LockStore:
     """Locks in the database of ``engine`` (tables made when missing). ``run_state`` tells whether a
     holder's run still runs; a standalone service without Airflow's database treats all as live."""
 
-    def __init__(self, engine: Engine, run_state: RunState = any_run_is_live) -> None:
+    def __init__(self, engine: Engine, run_state: RunState = any_run_is_live, fences: FenceStore | None = None) -> None:
         self.engine = engine
         self.run_state = run_state
+        self.fences = fences or FenceStore(engine)
         _Base.metadata.create_all(engine)
 
     def acquire(self, lock: str, holder: Holder) -> dict[str, Any]:
@@ -100,9 +103,11 @@ class LockStore:
         Returns ``granted``, the ``holder`` request now holding the lock (None when free) and the
         ``queue`` of waiting requests, oldest first.
         """
-        now = _now()  # one moment: a lock granted at once shows no wait
         with Session(self.engine) as session, session.begin():
             self._serialize(session, lock)
+            # one moment, taken once this caller's turn has come: a lock granted at once shows no wait, and a
+            # grant is never stamped before the release it follows
+            now = _now()
             active = self._active(session, lock)
             mine = next((r for r in active if holder.owns(r)), None)
             if mine is None:
@@ -201,6 +206,10 @@ class LockStore:
             state = self.run_state(request.dag_id, request.run_id)
             if state in LIVE_RUN_STATES:
                 live.append(request)
+            elif request.state == HELD and self.fences.busy_in(
+                session, request.dag_id, request.run_id, request.environment
+            ):
+                live.append(request)  # the run ended, but a step of it may still be changing the environment
             else:
                 self._end(request, f"run {request.run_id} is {state or 'gone'}")
         return live

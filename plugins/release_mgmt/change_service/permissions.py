@@ -8,7 +8,7 @@ calls; an anonymous caller is refused (401) everywhere, the API's docs included.
 - ``authorizer``: a signed-in user holding a requested approval record of the change at hand; decides
   that record, nothing more. The requester and the run's triggering user never hold one.
 - ``release_task``: a release task with a service token (service_token.py); writes lifecycle fields,
-  takes and gives back locks, only for its own DAG run.
+  takes and gives back locks and holds fences while its steps run, only for its own DAG run.
 
 ``table_markdown()`` prints the table for the README; tests walk ``PERMISSIONS`` against a real Airflow.
 """
@@ -28,6 +28,7 @@ ROLES = (ANONYMOUS, *HUMANS, AUTHORIZER, RELEASE_TASK)
 READERS = frozenset({*HUMANS, AUTHORIZER, RELEASE_TASK})
 
 CHANGES, APPROVALS, DECIDE, LOCKS = contract.TABLE, contract.APPROVALS, contract.DECIDE, contract.LOCKS
+FENCES = contract.FENCES
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("GET", LOCKS, "read environment locks", READERS, "release"),
     Permission("POST", LOCKS + "/acquire", "queue for a lock", frozenset({RELEASE_TASK}), "own_run"),
     Permission("POST", LOCKS + "/release", "give a lock back", frozenset({RELEASE_TASK}), "own_run"),
+    Permission("GET", FENCES, "see steps still running on its target", frozenset({RELEASE_TASK}), "own_run"),
+    Permission("POST", FENCES + "/hold", "fence its running step", frozenset({RELEASE_TASK}), "own_run"),
+    Permission("POST", FENCES + "/end", "end its step's fence", frozenset({RELEASE_TASK}), "own_run"),
 )
 _BY_ROUTE = {(p.method, p.route): p for p in PERMISSIONS}
 

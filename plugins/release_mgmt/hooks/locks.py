@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from release_mgmt.change_service.contract import LOCKS, Holder, describe
+from release_mgmt.change_service.contract import FENCES, LOCKS, Holder, describe
 from release_mgmt.change_service.service_token import TaskIdentity
 from release_mgmt.hooks.servicenow import ServiceNowChangeHook
 
-__all__ = ["LOCKS", "Holder", "LockClient", "describe"]
+__all__ = ["LOCKS", "FenceClient", "Holder", "LockClient", "describe"]
 
 
 class LockClient:
@@ -47,3 +47,27 @@ class LockClient:
         if not answer["granted"]:
             self.release(lock, "deploy found the lock taken")
         return bool(answer["granted"]), answer.get("holder")
+
+
+class FenceClient:
+    """Step fences (change_service/fences.py) as a release task holds them: one attempt per call, short
+    timeouts -- the caller decides what an unanswered call means (a renewal is simply tried again)."""
+
+    def __init__(self, identity: TaskIdentity, **hook_settings: Any) -> None:
+        settings = {"timeout": 5, "retries": 0, **hook_settings}
+        self.hook = ServiceNowChangeHook.builtin_service(identity=identity, **settings)
+
+    def hold(self, component: str, seconds: float) -> dict[str, Any]:
+        """Start or renew this task's fence on ``component`` for ``seconds``."""
+        result: dict[str, Any] = self.hook.call("POST", f"{FENCES}/hold", {"component": component, "seconds": seconds})
+        return result
+
+    def end(self, component: str, why: str) -> dict[str, Any] | None:
+        """End this task's fence: its step's processes are known gone."""
+        result: dict[str, Any] | None = self.hook.call("POST", f"{FENCES}/end", {"component": component, "why": why})
+        return result
+
+    def others(self, component: str) -> list[dict[str, Any]]:
+        """Live fences of other tasks (this run's or another's) on ``component`` in this task's environment."""
+        result: list[dict[str, Any]] = self.hook.call("GET", FENCES, params={"component": component})
+        return result

@@ -23,6 +23,7 @@ from release_mgmt.operators.windows import WindowsMixin
 from release_mgmt.records import deployment
 from release_mgmt.rules import run_params
 from release_mgmt.steps import STEP_ADAPTER, StepContext, shell
+from release_mgmt.steps.base import Stopper
 
 
 class StepOperator(WindowsMixin, ReleaseOperator):
@@ -58,6 +59,7 @@ class StepOperator(WindowsMixin, ReleaseOperator):
         self.records = records
         self.change = dict(change) if change else None
         self._opened: dict[str, Any] | None = None  # change_open's answer, once read
+        self._stopper: Stopper | None = None  # what stops the running step (on_kill); made when steps run
         self._set_windows(windows, on_freeze, outside_maintenance, expected_seconds)
 
     def _version(self, context: Context) -> str:
@@ -144,7 +146,21 @@ class StepOperator(WindowsMixin, ReleaseOperator):
             recall=lambda key: ti.xcom_pull(task_ids=deploy_task, key=f"restore:{key}"),
             params_env=params_env(context),
             run_id=str(context["run_id"]),
+            stopper=self._running(),
         )
+
+    def _running(self) -> Stopper:
+        if self._stopper is None:
+            self._stopper = Stopper()
+        return self._stopper
+
+    def on_kill(self) -> None:
+        """Airflow kills this task (marked failed, timed out, shut down): stop the running step's processes
+        (a command's whole process group; an ssh session's remote command) before the task's process ends."""
+        if self._stopper is None:
+            return
+        for said in self._stopper.stop() or ["no step was running"]:
+            self.log.warning("task killed: %s", said)
 
     def _announce(self, context: Context) -> bool:
         """Log who and what this task acts on; True on a dry run."""
@@ -172,10 +188,15 @@ class StepOperator(WindowsMixin, ReleaseOperator):
         self._audit(context, f"{self.action}.started", "started", **where, details=details)
         step_ctx = self._step_context(context, previous)
         models = [STEP_ADAPTER.validate_python(s) for s in steps]
+        from release_mgmt.operators.fencing import StepFence, lease_for
+
+        fence = StepFence(context, self.component, self.log, lease_for(models))
+        fence.wait_for_others()  # the run's killed deploy, or another run's step, may still be changing it
         try:
-            for number, step in enumerate(models, start=1):
-                self.log.info("step %d/%d: %s", number, len(models), step.describe())
-                step.run(step_ctx)
+            with fence:
+                for number, step in enumerate(models, start=1):
+                    self.log.info("step %d/%d: %s", number, len(models), step.describe())
+                    step.run(step_ctx)
         except Exception as exc:
             self._audit(context, f"{self.action}.finished", "failed", **where, details={"error": str(exc)})
             self._work_note(context, f"{self.action} of {self.component} {where['version']}: FAILED: {exc}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -28,6 +30,41 @@ class StepModel(BaseModel):
         raise NotImplementedError
 
 
+class Stopper:
+    """How to stop what a step has running now: a step registers a stop while its process or request runs;
+    the task's ``on_kill`` calls :meth:`stop` (from a signal handler, so stops must not wait long)."""
+
+    def __init__(self) -> None:
+        self._stops: list[tuple[str, Callable[[], str]]] = []
+        self._lock = threading.Lock()
+        self.stopped = threading.Event()
+
+    @contextmanager
+    def while_running(self, what: str, stop: Callable[[], str]) -> Iterator[None]:
+        """``stop`` (which returns how it went, in words) applies to ``what`` while the block runs."""
+        entry = (what, stop)
+        with self._lock:
+            self._stops.append(entry)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._stops.remove(entry)
+
+    def stop(self) -> list[str]:
+        """Stop everything registered; one sentence per stop (a stop that fails says so, never raises)."""
+        self.stopped.set()
+        with self._lock:
+            stops = list(self._stops)
+        said = []
+        for what, stop in stops:
+            try:
+                said.append(f"{what}: {stop()}")
+            except Exception as exc:  # noqa: BLE001 - every stop is tried and reported, whatever one does
+                said.append(f"{what}: could not stop it: {type(exc).__name__}: {exc}")
+        return said
+
+
 @dataclass(frozen=True)
 class StepContext:
     """Who and what a step acts on; steps read it, never change it."""
@@ -48,6 +85,8 @@ class StepContext:
     params_env: Mapping[str, str] = field(default_factory=dict)
     #: the Airflow run (RELEASE_RUN_ID; whoever triggers may choose it, so shell strings only reference it)
     run_id: str = ""
+    #: what stops the running step when the task is killed (operators/step.py's on_kill)
+    stopper: Stopper = field(default_factory=Stopper)
 
     def env_vars(self) -> dict[str, str]:
         """The RELEASE_* variables every process of a step receives (the run's parameters among them)."""
