@@ -252,3 +252,68 @@ def test_secrets_printed_by_a_failing_step_stay_out_of_the_change(
     for name, text in sinks.items():
         for secret in (CANARY_PASSWORD, CANARY_KEY):
             assert secret not in text, f"{secret} leaked into the {name}"
+
+
+def test_a_change_whose_open_task_failed_is_found_and_canceled(tmp_path, monkeypatch, airflow_db, changes) -> None:
+    """Issue 16, row 3: the change is created, then change_open fails (its next call answered 500 every time), so
+    its answer never reaches XCom: change_close finds the run's change by its correlation id and cancels it
+    instead of leaving it waiting for authorization forever."""
+    import os
+
+    from tests.servers import FaultProxy
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_SNOW"])
+    with FaultProxy(conn["port"]) as proxy:
+        proxy.plan = ["pass", "pass", *["500"] * 5]  # look-up, create; then every try of the next call fails
+        monkeypatch.setenv("AIRFLOW_CONN_SNOW", json.dumps(conn | {"port": proxy.port}))
+        dag, journal = _release(tmp_path, monkeypatch, "chg_lost")
+        run = dag.test()
+    got = states(run)
+    assert got["prod.change_open"] == "failed"
+    assert got["prod.change_close"] == "success"
+    assert journal.read_text().split() == ["dev"]
+    [change] = changes.query([], 10)
+    assert change["state"] == "4"  # canceled, not left in New or Authorize
+    assert "Canceled: the run stopped before deploying" in change["work_notes"]
+
+
+def test_a_work_note_the_change_system_refuses_is_queued_and_written_late(
+    tmp_path, monkeypatch, airflow_db, changes, capfd
+) -> None:
+    """Issue 16, rows 5 and 7: the change system answers 500 to every try of the "deploy succeeded" note. The
+    deploy does not fail (no rollback of a good deploy); the note is queued and change_close writes it."""
+    import os
+
+    from tests.servers import FaultProxy
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_SNOW"])
+    gate = tmp_path / "go"
+    with FaultProxy(conn["port"]) as proxy:
+        monkeypatch.setenv("AIRFLOW_CONN_SNOW", json.dumps(conn | {"port": proxy.port}))
+        deploy = command(f"echo {{{{ environment }}}} >> {tmp_path}/journal; until [ -f {gate} ]; do sleep 0.1; done")
+        dag, journal = _release(tmp_path, monkeypatch, "chg_note", deploy=deploy)
+        _cab(changes, approve=True)
+
+        def outage_during_prods_deploy() -> None:
+            for _ in range(1200):
+                if journal.exists() and journal.read_text().split() == ["dev"]:
+                    gate.write_text("dev")  # dev has no change: let it through
+                if journal.exists() and "prod" in journal.read_text().split():
+                    proxy.plan = ["500"] * 5  # the note's every try
+                    gate.write_text("prod")
+                    return
+                time.sleep(0.05)
+
+        threading.Thread(target=outage_during_prods_deploy, daemon=True).start()
+        run = dag.test()
+    got = states(run)
+    assert str(run.state) == "success", got
+    assert got["prod.deploy_api"] == "success"
+    assert got["prod.rollback_api"] == "skipped"
+    [change] = changes.query([], 10)
+    assert change["close_code"] == "successful"
+    notes = changes.get(change["sys_id"])["work_notes"]
+    assert f"deploy of api 1.0.0: succeeded (Airflow run {run.run_id}, task prod.deploy_api) [written late" in notes
+    assert notes.count("deploy of api 1.0.0: succeeded") == 1
+    queued = [r for r in audit_records(capfd.readouterr().out) if r["event"] == "change.note_queued"]
+    assert [r["environment"] for r in queued] == ["prod"]

@@ -78,3 +78,28 @@ def test_deploy_failing_before_any_change_is_not_rolled_back(
     assert got["dev.deploy_api"] == "failed"
     assert got["dev.rollback_api"] == "skipped"
     assert not journal.exists()
+
+
+def test_a_rollback_that_could_not_run_at_first_is_tried_again_and_reported_as_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16, row 6: a rollback's first try fails (as a task that could not start during an outage does):
+    Airflow tries it again, the version is restored, and the run says "rolled back", not "ROLLBACK FAILED"."""
+    journal = tmp_path / "journal"
+    monkeypatch.setenv("JOURNAL", str(journal))
+    monkeypatch.setenv("RELEASE_MGMT_STEP_ENV", "JOURNAL")
+    comp = _component("api", check="exit 1")
+    first_try = tmp_path / "first-try"
+    comp["rollback"] = command(
+        f'if [ ! -f {first_try} ]; then touch {first_try}; echo "service away"; exit 1; fi; '
+        'echo "rollback api {{ previous_version }}" >> "$JOURNAL"'
+    )
+    write_definition(tmp_path / "releases", "flaky.yaml", minimal_definition("flaky", components=[comp]))
+    use_releases(tmp_path / "releases", monkeypatch)
+    run = build_release_dags(tmp_path / "releases")["release_flaky"].test()
+    assert str(run.state) == "failed"
+    assert states(run)["dev.rollback_api"] == "success"
+    assert "rollback api 1.0.0" in journal.read_text().splitlines()
+    out = capfd.readouterr().out
+    assert "rolled back: api" in out
+    assert "ROLLBACK FAILED" not in out

@@ -36,6 +36,10 @@ class ChangeBackend(Protocol):
         """The change for ``correlation_id``, created when missing: (record, created). Never two."""
         ...
 
+    def find(self, correlation_id: str) -> dict[str, str] | None:
+        """The change opened under ``correlation_id`` (None when there is none)."""
+        ...
+
     def get(self, sys_id: str) -> dict[str, str]:
         """The change's record as stored."""
         ...

@@ -37,6 +37,9 @@ class ServiceNowBackend:
     def ensure(self, correlation_id: str, fields: Mapping[str, Any]) -> tuple[dict[str, str], bool]:
         return self.hook.ensure(correlation_id, fields)
 
+    def find(self, correlation_id: str) -> dict[str, str] | None:
+        return self.hook.find(correlation_id)
+
     def get(self, sys_id: str) -> dict[str, str]:
         return self.hook.get(sys_id)
 

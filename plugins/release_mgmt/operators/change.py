@@ -44,6 +44,30 @@ def now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def found_change(
+    context: Context, release: str, environment: str, backend: ChangeBackend, log: Any
+) -> dict[str, str] | None:
+    """This run's change in ``environment`` looked up by its correlation id, when release_mgmt created it."""
+    key = correlation_id(release, environment, context["run_id"])
+    try:
+        record = backend.find(key)
+    except ServiceNowError as exc:
+        log.warning("change_open's answer is missing and the change system did not answer the look-up: %s", exc)
+        raise
+    if record is None:
+        return None
+    if record.get("sys_created_by") != backend.creator():
+        log.warning("change %s carries this run's correlation id but was not opened by it", record.get("number"))
+        return None
+    log.warning(
+        "change_open's answer is missing (its task failed after creating the change): found this run's change "
+        "%s by its correlation id %s",
+        record.get("number"),
+        key,
+    )
+    return {"sys_id": record["sys_id"], "number": record["number"]}
+
+
 class ChangeOperator(ReleaseOperator):
     """What the change tasks share: the environment's change settings and its backend."""
 
@@ -61,8 +85,15 @@ class ChangeOperator(ReleaseOperator):
         return backend_for(self.change, TaskIdentity.from_context(context))
 
     def opened(self, context: Context) -> dict[str, str] | None:
+        """This run's change here: ``change_open``'s answer, or -- when that answer was lost (its task died after
+        the change was created, or could not store its result) -- the change found by this run's correlation
+        id, so no change is ever left open. None on a dry run and when no change was created."""
         value = context["ti"].xcom_pull(task_ids=f"{self.environment}.change_open")
-        return value if isinstance(value, dict) and value.get("sys_id") else None
+        if isinstance(value, dict) and value.get("sys_id"):
+            return value
+        if context["params"].get("dry_run") or isinstance(value, dict):
+            return None
+        return found_change(context, self.release, self.environment, self.backend(context), self.log)
 
     def change_audit(self, context: Context, event: str, outcome: str, number: str, **details: Any) -> None:
         self._audit(context, event, outcome, environment=self.environment, change=number, details=details)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException
 
 from release_mgmt.errors import ServiceNowError
 from release_mgmt.operators.base import local_states, triggerer
@@ -41,13 +41,27 @@ class ChangeCloseOperator(ChangeOperator):
         code = close_code(outcome.status, self._retried(context))
         notes = self._close_notes(context, outcome.sentence(self.environment))
         try:
+            self._write_queued_notes(context, backend, record["sys_id"])
             if ChangeState.of(record) == IMPLEMENT:
                 backend.transition(record["sys_id"], REVIEW, work_end=now_text())
             backend.close(record["sys_id"], code, notes)
-        except ServiceNowError as exc:
-            raise AirflowFailException(f"change {number}: could not close: {exc}") from exc
+        except ServiceNowError as exc:  # tried again by the task's retries (planning/arguments.py, RECOVERY)
+            raise ServiceNowError(f"change {number}: could not close: {exc}", exc.status, exc.excerpt) from exc
         self.change_audit(context, "change.closed", code, number, close_notes=notes)
         return {"number": number, "close_code": code, "state": str(int(CLOSED))}
+
+    def _write_queued_notes(self, context: Context, backend: Any, sys_id: str) -> None:
+        """The work notes step tasks could not write when they ran (operators/step.py), in task order, marked as
+        written late; a retry of this task writes none twice (the journal is read first)."""
+        from release_mgmt.operators.step import QUEUED_NOTES
+
+        journal = str(backend.get(sys_id).get("work_notes", ""))
+        for task in self.local_task_ids:
+            if not task.startswith(("deploy_", "validate_", "rollback_")):
+                continue
+            for note in context["ti"].xcom_pull(task_ids=f"{self.environment}.{task}", key=QUEUED_NOTES) or []:
+                if note not in journal:
+                    backend.note(sys_id, f"{note} [written late by change_close: the change system was away]")
 
     def _close_notes(self, context: Context, sentence: str) -> str:
         """The outcome and the evidence for this environment, with a SHA-256 over that evidence."""

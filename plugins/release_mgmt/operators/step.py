@@ -25,6 +25,9 @@ from release_mgmt.rules import run_params
 from release_mgmt.steps import STEP_ADAPTER, StepContext, shell
 from release_mgmt.steps.base import Stopper
 
+#: the XCom key under which a step task keeps the work notes it could not write
+QUEUED_NOTES = "queued_work_notes"
+
 
 class StepOperator(WindowsMixin, ReleaseOperator):
     """Runs one component's steps in one environment; deploy, validate and rollback build on it."""
@@ -60,6 +63,7 @@ class StepOperator(WindowsMixin, ReleaseOperator):
         self.change = dict(change) if change else None
         self._opened: dict[str, Any] | None = None  # change_open's answer, once read
         self._stopper: Stopper | None = None  # what stops the running step (on_kill); made when steps run
+        self._queued: list[str] = []  # work notes the change system did not take (change_close writes them)
         self._set_windows(windows, on_freeze, outside_maintenance, expected_seconds)
 
     def _version(self, context: Context) -> str:
@@ -121,9 +125,14 @@ class StepOperator(WindowsMixin, ReleaseOperator):
 
     def _opened_change(self, context: Context) -> dict[str, Any]:
         """What ``change_open`` returned for this environment (empty without a change, or on a dry run); read
-        once per task run, however many audit lines, work notes and records name it."""
+        once per task run, however many audit lines, work notes and records name it. A read that fails (the API
+        server away) never fails the step: the change is then unnamed here, and read again next time."""
         if self._opened is None:
-            opened = context["ti"].xcom_pull(task_ids=f"{self.environment}.change_open") if self.change else None
+            try:
+                opened = context["ti"].xcom_pull(task_ids=f"{self.environment}.change_open") if self.change else None
+            except Exception as exc:  # noqa: BLE001 - evidence must never undo a deploy that succeeded
+                self.log.warning("could not read this run's change (change_open's answer): %s", exc)
+                return {}
             self._opened = opened if isinstance(opened, dict) and opened.get("sys_id") else {}
         return self._opened
 
@@ -205,17 +214,30 @@ class StepOperator(WindowsMixin, ReleaseOperator):
         self._work_note(context, f"{self.action} of {self.component} {where['version']}: succeeded")
 
     def _work_note(self, context: Context, text: str) -> None:
-        """Evidence on this run's change request, when the environment has one (a failure to write is logged)."""
-        opened = self._opened_change(context)
-        if not opened:
+        """Evidence on this run's change request, when the environment has one. A note the change system does
+        not take (after the hook's retries) is queued -- kept in this task's XCom and an audit line -- and
+        ``change_close`` writes it before closing the change: never lost, never failing the step."""
+        if not self.change:
             return
-        from release_mgmt.hooks.change_backend import backend_for
-
+        note = f"{text} (Airflow run {context['run_id']}, task {self.task_id})"
+        opened = self._opened_change(context)
         try:
-            backend = backend_for(self.change or {}, TaskIdentity.from_context(context))
-            backend.note(opened["sys_id"], f"{text} (Airflow run {context['run_id']}, task {self.task_id})")
-        except ServiceNowError as exc:
-            self.log.warning("could not add a work note to change %s: %s", opened.get("number"), exc)
+            if not opened:
+                raise ServiceNowError("this run's change is not known here yet")
+            from release_mgmt.hooks.change_backend import backend_for
+
+            backend_for(self.change, TaskIdentity.from_context(context)).note(opened["sys_id"], note)
+        except Exception as exc:  # noqa: BLE001 - any failure to write queues the note instead
+            self._queue_note(context, note, exc)
+
+    def _queue_note(self, context: Context, note: str, error: Exception) -> None:
+        self._queued.append(note)
+        self.log.warning("work note not written now (%s); queued: %s's change_close writes it", error, self.environment)
+        self._audit(context, "change.note_queued", "queued", **self._where(context), details={"note": note})
+        try:
+            context["ti"].xcom_push(key=QUEUED_NOTES, value=list(self._queued))
+        except Exception as exc:  # noqa: BLE001 - the audit line above still holds the note
+            self.log.error("could not queue the work note either (%s); it is in this log's audit line", exc)
 
     def _record(self, context: Context) -> None:
         """Add the deployment record when this task is the component's last step in the environment."""

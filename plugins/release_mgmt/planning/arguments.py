@@ -108,8 +108,23 @@ def _top_arguments(plan: ReleasePlan, task: TaskSpec) -> dict[str, Any]:
     return {"tasks_by_environment": {e.name: e.local_ids("result") for e in plan.environments}}
 
 
+#: the tasks that clean up and report: a task that could not start (an outage of the API server, a worker lost
+#: before it ran) is tried again, 10 s, 20 s, 40 s, 80 s later, so an outage of a few minutes never leaves a
+#: change open, a lock held or an outcome misreported. Deploys and checks are never retried behind the user's back.
+RECOVERY = frozenset({"rollback", "change_close", "unlock", "result", "summary"})
+RECOVERY_RETRIES: dict[str, Any] = {
+    "retries": 4,
+    "retry_delay": 10.0,
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": 120.0,
+}
+
+
 def _filled(task: TaskSpec, arguments: dict[str, Any]) -> TaskSpec:
-    return replace(task, operator=task.operator or OPERATORS[task.kind], arguments={**task.arguments, **arguments})
+    retries = RECOVERY_RETRIES if task.kind in RECOVERY else {}
+    return replace(
+        task, operator=task.operator or OPERATORS[task.kind], arguments={**task.arguments, **retries, **arguments}
+    )
 
 
 def with_arguments(plan: ReleasePlan) -> ReleasePlan:
