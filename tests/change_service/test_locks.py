@@ -7,6 +7,7 @@ import itertools
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -174,3 +175,24 @@ def test_only_release_tasks_take_locks_and_anyone_signed_in_reads_them(service: 
     one = requests.get(f"{service}{LOCKS}", params={"lock": "shop/prod"}, auth=person, timeout=10).json()["result"]
     assert one["history"][0]["state"] == "held"
     assert requests.get(f"{service}{LOCKS}", timeout=10).status_code == 401
+
+
+def test_a_waiting_acquire_answers_when_granted_and_refuses_bad_waits(service: str) -> None:
+    """``wait_seconds``: the call returns when the lock is this run's (not when the wait ends); a wait that is not
+    a number from 0 to 25 is a 400."""
+    first = requests.post(f"{service}{LOCKS}/acquire", json={"lock": "w/prod"}, headers=_task("r1"), timeout=10)
+    assert first.json()["result"]["granted"]
+    threading.Timer(
+        0.5,
+        lambda: requests.post(f"{service}{LOCKS}/release", json={"lock": "w/prod"}, headers=_task("r1"), timeout=10),
+    ).start()
+    started = time.monotonic()
+    body: dict[str, Any] = {"lock": "w/prod", "wait_seconds": 20}
+    second = requests.post(f"{service}{LOCKS}/acquire", json=body, headers=_task("r2"), timeout=30)
+    assert second.json()["result"]["granted"]
+    assert time.monotonic() - started < 2
+    for wait in (-1, 26, "5", True):
+        bad = requests.post(
+            f"{service}{LOCKS}/acquire", json={"lock": "w/prod", "wait_seconds": wait}, headers=_task("r3"), timeout=10
+        )
+        assert bad.status_code == 400, wait

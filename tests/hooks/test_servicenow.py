@@ -83,7 +83,7 @@ def test_5xx_storm_fails_after_bounded_retries(snow) -> None:
     """Only 500s: 1 + retries attempts, then an error with the status and body excerpt."""
     proxy, _ = snow
     proxy.plan = ["500"] * 10
-    with pytest.raises(ServiceNowError, match=r"failed after 3 attempts: HTTP 500: .*injected 500"):
+    with pytest.raises(ServiceNowError, match=r"failed after 3 tries: HTTP 500: .*injected 500"):
         _hook(retries=2).find("x")
     assert len(proxy.seen) == 3
 

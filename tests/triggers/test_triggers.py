@@ -182,3 +182,27 @@ def test_lock_trigger_waits_in_line_and_rides_out_errors(service) -> None:
     assert event["answer"]["holder"]["dag_id"] == "release_b"
     assert longest < 0.5
     assert ticks > 10
+
+
+def test_a_released_lock_is_handed_over_at_once(service) -> None:
+    """Issue 16, row 11: with the trigger's default polling, the next run in line gets the lock within a second
+    of the release (polling alone took 2 s here and up to 30 s in general): the service answers the waiting
+    call when the lock is granted."""
+    from release_mgmt.hooks.locks import LockClient
+
+    first = LockClient(TaskIdentity("release_a", "run_1", "prod.lock"), backoff=0.05)
+    assert first.acquire("handover")["granted"]
+    released: list[float] = []
+
+    def release() -> None:
+        first.release("handover", "done")
+        released.append(time.monotonic())
+
+    threading.Timer(3.0, release).start()
+    holder = {"dag_id": "release_b", "run_id": "run_2", "environment": "prod"}
+    trigger = EnvironmentLockTrigger("handover", holder, time.time() + 30, task_id="prod.lock")
+    event, _, longest = asyncio.run(_run_with_ticker(trigger))
+    granted = time.monotonic()
+    assert event["status"] == "granted"
+    assert granted - released[0] < 1.0, f"hand-over took {granted - released[0]:.2f}s"
+    assert longest < 0.5  # the trigger never blocked the event loop while waiting

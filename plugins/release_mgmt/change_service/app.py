@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
-from sqlalchemy.exc import DataError, StatementError
+from sqlalchemy.exc import DataError, OperationalError, StatementError
 
 from release_mgmt.change_service import lock_api
 from release_mgmt.change_service import permissions as perms
@@ -233,6 +233,24 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
 
 
 async def _database_refused(request: Request, exc: StatementError) -> JSONResponse:
+    """A value the database refuses is a 400; a database that cannot write now (read-only, locked, down) is a
+    503 saying which, with Retry-After: clients retry to their own deadline, people see why their click failed."""
     if isinstance(exc, DataError):
         return failure(400, "Invalid value", "the database refused a value of this request")
+    if isinstance(exc, OperationalError):
+        text = str(exc.orig).lower()
+        why = next(
+            (cause for words, cause in _DATABASE_CAUSES if any(w in text for w in words)),
+            "the change database did not answer",
+        )
+        response = failure(503, "Change database unavailable", f"{why}; nothing was changed, try again shortly")
+        response.headers["Retry-After"] = "5"
+        return response
     raise exc
+
+
+_DATABASE_CAUSES = (
+    (("readonly", "read-only", "read only"), "the change database is read-only"),
+    (("locked", "lock timeout", "could not obtain lock"), "the change database is locked by another writer"),
+    (("unable to open", "could not connect", "connection refused", "server closed"), "the change database is down"),
+)

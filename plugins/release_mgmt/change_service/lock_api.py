@@ -3,7 +3,9 @@ lock held while a step of an ended run may still be running (``/api/release_mgmt
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -19,6 +21,8 @@ from release_mgmt.change_service.web import CallerDep, read_json, store_of
 
 LOCK_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,49}(/[a-z][a-z0-9_-]{0,49})?$")
 COMPONENT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,99}$")
+#: the longest an acquire call waits for its lock before answering (a client's HTTP timeout is longer)
+MAX_WAIT_SECONDS = 25
 router = APIRouter()
 
 
@@ -65,9 +69,23 @@ def list_locks(lock: str | None = None, locks: LockStore = LocksDep, caller: Cal
 
 @router.post(LOCKS + "/acquire")
 async def acquire_lock(request: Request, locks: LockStore = LocksDep, caller: Caller = CallerDep) -> Any:
-    """A release task queues for (or holds) a lock: {"lock"}; the holder is the run its token is for."""
-    lock, holder, _ = await _lock_request(request, caller)
-    return {"result": await run_in_threadpool(locks.acquire, lock, holder)}
+    """A release task queues for (or holds) a lock: {"lock", "wait_seconds"}; the holder is the run its token is
+    for. With ``wait_seconds`` (at most 25) the answer comes when the lock is granted or that time has passed:
+    a release in this process wakes the waiter at once (checked every 50 ms, no thread held), anything else
+    (another API server process, a run that ended) within a second."""
+    lock, holder, body = await _lock_request(request, caller)
+    wait = body.get("wait_seconds", 0)
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait <= MAX_WAIT_SECONDS:
+        raise ChangeRuleError("Invalid wait", f"wait_seconds must be a number from 0 to {MAX_WAIT_SECONDS}", 400)
+    deadline = time.monotonic() + float(wait)
+    while True:
+        seen = locks.generation
+        answer = await run_in_threadpool(locks.acquire, lock, holder)
+        if answer["granted"] or time.monotonic() >= deadline:
+            return {"result": answer}
+        until = min(deadline, time.monotonic() + 1.0)
+        while time.monotonic() < until and locks.generation == seen and not await request.is_disconnected():
+            await asyncio.sleep(0.05)
 
 
 @router.post(LOCKS + "/release")
@@ -110,7 +128,9 @@ async def end_fence(request: Request, fences: FenceStore = FencesDep, caller: Ca
     """A release task ends its fence once its step's processes are known gone: {"component", "why"}."""
     who, body = await _fence_request(request, caller)
     why = check_text("why", body.get("why") or "step over", 300)
-    return {"result": await run_in_threadpool(fences.end, who, why)}
+    ended = await run_in_threadpool(fences.end, who, why)
+    _locks(request).changed()  # a lock kept for this step's run may be free now
+    return {"result": ended}
 
 
 @router.get(FENCES)

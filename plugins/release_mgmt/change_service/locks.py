@@ -95,6 +95,8 @@ class LockStore:
         self.engine = engine
         self.run_state = run_state
         self.fences = fences or FenceStore(engine)
+        #: bumped whenever a lock may have become free in this process: waiting callers look at it (lock_api.py)
+        self.generation = 0
         _Base.metadata.create_all(engine)
 
     def acquire(self, lock: str, holder: Holder) -> dict[str, Any]:
@@ -142,7 +144,13 @@ class LockStore:
                 return None
             was = mine.state
             self._end(mine, why if was == HELD else f"withdrawn while waiting: {why}")
-            return {**mine.view(), "was": was}
+            answer = {**mine.view(), "was": was}
+        self.changed()
+        return answer
+
+    def changed(self) -> None:
+        """A lock may be free now (a release, a fence ended): callers waiting in this process ask again."""
+        self.generation += 1
 
     def status(self, lock: str | None = None) -> list[dict[str, Any]]:
         """Every lock (or one) with its holder and queue, stale holders released first."""

@@ -33,11 +33,13 @@ class LockClient:
         result: dict[str, Any] | None = self.hook.call("POST", f"{LOCKS}/release", {"lock": lock, "why": why})
         return result
 
-    async def acquire_async(self, lock: str) -> dict[str, Any]:
-        """:meth:`acquire` for triggers (aiohttp, no thread)."""
+    async def acquire_async(self, lock: str, wait_seconds: float = 0.0) -> dict[str, Any]:
+        """:meth:`acquire` for triggers (aiohttp, no thread); with ``wait_seconds``, the service answers once
+        the lock is granted or that time has passed, so a released lock is handed over at once."""
         from release_mgmt.hooks.servicenow_async import request
 
-        result: dict[str, Any] = await request(self.hook, "POST", f"{LOCKS}/acquire", {"lock": lock})
+        body = {"lock": lock, **({"wait_seconds": round(wait_seconds, 3)} if wait_seconds > 0 else {})}
+        result: dict[str, Any] = await request(self.hook, "POST", f"{LOCKS}/acquire", body)
         return result
 
     def ensure_held(self, lock: str) -> tuple[bool, dict[str, Any] | None]:

@@ -34,6 +34,17 @@ DEFAULT_CONN_ID = "servicenow_default"
 #: the name the built-in service's calls go by in messages (never looked up as a connection)
 BUILTIN_CONN_ID = "release_mgmt_builtin_service"
 
+#: what an error's text points to, first match wins: (words in the text, the cause in words)
+CAUSES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("read-only", "readonly"), "its database is read-only"),
+    (("database is locked", "lock timeout", "could not obtain lock"), "its database is locked by another writer"),
+    (("database unavailable", "unable to open database", "could not connect to server"), "its database is down"),
+    (("connectionerror", "refused", "clientconnectorerror", "remotedisconnected"), "{where} is down or unreachable"),
+    (("timeout", "timed out"), "{where} did not answer within {timeout:g}s (overloaded or unreachable)"),
+    (("http 429",), "it is rate-limiting this client"),
+    (("http 5",), "{where} failed; its log says why"),
+)
+
 __all__ = ["DEFAULT_CONN_ID", "ServiceNowChangeHook", "ServiceNowError"]
 
 
@@ -136,25 +147,44 @@ class ServiceNowChangeHook(HttpHook):
         body: Mapping[str, Any] | None = None,
         policy: RetryPolicy,
     ) -> Any:
+        tries = 0
         try:
             for attempt in policy.retrying():
                 with attempt:
+                    tries += 1
                     return self._once(method, path, params, body)
         except Exception as exc:
-            raise self._failed(method, path, policy, exc) from exc
+            raise self._failed(method, path, tries, exc) from exc
         raise AssertionError("unreachable: the retry loop returns or raises")
 
     async def with_policy(self, method: str, path: str, attempt: Callable[[], Awaitable[Any]]) -> Any:
         """``attempt`` (a coroutine function doing one call) under the retry policy, waiting with asyncio."""
+        tries = 0
         try:
             async for each in self.policy.async_retrying():
                 with each:
+                    tries += 1
                     return await attempt()
         except Exception as exc:
-            raise self._failed(method, path, self.policy, exc) from exc
+            raise self._failed(method, path, tries, exc) from exc
         raise AssertionError("unreachable: the retry loop returns or raises")
 
-    def _failed(self, method: str, path: str, policy: RetryPolicy, exc: Exception) -> Exception:
+    def target(self) -> str:
+        """What a message names as called: the built-in service and where it answers, or the connection."""
+        if self.builtin:
+            return f"the built-in change service ({service_token.base_url()}, in Airflow's API server)"
+        return f"connection {self.conn_id}"
+
+    def likely_cause(self, last: str) -> str:
+        """The probable cause of an answer that never came right, in words (empty when nothing points to one)."""
+        text = last.lower()
+        where = "Airflow's API server (which serves it)" if self.builtin else "the instance"
+        for words, cause in CAUSES:
+            if any(w in text for w in words):
+                return "; likely cause: " + cause.format(where=where, timeout=self.timeout)
+        return ""
+
+    def _failed(self, method: str, path: str, tries: int, exc: Exception) -> Exception:
         """What a call that did not succeed raises: a ServiceNowError saying what to fix."""
         if isinstance(exc, ServiceNowError):
             return exc
@@ -166,7 +196,9 @@ class ServiceNowChangeHook(HttpHook):
         if isinstance(exc, TryAgain) or _dropped(exc):
             last = exc.why if isinstance(exc, TryAgain) else f"{type(exc).__name__}: {excerpt(str(exc), 200)}"
             return ServiceNowError(
-                f"{method} {path} on {self.conn_id} failed after {policy.attempts} attempts: {last}", excerpt=last
+                f"{method} {path} on {self.target()} failed after {tries} {'try' if tries == 1 else 'tries'}: "
+                f"{last}{self.likely_cause(last)}",
+                excerpt=last,
             )
         return exc
 
@@ -247,14 +279,21 @@ class ServiceNowChangeHook(HttpHook):
                     raise
                 raise TryAgain(str(exc)) from exc
 
+        tries = 0
         try:
             for each in self.policy.retrying():
                 with each:
+                    tries += 1
                     return attempt()
         except TryAgain as exc:
-            if isinstance(exc.__cause__, ServiceNowError):  # the last create's own error, status and all
-                raise exc.__cause__ from None
-            raise ServiceNowError(exc.why, excerpt=exc.why) from exc
+            last = exc.__cause__ if isinstance(exc.__cause__, ServiceNowError) else None
+            why = str(last) if last else exc.why
+            raise ServiceNowError(
+                f"creating a change on {self.target()} failed after {tries} {'try' if tries == 1 else 'tries'} "
+                f"(each looks it up first): {why}",
+                last.status if last else 0,
+                last.excerpt if last else exc.why,
+            ) from exc
         raise AssertionError("unreachable: the retry loop returns or raises")
 
     def update(self, sys_id: str, fields: Mapping[str, Any]) -> dict[str, str]:

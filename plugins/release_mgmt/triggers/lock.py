@@ -15,10 +15,15 @@ from release_mgmt.errors import ServiceNowError
 from release_mgmt.hooks.locks import LockClient
 from release_mgmt.triggers.events import LockGranted, LockTimedOut
 
+#: how long one acquire call lets the service hold it until the lock is granted (its HTTP timeout is 30 s)
+WAIT_PER_CALL = 20.0
+
 
 class EnvironmentLockTrigger(BaseTrigger):
-    """Asks for the lock every ``poll_seconds`` (growing to ``max_poll_seconds``) until it is granted or
-    ``deadline`` (epoch seconds) passes. Service errors are retried until the deadline."""
+    """Waits in line until the lock is granted or ``deadline`` (epoch seconds) passes: each call asks the service
+    to answer as soon as the lock is this run's (up to WAIT_PER_CALL), so a release is handed over at once.
+    Service errors (and a service that answers at once) are retried every ``poll_seconds``, growing to
+    ``max_poll_seconds``, until the deadline."""
 
     def __init__(
         self,
@@ -57,8 +62,10 @@ class EnvironmentLockTrigger(BaseTrigger):
         client = LockClient(TaskIdentity(holder.dag_id, holder.run_id, str(self.task_id)), retries=0)
         wait, error, held_by = self.poll_seconds, "", None
         while True:
+            asked = time.monotonic()
+            patience = max(0.0, min(WAIT_PER_CALL, self.deadline - time.time()))
             try:
-                answer = await client.acquire_async(self.lock)
+                answer = await client.acquire_async(self.lock, patience)
             except ServiceNowError as exc:
                 error = str(exc)
                 self.log.warning("lock %s: service not answering, trying again: %s", self.lock, exc)
@@ -73,5 +80,7 @@ class EnvironmentLockTrigger(BaseTrigger):
             if time.time() >= self.deadline:
                 yield TriggerEvent(LockTimedOut(status="timeout", holder=held_by, error=error))
                 return
+            if time.monotonic() - asked >= patience / 2 and not error:
+                continue  # the service waited for us: ask again at once
             await asyncio.sleep(max(0.0, min(wait, self.deadline - time.time())))
             wait = min(wait * 1.5, self.max_poll_seconds)
