@@ -81,6 +81,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", perms.LOCKS + "/release"): {"lock": "matrix/prod"},
     ("POST", perms.FENCES + "/hold"): {"component": "web", "seconds": 30},
     ("POST", perms.FENCES + "/end"): {"component": "web"},
+    ("PUT", perms.GATES + "/progress"): {"deadline": "2026-11-30T00:00:00+00:00", "votes": [], "refused": []},
 }
 
 

@@ -130,3 +130,23 @@ def test_over_http_a_fence_is_the_tokens_task_and_others_see_it(service: str) ->
     assert ended.json()["result"]["state"] == "ended"
     assert requests.get(f"{service}{FENCES}", params={"component": "web"}, headers=rollback).json()["result"] == []
     assert requests.get(f"{service}{LOCKS}", auth=("alice", "pw"), timeout=10).status_code == 200
+
+
+def test_gate_progress_is_the_gate_tasks_own(service: str) -> None:
+    """A gate task keeps and reads back its own progress (another task of the run sees none); people may not;
+    a body with other keys or the wrong shapes is a 400. A standalone service knows no earlier answers."""
+    gate = _as("r1", "prod.gate_approval")
+    kept: dict[str, Any] = {
+        "deadline": "2026-11-30T00:00:00+00:00",
+        "votes": [{"user": "bob", "at": "x"}],
+        "refused": [],
+    }
+    path = f"{service}/api/release_mgmt/gates/progress"
+    assert requests.put(path, json=kept, headers=gate, timeout=10).status_code == 200
+    assert requests.get(path, headers=gate, timeout=10).json()["result"] == {"progress": kept, "answers": []}
+    other = requests.get(path, headers=_as("r1", "prod.deploy_web"), timeout=10).json()["result"]
+    assert other["progress"] is None
+    assert requests.get(path, auth=("alice", "pw"), timeout=10).status_code == 403
+    bad: list[dict[str, Any]] = [{**kept, "approved": True}, {"votes": "bob"}, {"deadline": 5}]
+    for body in bad:
+        assert requests.put(path, json=body, headers=gate, timeout=10).status_code == 400, body

@@ -1,7 +1,8 @@
 """The change service's HTTP API: ServiceNow's Table API shapes for ``change_request`` and its approval
 records (``sysapproval_approver``), a decision door for authorizers
 (``/api/release_mgmt/change_request/{sys_id}/approve|reject``), and (lock_api.py) the environment locks release
-runs take in turn (``/api/release_mgmt/locks``) and the step fences (``/api/release_mgmt/fences``).
+runs take in turn (``/api/release_mgmt/locks``) and the step fences (``/api/release_mgmt/fences``), and
+(gate_api.py) approval gates' progress across retries (``/api/release_mgmt/gates/progress``).
 
 Every request, the API's docs included, passes one dependency (:func:`enforce`): it authenticates the
 caller and finds the route's row in permissions.PERMISSIONS; no row, no access. The handlers then
@@ -20,7 +21,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.exc import DataError, OperationalError, StatementError
 
-from release_mgmt.change_service import lock_api
+from release_mgmt.change_service import gate_api, lock_api
 from release_mgmt.change_service import permissions as perms
 from release_mgmt.change_service.locks import any_run_is_live
 from release_mgmt.change_service.permissions import Caller
@@ -197,6 +198,8 @@ def create_app(store: ChangeStore | None, authenticate: Authenticate) -> FastAPI
     app.state.store_url = None  # where to open the store when none is given (in_airflow.py sets it)
     app.state.locks = None
     app.state.fences = None
+    app.state.gates = None
+    app.state.gate_answers = gate_api.no_answers
     app.state.run_state = any_run_is_live
     app.state.run_triggerer = _no_triggerer
     app.state.secret_problem = lambda: ""
@@ -207,6 +210,7 @@ def create_app(store: ChangeStore | None, authenticate: Authenticate) -> FastAPI
     app.add_exception_handler(StatementError, _database_refused)  # type: ignore[arg-type]
     app.include_router(router)
     app.include_router(lock_api.router)
+    app.include_router(gate_api.router)
     _docs_routes(app)
     return app
 

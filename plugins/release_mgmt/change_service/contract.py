@@ -11,6 +11,7 @@ APPROVALS = "/api/now/table/sysapproval_approver"
 DECIDE = "/api/release_mgmt/change_request/{sys_id}"
 LOCKS = "/api/release_mgmt/locks"
 FENCES = "/api/release_mgmt/fences"
+GATES = "/api/release_mgmt/gates"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ def airflow_app() -> FastAPI:
     app.state.secret_problem = _deployment_secret_problem  # checked on every call, never at plugin import
     app.state.run_state = airflow_run_state
     app.state.run_triggerer = airflow_run_triggerer
+    app.state.gate_answers = airflow_gate_answers
     return app
 
 
@@ -55,6 +56,51 @@ def airflow_run_triggerer(dag_id: str, run_id: str) -> str | None:
         return None
     name = _run_column(dag_id, run_id, "triggering_user_name")
     return str(name) if name else None
+
+
+def airflow_gate_answers(dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+    """The answers a gate task's requests hold, oldest first: its earlier tries' (``hitl_detail_history``) and
+    its current request's (a gate Airflow failed in the parking race is retried with the same request, answer
+    and all): {"user", "option", "comment", "at", "try_number"}."""
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.hitl_history import HITLDetailHistory
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskinstancehistory import TaskInstanceHistory
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    found = []
+    with create_session() as session:
+        for detail_model, ti_model, key in (
+            (HITLDetailHistory, TaskInstanceHistory, TaskInstanceHistory.task_instance_id),
+            (HITLDetail, TaskInstance, TaskInstance.id),
+        ):
+            stmt = (
+                select(detail_model, ti_model.try_number)
+                .join(
+                    ti_model,
+                    key == (detail_model.ti_history_id if detail_model is HITLDetailHistory else detail_model.ti_id),
+                )
+                .where(
+                    ti_model.dag_id == dag_id,
+                    ti_model.run_id == run_id,
+                    ti_model.task_id == task_id,
+                    detail_model.responded_at.is_not(None),
+                )
+            )
+            found += [_answer(detail, int(try_number)) for detail, try_number in session.execute(stmt).all()]
+    return sorted(found, key=lambda a: (a["try_number"], a["at"]))
+
+
+def _answer(detail: Any, try_number: int) -> dict[str, Any]:
+    who = detail.responded_by or {}
+    return {
+        "user": str(who.get("id") or who.get("name") or ""),
+        "option": str((detail.chosen_options or [""])[0]),
+        "comment": str((detail.params_input or {}).get("comment") or ""),
+        "at": detail.responded_at.isoformat() if detail.responded_at else "",
+        "try_number": try_number,
+    }
 
 
 def default_store_url() -> str:

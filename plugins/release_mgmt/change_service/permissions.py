@@ -28,7 +28,7 @@ ROLES = (ANONYMOUS, *HUMANS, AUTHORIZER, RELEASE_TASK)
 READERS = frozenset({*HUMANS, AUTHORIZER, RELEASE_TASK})
 
 CHANGES, APPROVALS, DECIDE, LOCKS = contract.TABLE, contract.APPROVALS, contract.DECIDE, contract.LOCKS
-FENCES = contract.FENCES
+FENCES, GATES = contract.FENCES, contract.GATES
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,8 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("GET", FENCES, "see steps still running on its target", frozenset({RELEASE_TASK}), "own_run"),
     Permission("POST", FENCES + "/hold", "fence its running step", frozenset({RELEASE_TASK}), "own_run"),
     Permission("POST", FENCES + "/end", "end its step's fence", frozenset({RELEASE_TASK}), "own_run"),
+    Permission("GET", GATES + "/progress", "read its gate's progress", frozenset({RELEASE_TASK}), "own_run"),
+    Permission("PUT", GATES + "/progress", "keep its gate's progress", frozenset({RELEASE_TASK}), "own_run"),
 )
 _BY_ROUTE = {(p.method, p.route): p for p in PERMISSIONS}
 

@@ -20,14 +20,13 @@ from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
 from release_mgmt.definition.durations import format_duration
 from release_mgmt.gates.approval import APPROVE, REJECT, ApprovalGate
+from release_mgmt.operators.gate_progress import _FRESH, _WAITING, DEADLINE, REFUSED, VOTES, GateProgressMixin
 from release_mgmt.planning import version_param
 from release_mgmt.records import audit
 from release_mgmt.rules.approval import Vote, judge, missing
 
-VOTES, DEADLINE, REFUSED = "gate_votes", "gate_deadline", "gate_refused"
 
-
-class ApprovalGateOperator(HITLOperator):
+class ApprovalGateOperator(GateProgressMixin, HITLOperator):
     """Waits for ``min_approvals`` distinct eligible approvers (and each group's own quorum)."""
 
     ui_color = "#fff4d6"
@@ -102,11 +101,15 @@ class ApprovalGateOperator(HITLOperator):
         if context["params"].get("dry_run"):
             self._audit(context, "gate.dry_run", "skipped", eligible=eligible)
             return {"decision": "dry_run", "approvers": []}
+        resumed = self._resume(context)
+        if resumed is not _FRESH:
+            return resumed
         deadline = datetime.now(UTC) + gate.timeout
         ti = context["ti"]
         ti.xcom_push(key=DEADLINE, value=deadline.isoformat())
         ti.xcom_push(key=VOTES, value=[])
         ti.xcom_push(key=REFUSED, value=[])
+        self._keep(context, [], [])
         self._audit(
             context,
             "gate.requested",
@@ -147,6 +150,7 @@ class ApprovalGateOperator(HITLOperator):
         if verdict.kind == "refused":
             refused = [*(ti.xcom_pull(task_ids=self.task_id, key=REFUSED) or []), {**record, "reason": verdict.reason}]
             ti.xcom_push(key=REFUSED, value=refused)
+            self._keep(context, approvals, refused)
             self._audit(
                 context,
                 "gate.vote_refused",
@@ -171,6 +175,7 @@ class ApprovalGateOperator(HITLOperator):
             return self._decide(context, "rejected", approvals, verdict.reason, actor=vote.user, comment=vote.comment)
         approvals.append(record)
         ti.xcom_push(key=VOTES, value=approvals)
+        self._keep(context, approvals, ti.xcom_pull(task_ids=self.task_id, key=REFUSED) or [])
         if verdict.kind == "approved":
             return self._decide(context, "approved", approvals, verdict.reason, actor=vote.user)
         self.log.info("%s", verdict.reason)
@@ -184,6 +189,8 @@ class ApprovalGateOperator(HITLOperator):
         return names
 
     def _wait_again(self, context: Context, approvals: list[dict[str, Any]]) -> Any:
+        if getattr(self, "_replaying", False):
+            return _WAITING
         ti = context["ti"]
         deadline = datetime.fromisoformat(ti.xcom_pull(task_ids=self.task_id, key=DEADLINE))
         left = deadline - datetime.now(UTC)

@@ -111,7 +111,9 @@ def _top_arguments(plan: ReleasePlan, task: TaskSpec) -> dict[str, Any]:
 #: the tasks that clean up and report: a task that could not start (an outage of the API server, a worker lost
 #: before it ran) is tried again, 10 s, 20 s, 40 s, 80 s later, so an outage of a few minutes never leaves a
 #: change open, a lock held or an outcome misreported. Deploys and checks are never retried behind the user's back.
-RECOVERY = frozenset({"rollback", "change_close", "unlock", "result", "summary"})
+#: An approval gate too: Airflow 3.3 fails a gate answered within seconds of parking; its retry goes on from the
+#: progress it kept (operators/gate_progress.py).
+RECOVERY = frozenset({"rollback", "change_close", "unlock", "result", "summary", "gate", "break_glass"})
 RECOVERY_RETRIES: dict[str, Any] = {
     "retries": 4,
     "retry_delay": 10.0,
