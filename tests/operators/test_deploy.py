@@ -63,3 +63,30 @@ def test_status_prints_what_runs_where(sample, capsys) -> None:
     assert [(r[0], r[1], r[2], r[3], r[5]) for r in rows] == [
         (sample.name, env, "web", "1.3.0", run.run_id) for env in ("dev", "staging", "prod")
     ]
+
+
+def test_drift_between_the_record_and_the_target_is_an_audit_event(tmp_path, monkeypatch, airflow_db, capfd) -> None:
+    """Issue 16: after a kill (or a change by hand) the environment may run another version than the record says.
+    The next deploy asks the target first and writes `deployment.drift` (recorded, running) before changing it."""
+    from release_mgmt.dag.builder import build_release_dags
+    from tests.helpers import command, minimal_definition, write_definition
+    from tests.release_runs import use_releases
+
+    current = tmp_path / "current"
+    data = minimal_definition("drifty", environments=[{"name": "dev"}])
+    data["components"][0]["current_version"] = command(f"cat {current} 2>/dev/null || true")
+    data["components"][0]["deploy"] = command(f'echo "$RELEASE_VERSION" > {current}')
+    data["components"][0]["validate"] = [command(f'test "$(cat {current})" = "$RELEASE_VERSION"')]
+    write_definition(tmp_path / "releases", "drifty.yaml", data)
+    use_releases(tmp_path / "releases", monkeypatch)
+    dag = build_release_dags(tmp_path / "releases")["release_drifty"]
+    assert str(dag.test(run_conf={"version_api": "1.6.0"}).state) == "success"
+    assert str(dag.test(run_conf={"version_api": "1.6.1"}).state) == "success"
+    assert not any(r["event"] == "deployment.drift" for r in audit_records(capfd.readouterr().out))  # in step
+    current.write_text("1.7.0\n")  # what a killed run's orphaned command would have left
+    run = dag.test(run_conf={"version_api": "1.8.0"})
+    assert str(run.state) == "success"
+    [drift] = [r for r in audit_records(capfd.readouterr().out) if r["event"] == "deployment.drift"]
+    assert drift["details"]["recorded"] == "1.6.1"
+    assert drift["details"]["running"] == "1.7.0"
+    assert (drift["environment"], drift["component"], drift["version"]) == ("dev", "api", "1.8.0")

@@ -88,12 +88,38 @@ class DeployOperator(StepOperator):
             "release back. Trigger a new run to deploy it anyway."
         )
 
+    def _check_drift(self, context: Context, record: deployment.DeploymentRecord) -> None:
+        """Ask the target what it runs (its ``current_version`` step, when it has one): a version other than the
+        record's -- a step finished after its task was killed, a change by hand -- is drift, written to the
+        audit trail before anything changes. The record stays the last known good: a rollback restores it."""
+        if self.probe is None:
+            return
+        try:
+            answer = STEP_ADAPTER.validate_python(self.probe).run(self._step_context(context, "")).output
+            running = run_params.check_version(self.component, answer) if answer else ""
+        except Exception as exc:  # noqa: BLE001 - a probe that cannot answer leaves the record as it is
+            self.log.warning("could not ask %s what it runs (%s); going by the deployment record", self.component, exc)
+            return
+        if running == record.version:
+            return
+        self.log.warning(
+            "DRIFT: %s in %s runs %s, but the deployment record says %s (run %s)",
+            self.component,
+            self.environment,
+            running or "nothing",
+            record.version,
+            record.run_id,
+        )
+        details = {"recorded": record.version, "recorded_by_run": record.run_id, "running": running}
+        self._audit(context, "deployment.drift", "drift", **self._where(context), details=details)
+
     def _last_known_good(self, context: Context) -> str:
         """The recorded version; without a record, what ``current_version`` reports; else nothing."""
         asset = deployment.record_asset(self.release, self.environment, self.component)
         record = deployment.latest(context, asset)
         if record is not None:
             self.log.info("last known good (deployment record): %s", record.describe())
+            self._check_drift(context, record)
             return record.version
         if self.probe is None:
             self.log.info("no deployment record and no current_version step: nothing to restore on failure")
