@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,32 @@ def test_metrics_check_empty_and_error_answers(http_server, ctx) -> None:
     http_server.script("/api/v1/query", default=Reply(400, {"status": "error", "error": "parse error"}))
     with pytest.raises(StepError, match=r"HTTP 400.*parse error"):
         _metrics(http_server.url, within_seconds=0.2).run(ctx)
+
+
+def test_a_killed_task_calls_the_deploy_apis_cancel(deploy_api, ctx: StepContext) -> None:
+    """Issue 16: the task is killed while the deploy request runs: cancel_endpoint is called with the RELEASE_*
+    values, and the stop says what the API answered; a failing cancel says so too, never raising."""
+    import threading
+
+    deploy_api.script("/deploy", Reply(202, {"id": 7}, delay=3))
+    deploy_api.script("/cancel", Reply(200, {"canceled": 7}), Reply(500, "cannot"))
+    step = STEP_ADAPTER.validate_python(
+        {"type": "http", "connection": "deploy_api", "endpoint": "/deploy", "cancel_endpoint": "/cancel"}
+    )
+    worker = threading.Thread(target=step.run, args=(ctx,))
+    worker.start()
+    time.sleep(0.5)
+    said = ctx.stopper.stop()
+    assert said == ["POST deploy_api:/deploy: canceled: POST deploy_api:/cancel answered HTTP 200"]
+    cancel = next(s for s in deploy_api.seen if s.path == "/cancel")
+    assert json.loads(cancel.body)["RELEASE_VERSION"] == "1.2.3"
+    worker.join(10)
+    deploy_api.script("/deploy", Reply(202, {"id": 8}, delay=3))
+    again = threading.Thread(target=step.run, args=(ctx,))
+    again.start()
+    time.sleep(0.5)
+    [failed] = ctx.stopper.stop()
+    assert failed.startswith("POST deploy_api:/deploy: cancel FAILED: POST deploy_api:/cancel answered HTTP 500")
+    again.join(10)
+    with pytest.raises(ValueError, match="cancel_endpoint is called through connection"):
+        STEP_ADAPTER.validate_python({"type": "http", "url": "http://127.0.0.1:1/x", "cancel_endpoint": "/c"})

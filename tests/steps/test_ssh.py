@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,90 @@ def test_command_timeout(hosts, tmp_path: Path) -> None:
     """A command silent past timeout_seconds fails as timed out."""
     with pytest.raises(StepError, match="timed out"):
         _step(connections=hosts[:1], command="sleep 20", timeout_seconds=1).run(_ctx(tmp_path))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _pid_from(path: Path, seconds: float = 20) -> int:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return int(path.read_text())
+        time.sleep(0.05)
+    raise AssertionError(f"{path.name} never appeared")
+
+
+def _gone(pid: int, seconds: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_on_kill_hangs_up_the_remote_command_then_runs_stop_command(hosts, tmp_path: Path) -> None:
+    """Issue 16: the task is killed mid-command: the connection is closed (the remote shell gets SIGHUP through
+    its terminal), stop_command runs on the host, and the step fails saying why; the deploy never finishes."""
+    import threading
+
+    slow = f"echo $$ > {tmp_path}/remote.pid; sleep 60; echo finished > {tmp_path}/finished"
+    stop = f'echo "stopped $RELEASE_TARGET $RELEASE_VERSION" > {tmp_path}/stopped'
+    step = _step(connections=hosts[:1], command=slow, stop_command=stop)
+    ctx = _ctx(tmp_path)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            step.run(ctx)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    remote = _pid_from(tmp_path / "remote.pid")
+    said = ctx.stopper.stop()
+    worker.join(30)
+    assert len(said) == 1
+    where = r"web_1 \(\w+@127\.0\.0\.1:\d+\)"
+    assert re.fullmatch(f"ssh command on {where}: connection closed; stop_command ran on {where}", said[0]), said
+    assert _gone(remote, 10), "the remote command outlived the hang-up"
+    assert (tmp_path / "stopped").read_text().strip() == "stopped web_1 1.2.3"
+    assert not (tmp_path / "finished").exists()
+    assert failure
+    assert "stopped because the task was killed" in str(failure[0])
+
+
+def test_a_killed_task_process_hangs_up_the_remote_command(hosts, tmp_path: Path) -> None:
+    """SIGKILL of the process running the step: its connection drops, and the remote command (on a terminal)
+    gets SIGHUP and ends instead of deploying on behind the rollback."""
+    import subprocess
+    import sys
+    import textwrap
+
+    slow = f"echo $$ > {tmp_path}/remote.pid; sleep 60; echo finished > {tmp_path}/finished"
+    code = textwrap.dedent(
+        f"""
+        import logging
+        from release_mgmt.steps import STEP_ADAPTER, StepContext
+        step = STEP_ADAPTER.validate_python(
+            {{"type": "ssh", "connections": ["web_1"], "command": {slow!r}, "connect_attempts": 1}}
+        )
+        step.run(StepContext(workdir={str(tmp_path)!r}, log=logging.getLogger("t"), **{CTX!r}))
+        """
+    )
+    task = subprocess.Popen([sys.executable, "-c", code])
+    remote = _pid_from(tmp_path / "remote.pid")
+    task.kill()
+    task.wait()
+    assert _gone(remote, 15), "the remote command outlived its task's process"
+    assert not (tmp_path / "finished").exists()

@@ -80,8 +80,37 @@ class HttpStep(_Target):
     retries: int = Field(default=3, ge=0, le=10, description="Extra attempts after a retryable failure.")
     backoff_seconds: float = Field(default=1.0, ge=0, le=300, description="First wait; doubles each retry.")
     max_wait_seconds: float = Field(default=60, gt=0, le=3600, description="Cap on one wait, Retry-After included.")
+    cancel_endpoint: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Called (POST, same connection, the RELEASE_* values as JSON) when the task is killed while "
+        "this request or its retries run: the deploy API's way to stop what it started.",
+    )
 
-    templated: ClassVar[tuple[str, ...]] = ("connection", "endpoint", "url", "json_body", "headers")
+    templated: ClassVar[tuple[str, ...]] = ("connection", "endpoint", "url", "json_body", "headers", "cancel_endpoint")
+
+    @model_validator(mode="after")
+    def _cancel_needs_connection(self) -> HttpStep:
+        if self.cancel_endpoint is not None and self.connection is None:
+            raise ValueError("cancel_endpoint is called through connection: set connection (with endpoint)")
+        return self
+
+    def _cancel(self, ctx: StepContext) -> str:
+        """The deploy API's cancel, when it declares one (a stop on on_kill: says how it went, never raises)."""
+        if self.cancel_endpoint is None:
+            return f"left as it is: no cancel_endpoint; what {self.where()} started may go on"
+        from airflow.providers.http.hooks.http import HttpHook
+
+        target = f"{self.connection}:{self.cancel_endpoint}"
+        try:
+            hook = HttpHook(method="POST", http_conn_id=str(self.connection))
+            options = {"timeout": min(self.timeout_seconds, 5.0), "check_response": False}
+            response = hook.run(self.cancel_endpoint, json=ctx.env_vars(), extra_options=options)
+        except Exception as exc:  # noqa: BLE001 - reported, never raised from on_kill
+            return f"cancel FAILED: POST {target}: {type(exc).__name__}: {excerpt(str(exc))}; check it by hand"
+        if response.status_code >= 300:
+            return f"cancel FAILED: POST {target} answered HTTP {response.status_code}: {excerpt(response.text)}"
+        return f"canceled: POST {target} answered HTTP {response.status_code}"
 
     def describe(self) -> str:
         return f"{self.method} {self.where()} (expect {', '.join(map(str, self.expected_status))})"
@@ -108,9 +137,10 @@ class HttpStep(_Target):
             before_sleep=note,
         )
         try:
-            for attempt in policy.retrying():
-                with attempt:
-                    return self._once(ctx)
+            with ctx.stopper.while_running(f"{self.method} {self.where()}", lambda: self._cancel(ctx)):
+                for attempt in policy.retrying():
+                    with attempt:
+                        return self._once(ctx)
         except (TryAgain, _Refused) as exc:
             last = exc.why
         except requests.RequestException as exc:

@@ -67,7 +67,12 @@ class KubernetesStep(StepModel):
             ctx.log.info("%s: %s -> %s", self.target, current, image)
             body = {"spec": {"template": {"spec": {"containers": [{"name": self.container, "image": image}]}}}}
             generation = apps.patch_namespaced_deployment(self.deployment, self.namespace, body).metadata.generation
-            self._wait(apps, generation, ctx, sleep)
+            left = (  # a rollout cannot be half-undone: it is recorded and left to Kubernetes
+                f"rollout of {image} left to Kubernetes (it keeps going or rolls back by its own rules); the next "
+                "run's current_version check sees what it became"
+            )
+            with ctx.stopper.while_running(f"{self.target}", lambda: left):
+                self._wait(apps, generation, ctx, sleep)
         except StepError:
             raise
         except Exception as exc:

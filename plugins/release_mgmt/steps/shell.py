@@ -22,7 +22,7 @@ from typing import Any
 from release_mgmt.errors import ParameterError
 
 #: step types whose keys are run by a shell, and those keys
-SHELL_KEYS = {"command": ("command", "cwd"), "ssh": ("command",)}
+SHELL_KEYS = {"command": ("command", "cwd"), "ssh": ("command", "stop_command")}
 PARAM_ENV_PREFIX = "RELEASE_PARAM_"
 #: ``{{ ... params.NAME ... }}`` or ``params["NAME"]`` inside an expression
 _EXPRESSION = re.compile(r"\{\{(?P<body>.*?)\}\}", re.DOTALL)
