@@ -17,6 +17,8 @@ from release_mgmt.change_service.store import ChangeStore
 from release_mgmt.hooks.servicenow import ServiceNowChangeHook, ServiceNowError
 from tests.servers import serve_app
 
+pytestmark = pytest.mark.faults
+
 TABLE = "/api/now/table/change_request"
 USERS = {"release-bot": ("bot-pass", "release_task"), "cab": ("cab-pass", "viewer")}
 

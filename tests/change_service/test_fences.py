@@ -19,6 +19,8 @@ from release_mgmt.change_service.service_token import TaskIdentity, make_token
 from release_mgmt.change_service.store import ChangeStore
 from tests.servers import serve_app
 
+pytestmark = pytest.mark.faults
+
 
 class Clock:
     def __init__(self) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from tests.helpers import command, minimal_definition, write_definition
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 SLOW = "1.7.0"
 
 

@@ -65,6 +65,7 @@ def test_status_prints_what_runs_where(sample, capsys) -> None:
     ]
 
 
+@pytest.mark.faults
 def test_drift_between_the_record_and_the_target_is_an_audit_event(tmp_path, monkeypatch, airflow_db, capfd) -> None:
     """Issue 16: after a kill (or a change by hand) the environment may run another version than the record says.
     The next deploy asks the target first and writes `deployment.drift` (recorded, running) before changing it."""

@@ -80,6 +80,7 @@ def test_deploy_failing_before_any_change_is_not_rolled_back(
     assert not journal.exists()
 
 
+@pytest.mark.faults
 def test_a_rollback_that_could_not_run_at_first_is_tried_again_and_reported_as_done(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

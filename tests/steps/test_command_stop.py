@@ -18,6 +18,8 @@ import pytest
 from release_mgmt.errors import StepError
 from release_mgmt.steps import STEP_ADAPTER, StepContext
 
+pytestmark = pytest.mark.faults
+
 #: a deploy that starts a child (in its process group), records both pids, and would finish after 60 s
 SLOW_DEPLOY = "sleep 60 & echo $! > child.pid; echo $$ > shell.pid; wait; echo finished > finished"
 

@@ -195,6 +195,7 @@ def test_metrics_check_empty_and_error_answers(http_server, ctx) -> None:
         _metrics(http_server.url, within_seconds=0.2).run(ctx)
 
 
+@pytest.mark.faults
 def test_a_killed_task_calls_the_deploy_apis_cancel(deploy_api, ctx: StepContext) -> None:
     """Issue 16: the task is killed while the deploy request runs: cancel_endpoint is called with the RELEASE_*
     values, and the stop says what the API answered; a failing cancel says so too, never raising."""

@@ -141,6 +141,7 @@ def _gone(pid: int, seconds: float) -> bool:
     return False
 
 
+@pytest.mark.faults
 def test_on_kill_hangs_up_the_remote_command_then_runs_stop_command(hosts, tmp_path: Path) -> None:
     """Issue 16: the task is killed mid-command: the connection is closed (the remote shell gets SIGHUP through
     its terminal), stop_command runs on the host, and the step fails saying why; the deploy never finishes."""
@@ -173,6 +174,7 @@ def test_on_kill_hangs_up_the_remote_command_then_runs_stop_command(hosts, tmp_p
     assert "stopped because the task was killed" in str(failure[0])
 
 
+@pytest.mark.faults
 def test_a_killed_task_process_hangs_up_the_remote_command(hosts, tmp_path: Path) -> None:
     """SIGKILL of the process running the step: its connection drops, and the remote command (on a terminal)
     gets SIGHUP and ends instead of deploying on behind the rollback."""

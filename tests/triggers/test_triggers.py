@@ -130,6 +130,7 @@ def test_change_trigger_times_out_and_reports_errors(service) -> None:
     assert "404" in error["message"]
 
 
+@pytest.mark.faults
 def test_change_trigger_rides_out_an_outage_until_its_deadline(service) -> None:
     """The service answering 500 for longer than one call's retries (issue 16, row 4): the trigger keeps waiting
     until its own deadline, and fires 'decided' once the CAB approves; a timeout still names the last error."""
@@ -166,6 +167,7 @@ def test_change_trigger_speaks_to_the_builtin_service_as_its_task(service) -> No
     assert "HTTP 404" in refused["message"]
 
 
+@pytest.mark.faults
 def test_lock_trigger_waits_in_line_and_rides_out_errors(service) -> None:
     """The lock trigger retries through 500s and fires 'granted' once the holder gives the lock back."""
     proxy, _ = service
@@ -184,6 +186,7 @@ def test_lock_trigger_waits_in_line_and_rides_out_errors(service) -> None:
     assert ticks > 10
 
 
+@pytest.mark.faults
 def test_a_released_lock_is_handed_over_at_once(service) -> None:
     """Issue 16, row 11: with the trigger's default polling, the next run in line gets the lock within a second
     of the release (polling alone took 2 s here and up to 30 s in general): the service answers the waiting
