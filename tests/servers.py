@@ -489,7 +489,8 @@ class FaultProxy:
     """A TCP proxy on loopback in front of an HTTP server, that can misbehave on purpose.
 
     Each request takes the next planned fault (``plan``), or passes through:
-    ``"429"`` answers 429 with Retry-After: 1 (not forwarded); ``"500"`` answers 500 (not forwarded);
+    ``"429"`` answers 429 with Retry-After: 1 (not forwarded); ``"500"`` answers 500 (not forwarded); ``"409"``
+    answers 409, a refusal no retry changes (not forwarded);
     ``"slow"`` forwards, then holds the answer ``delay`` seconds (past the client's timeout);
     ``"drop"`` forwards (the server commits), then closes the connection without an answer.
     ``seen`` lists (method, path, fault) per request.
@@ -530,7 +531,7 @@ class FaultProxy:
             with self._lock:
                 fault = self.plan.pop(0) if self.plan else "pass"
                 self.seen.append((line[0], line[1], fault))
-            if fault in ("429", "500"):
+            if fault in ("409", "429", "500"):
                 body = json.dumps({"error": {"message": f"injected {fault}", "detail": ""}, "status": "failure"})
                 extra = "Retry-After: 1\r\n" if fault == "429" else ""
                 client.sendall(

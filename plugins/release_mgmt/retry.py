@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -33,8 +33,9 @@ def retry_after(headers: Any) -> float | None:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """``attempts`` in all; the n-th wait is ``backoff * 2**(n-1)`` or the server's Retry-After, at most
-    ``max_wait``. ``retry_on`` decides which exceptions get another attempt (``TryAgain`` always does)."""
+    """``attempts`` in all (or until ``deadline``); the n-th wait is ``backoff * 2**(n-1)`` or the server's
+    Retry-After, at most ``max_wait``. ``retry_on`` decides which exceptions get another attempt (``TryAgain``
+    always does)."""
 
     attempts: int = 5
     backoff: float = 1.0
@@ -43,6 +44,12 @@ class RetryPolicy:
     sleep: Callable[[float], Any] = time.sleep
     #: called before each wait (e.g. to log "attempt 2 of 4 failed ...; retrying in 2.0s")
     before_sleep: Callable[[RetryCallState], None] | None = None
+    #: seconds after the first attempt when no further attempt starts (None: only ``attempts`` bounds it)
+    deadline: float | None = None
+
+    def _stop(self) -> Any:
+        by_count = stop_after_attempt(self.attempts)
+        return by_count if self.deadline is None else by_count | stop_after_delay(self.deadline)
 
     def wait(self, state: RetryCallState) -> float:
         """Seconds before the next attempt."""
@@ -58,7 +65,7 @@ class RetryPolicy:
         """The synchronous loop: ``for attempt in policy.retrying(): with attempt: ...``; the last exception
         is re-raised when every attempt failed."""
         return Retrying(
-            stop=stop_after_attempt(self.attempts),
+            stop=self._stop(),
             wait=self.wait,
             retry=retry_if_exception(self._retryable),
             sleep=self.sleep,
@@ -69,7 +76,7 @@ class RetryPolicy:
     def async_retrying(self) -> AsyncRetrying:
         """The same loop for coroutines (``async for attempt in ...``); waits with ``asyncio.sleep``."""
         return AsyncRetrying(
-            stop=stop_after_attempt(self.attempts),
+            stop=self._stop(),
             wait=self.wait,
             retry=retry_if_exception(self._retryable),
             before_sleep=self.before_sleep,

@@ -127,3 +127,23 @@ def test_malformed_answer_fails_with_status_and_excerpt(http_server, monkeypatch
     with pytest.raises(ServiceNowError, match=r"malformed answer \(HTTP 200, not a Table API result\): <html><body>"):
         ServiceNowChangeHook("odd", backoff=0.01).find("x")
     assert len(http_server.seen) == 1
+
+
+@pytest.mark.faults
+def test_with_a_deadline_an_outage_is_ridden_out_not_counted(snow) -> None:
+    """Issue 16: a change task's call retries to its own deadline, not a fixed count: seven 500s in a row (more
+    than the default five tries) are ridden out; past the deadline it fails naming the real number of tries."""
+    proxy, _ = snow
+    proxy.plan = ["500"] * 7
+    assert _hook(deadline=30, max_wait=0.1).find("x") is None
+    assert [fault for _, _, fault in proxy.seen][-1] == "pass"
+    proxy.plan = ["500"] * 1000
+    started = time.monotonic()
+    with pytest.raises(ServiceNowError, match=r"on connection snow failed after (\d+) tries: HTTP 500") as info:
+        _hook(deadline=1.5, max_wait=0.1).find("x")
+    assert 1.5 <= time.monotonic() - started < 6
+    import re
+
+    tries = re.search(r"failed after (\d+) tries", str(info.value))
+    assert tries is not None
+    assert int(tries.group(1)) > 5

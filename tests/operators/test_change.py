@@ -257,16 +257,16 @@ def test_secrets_printed_by_a_failing_step_stay_out_of_the_change(
 
 @pytest.mark.faults
 def test_a_change_whose_open_task_failed_is_found_and_canceled(tmp_path, monkeypatch, airflow_db, changes) -> None:
-    """Issue 16, row 3: the change is created, then change_open fails (its next call answered 500 every time), so
-    its answer never reaches XCom: change_close finds the run's change by its correlation id and cancels it
-    instead of leaving it waiting for authorization forever."""
+    """Issue 16, row 3: the change is created, then change_open fails (its next call refused), so its answer never
+    reaches XCom: change_close finds the run's change by its correlation id and cancels it instead of leaving it
+    waiting for authorization forever."""
     import os
 
     from tests.servers import FaultProxy
 
     conn = json.loads(os.environ["AIRFLOW_CONN_SNOW"])
     with FaultProxy(conn["port"]) as proxy:
-        proxy.plan = ["pass", "pass", *["500"] * 5]  # look-up, create; then every try of the next call fails
+        proxy.plan = ["pass", "pass", "409"]  # look-up, create; then the next call is refused
         monkeypatch.setenv("AIRFLOW_CONN_SNOW", json.dumps(conn | {"port": proxy.port}))
         dag, journal = _release(tmp_path, monkeypatch, "chg_lost")
         run = dag.test()
@@ -283,8 +283,9 @@ def test_a_change_whose_open_task_failed_is_found_and_canceled(tmp_path, monkeyp
 def test_a_work_note_the_change_system_refuses_is_queued_and_written_late(
     tmp_path, monkeypatch, airflow_db, changes, capfd
 ) -> None:
-    """Issue 16, rows 5 and 7: the change system answers 500 to every try of the "deploy succeeded" note. The
-    deploy does not fail (no rollback of a good deploy); the note is queued and change_close writes it."""
+    """Issue 16, rows 5 and 7: the change system refuses the "deploy succeeded" note (an outage is retried for 30 s
+    first, tests/hooks/test_servicenow.py). The deploy does not fail (no rollback of a good deploy); the note is
+    queued and change_close writes it."""
     import os
 
     from tests.servers import FaultProxy
@@ -302,7 +303,7 @@ def test_a_work_note_the_change_system_refuses_is_queued_and_written_late(
                 if journal.exists() and journal.read_text().split() == ["dev"]:
                     gate.write_text("dev")  # dev has no change: let it through
                 if journal.exists() and "prod" in journal.read_text().split():
-                    proxy.plan = ["500"] * 5  # the note's every try
+                    proxy.plan = ["409"]  # the note
                     gate.write_text("prod")
                     return
                 time.sleep(0.05)

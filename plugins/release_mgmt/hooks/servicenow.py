@@ -73,12 +73,16 @@ class ServiceNowChangeHook(HttpHook):
         sleep: Callable[[float], Any] | None = None,
         identity: TaskIdentity | None = None,
         builtin: bool | None = None,
+        deadline: float | None = None,
     ) -> None:
+        """``deadline``: retry to this many seconds after the first attempt instead of ``retries`` times (an
+        outage of the change system is ridden out to the caller's own deadline)."""
         super().__init__(method="GET", http_conn_id=conn_id)
         self.conn_id = conn_id
         self.identity = identity
         self.timeout = timeout
-        self.policy = RetryPolicy(retries + 1, backoff, max_wait, _dropped, sleep or time.sleep)
+        attempts = retries + 1 if deadline is None else 10_000
+        self.policy = RetryPolicy(attempts, backoff, max_wait, _dropped, sleep or time.sleep, deadline=deadline)
         self._builtin = builtin
         self._session: requests.Session | None = None
         #: the login the asynchronous calls use (servicenow_async.py), made on their first call

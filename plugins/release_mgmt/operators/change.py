@@ -36,6 +36,8 @@ from release_mgmt.triggers.events import ChangeEvent
 if TYPE_CHECKING:  # the HTTP client stack is imported when a task runs, never when the DAG file is parsed
     from release_mgmt.hooks.change_backend import ChangeBackend
 
+#: how long a change task keeps trying one call while the change system is away (5xx, 429, no answer)
+CALL_DEADLINE = 180.0
 #: how much longer than its own deadline Airflow lets the trigger run before failing the task itself
 TRIGGER_GRACE = timedelta(minutes=10)
 
@@ -82,7 +84,7 @@ class ChangeOperator(ReleaseOperator):
         """The change system, calling as this task (the built-in service binds its token to it)."""
         from release_mgmt.hooks.change_backend import backend_for
 
-        return backend_for(self.change, TaskIdentity.from_context(context))
+        return backend_for(self.change, TaskIdentity.from_context(context), deadline=CALL_DEADLINE, max_wait=20)
 
     def opened(self, context: Context) -> dict[str, str] | None:
         """This run's change here: ``change_open``'s answer, or -- when that answer was lost (its task died after

@@ -25,6 +25,8 @@ from release_mgmt.rules import run_params
 from release_mgmt.steps import STEP_ADAPTER, StepContext, shell
 from release_mgmt.steps.base import Stopper
 
+#: how long a step task tries to write a work note before queuing it for change_close
+NOTE_DEADLINE = 30.0
 #: the XCom key under which a step task keeps the work notes it could not write
 QUEUED_NOTES = "queued_work_notes"
 
@@ -226,7 +228,8 @@ class StepOperator(WindowsMixin, ReleaseOperator):
                 raise ServiceNowError("this run's change is not known here yet")
             from release_mgmt.hooks.change_backend import backend_for
 
-            backend_for(self.change, TaskIdentity.from_context(context)).note(opened["sys_id"], note)
+            backend = backend_for(self.change, TaskIdentity.from_context(context), deadline=NOTE_DEADLINE, max_wait=10)
+            backend.note(opened["sys_id"], note)
         except Exception as exc:  # noqa: BLE001 - any failure to write queues the note instead
             self._queue_note(context, note, exc)
 
