@@ -149,6 +149,6 @@ def test_gate_progress_is_the_gate_tasks_own(service: str) -> None:
     other = requests.get(path, headers=_as("r1", "prod.deploy_web"), timeout=10).json()["result"]
     assert other["progress"] is None
     assert requests.get(path, auth=("alice", "pw"), timeout=10).status_code == 403
-    bad: list[dict[str, Any]] = [{**kept, "approved": True}, {"votes": "bob"}, {"deadline": 5}]
+    bad: list[dict[str, Any]] = [{**kept, "approved": True}, {"votes": "bob"}, {"deadline": 5}, {"decided": "yes"}]
     for body in bad:
         assert requests.put(path, json=body, headers=gate, timeout=10).status_code == 400, body

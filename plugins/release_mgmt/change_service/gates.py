@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 #: what a progress record may hold (anything else in a request is refused)
-FIELDS = ("deadline", "votes", "refused")
+FIELDS = ("deadline", "votes", "refused", "decided")
 
 
 class _Base(DeclarativeBase):
@@ -63,6 +63,8 @@ def check_progress(body: Any) -> str:
         return f"the body must be a JSON object with only {', '.join(FIELDS)}"
     if not isinstance(body.get("deadline", ""), str):
         return "deadline must be an ISO 8601 text"
+    if body.get("decided", "") not in ("", "approved", "rejected"):
+        return "decided must be approved, rejected or empty"
     for key in ("votes", "refused"):
         value = body.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value) or len(value) > 1000:

@@ -20,5 +20,8 @@ class GateProgressClient:
         result: dict[str, Any] = self.hook.call("GET", f"{GATES}/progress")
         return result
 
-    def save(self, deadline: str, votes: list[dict[str, Any]], refused: list[dict[str, Any]]) -> None:
-        self.hook.call("PUT", f"{GATES}/progress", {"deadline": deadline, "votes": votes, "refused": refused})
+    def save(
+        self, deadline: str, votes: list[dict[str, Any]], refused: list[dict[str, Any]], decided: str = ""
+    ) -> None:
+        body = {"deadline": deadline, "votes": votes, "refused": refused, "decided": decided}
+        self.hook.call("PUT", f"{GATES}/progress", body)

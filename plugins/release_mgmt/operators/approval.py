@@ -250,6 +250,7 @@ class ApprovalGateOperator(GateProgressMixin, HITLOperator):
             "timeout": timeout,
             "reason": reason,
         }
+        self._keep(context, [*approvals], list(refused), decided=decision)
         self._audit(context, "gate.decision", decision, actor=actor, **result)
         if decision == "rejected":
             context["ti"].xcom_push(key="decision", value=result)

@@ -32,15 +32,18 @@ class GateProgressMixin:
 
         def _audit(self, context: Context, event: str, outcome: str, actor: str = "", **details: Any) -> None: ...
 
-    def _keep(self, context: Context, votes: list[dict[str, Any]], refused: list[dict[str, Any]]) -> None:
+    def _keep(
+        self, context: Context, votes: list[dict[str, Any]], refused: list[dict[str, Any]], decided: str = ""
+    ) -> None:
         """The gate's progress, also in the built-in service: a retried try goes on from it (its XComs are
-        cleared). Best effort: without it, a retry starts the gate again."""
+        cleared). ``decided`` once the gate has decided: a later try (someone cleared the gate to ask again)
+        then starts afresh. Best effort: without it, a retry starts the gate again."""
         from release_mgmt.change_service.service_token import TaskIdentity
         from release_mgmt.hooks.gates import GateProgressClient
 
         deadline = str(context["ti"].xcom_pull(task_ids=self.task_id, key=DEADLINE) or "")
         try:
-            GateProgressClient(TaskIdentity.from_context(context)).save(deadline, votes, refused)
+            GateProgressClient(TaskIdentity.from_context(context)).save(deadline, votes, refused, decided)
         except Exception as exc:  # noqa: BLE001 - the gate works on from its XComs
             self.log.warning("could not keep the gate's progress in the built-in service: %s", exc)
 
@@ -60,8 +63,8 @@ class GateProgressMixin:
             self.log.warning("could not read the gate's progress (%s): asking again from the start", exc)
             return _FRESH
         progress = kept.get("progress")
-        if not progress or not progress.get("deadline"):
-            return _FRESH
+        if not progress or not progress.get("deadline") or progress.get("decided"):
+            return _FRESH  # nothing kept, or the gate had decided and was cleared to ask again
         votes, refused = list(progress.get("votes") or []), list(progress.get("refused") or [])
         ti.xcom_push(key=DEADLINE, value=progress["deadline"])
         ti.xcom_push(key=VOTES, value=votes)
