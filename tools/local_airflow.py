@@ -86,6 +86,7 @@ class LocalAirflow:
         #: the release tasks' own secret (never Airflow's JWT secret), shared by every process like the JWT secret
         self.service_secret = secrets.token_hex(32)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.commands: dict[str, list[str]] = {}
         self._clients: dict[str, AirflowApi] = {}
 
     def env(self) -> dict[str, str]:
@@ -138,16 +139,29 @@ class LocalAirflow:
             ("triggerer", ["triggerer", "--skip-serve-logs"]),
             *([("celery-worker", ["celery", "worker", "--skip-serve-logs"])] if self.celery_broker else []),
         ):
-            log = (self.home / f"{name}.log").open("wb")
-            self.procs[name] = subprocess.Popen(
-                ["airflow", *args], env=env, stdout=log, stderr=log, start_new_session=True
-            )
+            self.commands[name] = args
+            self._launch(name, env)
         try:
             self.wait_for(self._healthy, 180, "the API server to answer")
         except BaseException:  # never leave the other processes running behind a failed start
             self.stop()
             raise
         return self
+
+    def _launch(self, name: str, env: dict[str, str]) -> None:
+        log = (self.home / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(
+            ["airflow", *self.commands[name]], env=env, stdout=log, stderr=log, start_new_session=True
+        )
+
+    def kill(self, name: str) -> None:
+        """SIGKILL to one process's whole process group (e.g. the scheduler with its executor's workers), as a
+        dying machine or an operator's ``kill -9`` would; :meth:`restart` starts it again."""
+        os.killpg(self.procs[name].pid, signal.SIGKILL)
+        self.procs[name].wait(timeout=30)
+
+    def restart(self, name: str) -> None:
+        self._launch(name, self.env())
 
     def stop(self) -> None:
         for proc in self.procs.values():

@@ -153,3 +153,56 @@ def test_a_killed_supervisor_stops_the_deploy_before_the_rollback(airflow, relea
     assert installed[-1][1] > died
     assert (files / "current").read_text().strip() == "1.6.0"
     assert _recorded(airflow, name) == "1.6.0"
+
+
+@pytest.fixture(scope="module")
+def own_airflow(tmp_path_factory: pytest.TempPathFactory):
+    """An Airflow of this module's own: its scheduler is killed, which the session's Airflow must not see."""
+    from tools.local_airflow import LocalAirflow
+
+    base = tmp_path_factory.mktemp("own_airflow")
+    (base / "releases").mkdir()
+    server = LocalAirflow(base / "home", base / "releases").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_killed_scheduler_tree_is_noticed_within_a_minute(own_airflow, tmp_path: Path) -> None:
+    """Row 9: SIGKILL of the scheduler's whole process group (its executor's workers and the deploy's supervisor
+    with it) 5 s into a 120 s deploy, then the scheduler is started again. The deploy's command is stopped at
+    once; with deploy/airflow.env's timeouts Airflow deals with the orphaned deploy within about a minute (it
+    resets it and runs it again: a fresh try deploys from the start), not after Airflow's 5; the killed try's
+    command never finishes, and the environment and the record agree at the end."""
+    airflow = own_airflow
+    name = "schedkill"
+    files = tmp_path / "env"
+    files.mkdir()
+    write_definition(airflow.releases, f"{name}.yaml", _definition(name, files))
+    dag_id = f"release_{name}"
+    first = airflow.trigger(dag_id, "admin", {"version_web": "1.6.0"})
+    assert airflow.wait_finished(dag_id, first) == "success"
+    run = airflow.trigger(dag_id, "admin", {"version_web": SLOW})
+    shell = _deploy_started(files, SLOW)
+    (files / f"deploying-{SLOW}").unlink()
+    time.sleep(5)
+    airflow.kill("scheduler")
+    killed = time.monotonic()
+    _watch_death(shell, 20)
+    airflow.restart("scheduler")
+    deploy = f"/api/v2/dags/{dag_id}/dagRuns/{run}/taskInstances/prod.deploy_web"
+
+    def dealt_with() -> bool:
+        ti = airflow.api("GET", deploy)
+        return bool(ti["try_number"] > 1 or ti["state"] == "failed")
+
+    airflow.wait_for(dealt_with, 240, "Airflow to deal with the orphaned deploy")
+    noticed = time.monotonic() - killed
+    assert noticed < 90, f"a dead deploy stayed running {noticed:.0f}s"
+    state = airflow.wait_finished(dag_id, run, 400)
+    installed = [v for v, _ in _installed(files)]
+    assert installed.count(SLOW) == (1 if state == "success" else 0), installed  # the killed try never finished
+    current = (files / "current").read_text().strip()
+    assert current == _recorded(airflow, name) == (SLOW if state == "success" else "1.6.0")
+    print(f"Airflow dealt with the orphaned deploy {noticed:.0f}s after the scheduler was killed; run {state}")
