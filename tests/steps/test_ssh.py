@@ -199,3 +199,31 @@ def test_a_killed_task_process_hangs_up_the_remote_command(hosts, tmp_path: Path
     task.wait()
     assert _gone(remote, 15), "the remote command outlived its task's process"
     assert not (tmp_path / "finished").exists()
+
+
+@pytest.mark.faults
+def test_a_failing_stop_command_is_reported_not_raised(hosts, tmp_path: Path) -> None:
+    """A stop_command that fails ends in a clear sentence in the task log (check the host by hand), never in an
+    exception out of on_kill; the remote command is hung up all the same."""
+    import threading
+
+    slow = f"echo $$ > {tmp_path}/remote.pid; sleep 60"
+    step = _step(connections=hosts[:1], command=slow, stop_command="echo cannot; exit 3")
+    ctx = _ctx(tmp_path)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            step.run(ctx)
+        except StepError as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    remote = _pid_from(tmp_path / "remote.pid")
+    [said] = ctx.stopper.stop()
+    worker.join(30)
+    assert failure, "the step should fail: its task was killed"
+    assert "stop_command FAILED on web_1" in said
+    assert "(exit code 3): check the host by hand" in said
+    assert _gone(remote, 10)
