@@ -152,3 +152,22 @@ def test_gate_progress_is_the_gate_tasks_own(service: str) -> None:
     bad: list[dict[str, Any]] = [{**kept, "approved": True}, {"votes": "bob"}, {"deadline": 5}, {"decided": "yes"}]
     for body in bad:
         assert requests.put(path, json=body, headers=gate, timeout=10).status_code == 400, body
+
+
+def test_unlock_of_a_live_run_waits_for_its_steps_fence(tmp_path: Path) -> None:
+    """A deploy task marked failed while its step is being stopped: the run lives on, and its unlock must not hand
+    the lock over yet. The release answers ``fenced`` and keeps the lock until the fence ends."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'locks.db'}")
+    fences = FenceStore(engine)
+    locks = LockStore(engine, lambda dag, run: "running", fences)
+    me = Holder("release_shop", "r1", "prod")
+    locks.acquire("shop/prod", me)
+    fences.hold(_deploy("r1"), 30)
+    kept = locks.release("shop/prod", me, "prod done")
+    assert kept is not None
+    assert kept["fenced"] is True
+    assert locks.status("shop/prod")[0]["holder"]["run_id"] == "r1"
+    fences.end(_deploy("r1"), "step stopped")
+    released = locks.release("shop/prod", me, "prod done")
+    assert released is not None
+    assert (released["state"], released.get("fenced")) == ("released", None)

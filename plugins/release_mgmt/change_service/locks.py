@@ -136,13 +136,17 @@ class LockStore:
             }
 
     def release(self, lock: str, holder: Holder, why: str = "released") -> dict[str, Any] | None:
-        """End ``holder``'s request (held or still waiting); None when it had none."""
+        """End ``holder``'s request (held or still waiting); None when it had none. A held lock is not given
+        back while a step of the holder's run holds a live fence in the environment: the answer then says
+        ``fenced`` and the lock stays held (ask again once the step is known stopped)."""
         with Session(self.engine) as session, session.begin():
             self._serialize(session, lock)
             mine = next((r for r in self._active(session, lock, check=False) if holder.owns(r)), None)
             if mine is None:
                 return None
             was = mine.state
+            if was == HELD and self.fences.busy_in(session, holder.dag_id, holder.run_id, holder.environment):
+                return {**mine.view(), "was": was, "fenced": True}  # a step of the run may still be running
             self._end(mine, why if was == HELD else f"withdrawn while waiting: {why}")
             answer = {**mine.view(), "was": was}
         self.changed()

@@ -142,23 +142,47 @@ class EnvironmentLockOperator(_LockOperator):
         return result
 
 
+#: how long unlock waits for a step of its run that may still be running (a fence lease lapses within 140 s)
+FENCE_WAIT_SECONDS = 150.0
+
+
 class EnvironmentUnlockOperator(_LockOperator):
     """Gives the lock back once everything in the environment is done (also after failures and rollbacks).
 
     A lock it cannot give back is logged, not failed: the service frees it when this run ends.
     """
 
+    def _release(self, context: Context) -> dict[str, Any] | None:
+        """Give the lock back; while a step of this run may still be running here (a task marked failed whose
+        step is being stopped), the service keeps it: ask again until the step is known stopped."""
+        client = self._client(context)
+        deadline = time.monotonic() + FENCE_WAIT_SECONDS
+        while True:
+            released = client.release(self.lock, f"{self.environment} done")
+            if not (released and released.get("fenced")) or time.monotonic() >= deadline:
+                return released
+            self.log.info(
+                "lock %s: a step of this run may still be running here; waiting before giving it back", self.lock
+            )
+            time.sleep(2)
+
     def execute(self, context: Context) -> dict[str, Any]:
         if context["params"].get("dry_run"):
             raise AirflowSkipException("dry run: no lock was taken")
         try:
-            released = self._client(context).release(self.lock, f"{self.environment} done")
+            released = self._release(context)
         except ServiceNowError as exc:
             self.log.warning("could not give back lock %s; it is freed when this run ends: %s", self.lock, exc)
             self._lock_audit(context, "lock.release_failed", "failed", error=str(exc))
             return {"lock": self.lock, "released": False}
         if released is None:
             raise AirflowSkipException(f"no lock {self.lock} was held or asked for by this run in {self.environment}")
+        if released.get("fenced"):
+            self.log.warning(
+                "lock %s kept: a step of this run may still be running; it is freed when it ends", self.lock
+            )
+            self._lock_audit(context, "lock.release_deferred", "fenced")
+            return {"lock": self.lock, "released": False}
         held = _seconds_between(released["granted_on"], released["released_on"]) if released["granted_on"] else 0.0
         self.log.info("gave back lock %s (%s, held %.1fs)", self.lock, released["was"], held)
         self._lock_audit(context, "lock.released", "ok", was=released["was"], held_seconds=held)
