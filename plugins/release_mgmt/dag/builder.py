@@ -21,8 +21,14 @@ from release_mgmt.dag.broken import INVALID_TAG, START_DATE, broken_dag_id, buil
 from release_mgmt.dag.shards import files_of, may_hold, shard_of_file, warn_if_slow
 from release_mgmt.dag.timetable import MaintenanceWindowTimetable
 from release_mgmt.dag.trigger_form import trigger_params
-from release_mgmt.definition.loader import LoadedDefinition, display_path, files_named, load_file, load_paths
-from release_mgmt.errors import DefinitionError
+from release_mgmt.definition.loader import (
+    LoadedDefinition,
+    display_path,
+    files_named,
+    load_file,
+    load_paths,
+    unusable,
+)
 from release_mgmt.planning import ReleasePlan, TaskSpec, dag_id_for, doc_md, plan_release
 
 __all__ = ["INVALID_TAG", "build_dag", "build_release_dags", "trigger_params"]
@@ -120,7 +126,7 @@ def build_release_dags(
     for item in report.loaded:
         dag_id = dag_id_for(item.definition.name)
         if wanted is None or wanted == dag_id:
-            dags[dag_id] = build_dag(_plan(item))
+            dags[dag_id] = _isolated(item, dag_id)
     for error in report.errors:
         dag_id = broken_dag_id(error)
         if dag_id in valid_ids:  # e.g. a second file reusing a release name: never hide either
@@ -152,9 +158,20 @@ def _one_release(files: list[Path], display_root: Path | None, dag_id: str) -> d
         return None
     try:
         item = load_file(candidates[0], display_path(candidates[0], display_root))
-    except DefinitionError:
+    except Exception:  # noqa: BLE001 - a broken file: the caller reads the folder, which reports it
         return None
-    return {dag_id: build_dag(_plan(item))} if item.definition.name == name else None
+    return {dag_id: _isolated(item, dag_id)} if item.definition.name == name else None
+
+
+def _isolated(item: LoadedDefinition, dag_id: str) -> DAG:
+    """The release's DAG; whatever planning or building it raises, its own error DAG under its own id (every
+    other release still loads)."""
+    try:
+        return build_dag(_plan(item))
+    except Exception as exc:  # noqa: BLE001 - one definition never costs more than its own DAG
+        error = unusable(item.display, item.path, "valid, but its DAG could not be built", exc)
+        error.name = item.definition.name
+        return build_broken_dag(error, dag_id)
 
 
 def _plan(item: LoadedDefinition) -> ReleasePlan:

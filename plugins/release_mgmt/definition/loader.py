@@ -262,6 +262,14 @@ def _with_shared_groups(defn: ReleaseDefinition, path: Path, shown: str, node: y
     return defn.model_copy(update={"approver_groups": {**groups, **defn.approver_groups}})
 
 
+def unusable(shown: str, path: Path, what: str, exc: BaseException) -> DefinitionError:
+    """A file that made reading, planning or building fail in an unforeseen way: its own error, in one sentence
+    (the exception's kind and a short excerpt, never a traceback)."""
+    text = " ".join(str(exc).split())[:200] or "no detail"
+    message = f"{what} ({type(exc).__name__}: {text}); simplify the file where it is unusual, then validate again"
+    return DefinitionError(shown, [Problem("", message)], path)
+
+
 def load_paths(paths: Iterable[Path], root: Path | None = None, calendars_dir: Path | None = None) -> LoadReport:
     """Load every definition named; a broken file never stops the others from loading."""
     loaded: list[LoadedDefinition] = []
@@ -273,6 +281,9 @@ def load_paths(paths: Iterable[Path], root: Path | None = None, calendars_dir: P
             item = load_file(path, shown, calendars_dir)
         except DefinitionError as exc:
             errors.append(exc)
+            continue
+        except Exception as exc:  # noqa: BLE001 - whatever one file does, it costs only its own DAG
+            errors.append(unusable(shown, path, "could not be read", exc))
             continue
         first = owners.get(item.definition.name)
         if first is not None:
