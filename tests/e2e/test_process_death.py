@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import command, minimal_definition, write_definition
+from tests.processes import died_at, pid_from
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 SLOW = "1.7.0"
@@ -49,23 +50,6 @@ def _definition(name: str, files: Path) -> dict[str, Any]:
     )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _watch_death(pid: int, seconds: float) -> float:
-    """When ``pid`` was first seen gone (epoch seconds); fails after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return time.time()
-        time.sleep(0.05)
-    raise AssertionError(f"process {pid} still runs after {seconds}s")
-
-
 def _installed(files: Path) -> list[tuple[str, float]]:
     path = files / "installed"
     lines = path.read_text().split("\n") if path.exists() else []
@@ -83,13 +67,8 @@ def _recorded(airflow, release: str) -> str | None:
 
 
 def _deploy_started(files: Path, version: str, seconds: float = 180) -> int:
-    marker = files / f"deploying-{version}"
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if marker.exists() and marker.read_text().strip():
-            return int(marker.read_text())
-        time.sleep(0.1)
-    raise AssertionError(f"the deploy of {version} never started")
+    """The pid of the deploy's shell, once the deploy of ``version`` has started."""
+    return pid_from(files / f"deploying-{version}", seconds)
 
 
 @pytest.fixture
@@ -114,7 +93,7 @@ def test_a_run_marked_failed_mid_deploy_never_deploys_beside_the_next(airflow, r
     shell = _deploy_started(files, SLOW)
     airflow.api("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{slow}", body={"state": "failed"})
     nxt = airflow.trigger(dag_id, "admin", {"version_web": "1.8.0"})
-    died = _watch_death(shell, 60)
+    died = died_at(shell, 60)
     assert airflow.wait_finished(dag_id, nxt, 240) == "success"
     installed = _installed(files)
     assert [v for v, _ in installed] == ["1.6.0", "1.8.0"], installed  # 1.7.0 never finished installing
@@ -140,7 +119,7 @@ def test_a_killed_supervisor_stops_the_deploy_before_the_rollback(airflow, relea
     time.sleep(5)
     killed_at = time.time()
     os.kill(supervisor, signal.SIGKILL)
-    died = _watch_death(shell, 20)
+    died = died_at(shell, 20)
     assert died - killed_at < 15
     started = time.monotonic()
     assert airflow.wait_finished(dag_id, run, 240) == "failed"
@@ -189,7 +168,7 @@ def test_a_killed_scheduler_tree_is_noticed_within_a_minute(own_airflow, tmp_pat
     time.sleep(5)
     airflow.kill("scheduler")
     killed = time.monotonic()
-    _watch_death(shell, 20)
+    died_at(shell, 20)
     airflow.restart("scheduler")
     deploy = f"/api/v2/dags/{dag_id}/dagRuns/{run}/taskInstances/prod.deploy_web"
 

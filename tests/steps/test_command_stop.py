@@ -17,36 +17,12 @@ import pytest
 
 from release_mgmt.errors import StepError
 from release_mgmt.steps import STEP_ADAPTER, StepContext
+from tests.processes import alive, gone_within, pid_from
 
 pytestmark = pytest.mark.faults
 
 #: a deploy that starts a child (in its process group), records both pids, and would finish after 60 s
 SLOW_DEPLOY = "sleep 60 & echo $! > child.pid; echo $$ > shell.pid; wait; echo finished > finished"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _wait_for(path: Path, seconds: float = 15) -> int:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
-            return int(path.read_text())
-        time.sleep(0.05)
-    raise AssertionError(f"{path.name} never appeared")
-
-
-def _gone_within(pids: list[int], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not any(_alive(p) for p in pids):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _runner_script(tmp_path: Path, command: str, grace: int = 2) -> str:
@@ -68,10 +44,10 @@ def test_a_killed_task_process_takes_its_command_down(tmp_path: Path) -> None:
     """SIGKILL of the process running the step (no on_kill can run): the guard sees its parent die and stops the
     command's whole group; the 60 s deploy never finishes behind the rollback's back."""
     task = subprocess.Popen([sys.executable, "-c", _runner_script(tmp_path, SLOW_DEPLOY)])
-    shell, child = _wait_for(tmp_path / "shell.pid"), _wait_for(tmp_path / "child.pid")
+    shell, child = pid_from(tmp_path / "shell.pid", 15), pid_from(tmp_path / "child.pid", 15)
     task.kill()
     task.wait()
-    assert _gone_within([shell, child], 5), "the command outlived its task's process"
+    assert gone_within([shell, child], 5), "the command outlived its task's process"
     time.sleep(0.5)
     assert not (tmp_path / "finished").exists()
 
@@ -87,10 +63,10 @@ def test_a_killed_supervisor_takes_the_command_down_while_the_task_process_lives
         """
     )
     supervisor = subprocess.Popen([sys.executable, "-c", supervisor_code])
-    shell, child = _wait_for(tmp_path / "shell.pid"), _wait_for(tmp_path / "child.pid")
+    shell, child = pid_from(tmp_path / "shell.pid", 15), pid_from(tmp_path / "child.pid", 15)
     supervisor.kill()
     supervisor.wait()
-    assert _gone_within([shell, child], 5), "the command outlived the task's supervisor"
+    assert gone_within([shell, child], 5), "the command outlived the task's supervisor"
     assert not (tmp_path / "finished").exists()
 
 
@@ -110,13 +86,13 @@ def test_on_kill_stops_the_command_and_the_step_says_so(tmp_path: Path) -> None:
 
     worker = threading.Thread(target=run)
     worker.start()
-    shell, child = _wait_for(tmp_path / "shell.pid"), _wait_for(tmp_path / "child.pid")
+    shell, child = pid_from(tmp_path / "shell.pid", 15), pid_from(tmp_path / "child.pid", 15)
     said = ctx.stopper.stop()
     worker.join(15)
     assert said
     assert "command of deploy web: stopped" in said[0], said
-    assert not _alive(shell)
-    assert not _alive(child)
+    assert not alive(shell)
+    assert not alive(child)
     assert failure
     assert isinstance(failure[0], StepError)
     assert "stopped because the task was killed" in str(failure[0])
@@ -127,13 +103,13 @@ def test_a_command_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) ->
     """A command that traps SIGTERM (and its child that does too) gets SIGKILL once the grace has passed."""
     stubborn = "trap '' TERM; (trap '' TERM; sleep 60) & echo $! > child.pid; echo $$ > shell.pid; wait; wait"
     task = subprocess.Popen([sys.executable, "-c", _runner_script(tmp_path, stubborn, grace=3)])
-    shell, child = _wait_for(tmp_path / "shell.pid"), _wait_for(tmp_path / "child.pid")
+    shell, child = pid_from(tmp_path / "shell.pid", 15), pid_from(tmp_path / "child.pid", 15)
     task.send_signal(signal.SIGKILL)
     task.wait()
     time.sleep(1)
-    assert _alive(shell), "SIGTERM was not ignored: this test would not reach the SIGKILL"
-    assert _alive(child), "SIGTERM was not ignored: this test would not reach the SIGKILL"
-    assert _gone_within([shell, child], 8), "SIGTERM-ignoring processes survived the grace"
+    assert alive(shell), "SIGTERM was not ignored: this test would not reach the SIGKILL"
+    assert alive(child), "SIGTERM was not ignored: this test would not reach the SIGKILL"
+    assert gone_within([shell, child], 8), "SIGTERM-ignoring processes survived the grace"
 
 
 def test_a_command_ending_normally_leaves_what_it_started_in_the_background(tmp_path: Path) -> None:
@@ -145,10 +121,10 @@ def test_a_command_ending_normally_leaves_what_it_started_in_the_background(tmp_
         release="shop", environment="prod", component="web", version="1.7.0", action="deploy", workdir=str(tmp_path)
     )
     assert step.run(ctx).output == "up"
-    service = _wait_for(tmp_path / "service.pid")
+    service = pid_from(tmp_path / "service.pid", 15)
     try:
         time.sleep(0.5)
-        assert _alive(service)
+        assert alive(service)
     finally:
         os.kill(service, signal.SIGKILL)
 

@@ -11,6 +11,7 @@ import pytest
 
 from release_mgmt.errors import StepError
 from release_mgmt.steps import STEP_ADAPTER, StepContext
+from tests.processes import gone_within, pid_from
 
 CTX: dict[str, Any] = {
     "release": "shop",
@@ -112,36 +113,6 @@ def test_command_timeout(hosts, tmp_path: Path) -> None:
         _step(connections=hosts[:1], command="sleep 20", timeout_seconds=1).run(_ctx(tmp_path))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _pid_from(path: Path, seconds: float = 20) -> int:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
-            return int(path.read_text())
-        time.sleep(0.05)
-    raise AssertionError(f"{path.name} never appeared")
-
-
-def _gone(pid: int, seconds: float) -> bool:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-@pytest.mark.faults
 def test_on_kill_hangs_up_the_remote_command_then_runs_stop_command(hosts, tmp_path: Path) -> None:
     """Issue 16: the task is killed mid-command: the connection is closed (the remote shell gets SIGHUP through
     its terminal), stop_command runs on the host, and the step fails saying why; the deploy never finishes."""
@@ -161,13 +132,13 @@ def test_on_kill_hangs_up_the_remote_command_then_runs_stop_command(hosts, tmp_p
 
     worker = threading.Thread(target=run)
     worker.start()
-    remote = _pid_from(tmp_path / "remote.pid")
+    remote = pid_from(tmp_path / "remote.pid")
     said = ctx.stopper.stop()
     worker.join(30)
     assert len(said) == 1
     where = r"web_1 \(\w+@127\.0\.0\.1:\d+\)"
     assert re.fullmatch(f"ssh command on {where}: connection closed; stop_command ran on {where}", said[0]), said
-    assert _gone(remote, 10), "the remote command outlived the hang-up"
+    assert gone_within([remote], 10), "the remote command outlived the hang-up"
     assert (tmp_path / "stopped").read_text().strip() == "stopped web_1 1.2.3"
     assert not (tmp_path / "finished").exists()
     assert failure
@@ -194,10 +165,10 @@ def test_a_killed_task_process_hangs_up_the_remote_command(hosts, tmp_path: Path
         """
     )
     task = subprocess.Popen([sys.executable, "-c", code])
-    remote = _pid_from(tmp_path / "remote.pid")
+    remote = pid_from(tmp_path / "remote.pid")
     task.kill()
     task.wait()
-    assert _gone(remote, 15), "the remote command outlived its task's process"
+    assert gone_within([remote], 15), "the remote command outlived its task's process"
     assert not (tmp_path / "finished").exists()
 
 
@@ -220,10 +191,10 @@ def test_a_failing_stop_command_is_reported_not_raised(hosts, tmp_path: Path) ->
 
     worker = threading.Thread(target=run)
     worker.start()
-    remote = _pid_from(tmp_path / "remote.pid")
+    remote = pid_from(tmp_path / "remote.pid")
     [said] = ctx.stopper.stop()
     worker.join(30)
     assert failure, "the step should fail: its task was killed"
     assert "stop_command FAILED on web_1" in said
     assert "(exit code 3): check the host by hand" in said
-    assert _gone(remote, 10)
+    assert gone_within([remote], 10)
