@@ -13,17 +13,13 @@ from release_mgmt.change_service.contract import GATES
 from release_mgmt.change_service.gates import GateStore, check_progress
 from release_mgmt.change_service.permissions import Caller
 from release_mgmt.change_service.store import ChangeRuleError
-from release_mgmt.change_service.web import CallerDep, read_json, store_of
+from release_mgmt.change_service.web import CallerDep, opened_on_first_use, read_json
 
 router = APIRouter()
 
 
 def _gates(request: Request) -> GateStore:
-    state = request.app.state
-    if getattr(state, "gates", None) is None:
-        state.gates = GateStore(store_of(request).engine)
-    gates: GateStore = state.gates
-    return gates
+    return opened_on_first_use(request, "gates", GateStore)
 
 
 GatesDep = Depends(_gates)

@@ -17,7 +17,7 @@ from release_mgmt.change_service.fences import Fenced, FenceStore
 from release_mgmt.change_service.locks import LockStore
 from release_mgmt.change_service.permissions import Caller
 from release_mgmt.change_service.store import ChangeRuleError, check_text
-from release_mgmt.change_service.web import CallerDep, read_json, store_of
+from release_mgmt.change_service.web import CallerDep, opened_on_first_use, read_json
 
 LOCK_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,49}(/[a-z][a-z0-9_-]{0,49})?$")
 COMPONENT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,99}$")
@@ -27,19 +27,12 @@ router = APIRouter()
 
 
 def _fences(request: Request) -> FenceStore:
-    state = request.app.state
-    if getattr(state, "fences", None) is None:
-        state.fences = FenceStore(store_of(request).engine)
-    fences: FenceStore = state.fences
-    return fences
+    return opened_on_first_use(request, "fences", FenceStore)
 
 
 def _locks(request: Request) -> LockStore:
-    state = request.app.state
-    if state.locks is None:
-        state.locks = LockStore(store_of(request).engine, state.run_state, _fences(request))
-    locks: LockStore = state.locks
-    return locks
+    fences, run_state = _fences(request), request.app.state.run_state
+    return opened_on_first_use(request, "locks", lambda engine: LockStore(engine, run_state, fences))
 
 
 LocksDep = Depends(_locks)
@@ -105,11 +98,7 @@ async def _lock_request(request: Request, caller: Caller) -> tuple[str, Holder, 
         raise ChangeRuleError(
             "Invalid lock name", "a name, or release/environment, in lowercase letters, digits, '_' or '-'", 400
         )
-    task = caller.task  # the holder is who the token says, never what the body says
-    if task is None or not task.environment:
-        raise ChangeRuleError(
-            "Not an environment's release task", "locks are taken by release tasks of an environment, with their token"
-        )
+    task = _environment_task(caller, "locks are taken by release tasks of an environment, with their token")
     return lock, Holder(task.dag_id, task.run_id, task.environment), body
 
 
@@ -141,12 +130,15 @@ def live_fences(component: str, fences: FenceStore = FencesDep, caller: Caller =
     return {"result": [f for f in live if (f["run_id"], f["task_id"]) != (task.run_id, task.task_id)]}
 
 
-def _environment_task(caller: Caller) -> Any:
-    task = caller.task  # who holds a fence is who the token says, never what the body says
+FENCE_HOLDERS = "fences are held by release tasks of an environment, with their token"
+
+
+def _environment_task(caller: Caller, detail: str = FENCE_HOLDERS) -> Any:
+    """The calling release task of an environment: who holds a lock or a fence is who the token says, never
+    what the body says."""
+    task = caller.task
     if task is None or not task.environment:
-        raise ChangeRuleError(
-            "Not an environment's release task", "fences are held by release tasks of an environment, with their token"
-        )
+        raise ChangeRuleError("Not an environment's release task", detail)
     return task
 
 

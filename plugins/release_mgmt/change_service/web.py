@@ -3,15 +3,18 @@ the one dependency every request passes (:func:`enforce`: who calls, and whether
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
 
 from release_mgmt.change_service import permissions as perms
 from release_mgmt.change_service.permissions import Caller
 from release_mgmt.change_service.store import ChangeStore
+
+T = TypeVar("T")
 
 
 def failure(status: int, message: str, detail: str = "") -> JSONResponse:
@@ -24,6 +27,15 @@ def store_of(request: Request) -> ChangeStore:
         state.store = ChangeStore(state.store_url())
     store: ChangeStore = state.store
     return store
+
+
+def opened_on_first_use(request: Request, name: str, make: Callable[[Engine], T]) -> T:
+    """``app.state.<name>``: a store over the change database's engine (locks, fences, gates), made on first use."""
+    state = request.app.state
+    if getattr(state, name, None) is None:
+        setattr(state, name, make(store_of(request).engine))
+    made: T = getattr(state, name)
+    return made
 
 
 async def enforce(request: Request) -> Caller:

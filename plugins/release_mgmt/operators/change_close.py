@@ -41,7 +41,7 @@ class ChangeCloseOperator(ChangeOperator):
         code = close_code(outcome.status, self._retried(context))
         notes = self._close_notes(context, outcome.sentence(self.environment))
         try:
-            self._write_queued_notes(context, backend, record["sys_id"])
+            self._write_queued_notes(context, backend, record)
             if ChangeState.of(record) == IMPLEMENT:
                 backend.transition(record["sys_id"], REVIEW, work_end=now_text())
             backend.close(record["sys_id"], code, notes)
@@ -50,12 +50,12 @@ class ChangeCloseOperator(ChangeOperator):
         self.change_audit(context, "change.closed", code, number, close_notes=notes)
         return {"number": number, "close_code": code, "state": str(int(CLOSED))}
 
-    def _write_queued_notes(self, context: Context, backend: Any, sys_id: str) -> None:
+    def _write_queued_notes(self, context: Context, backend: Any, record: dict[str, str]) -> None:
         """The work notes step tasks could not write when they ran (operators/step.py), in task order, marked as
-        written late; a retry of this task writes none twice (the journal is read first)."""
+        written late; a retry of this task writes none twice (the change's journal, as just read, is checked)."""
         from release_mgmt.operators.step import QUEUED_NOTES
 
-        journal = str(backend.get(sys_id).get("work_notes", ""))
+        sys_id, journal = record["sys_id"], str(record.get("work_notes", ""))
         for task in self.local_task_ids:
             if not task.startswith(("deploy_", "validate_", "rollback_")):
                 continue
