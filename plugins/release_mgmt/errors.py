@@ -33,6 +33,8 @@ class DefinitionError(ReleaseMgmtError):
         self.problems = tuple(problems)
         #: the release name the file gives, when it could be read (its error DAG is named after it)
         self.name: str | None = None
+        #: made of an exception no check foresaw (the file is isolated, but it found a gap in the checks)
+        self.unforeseen = False
         super().__init__(self.render())
 
     def lines(self) -> list[str]:

@@ -97,7 +97,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
     """A file that is not UTF-8 text is reported, not raised as a crash."""
     path = tmp_path / "bin.yaml"
     path.write_bytes(b"\xff\xfe\x00name")
-    with pytest.raises(DefinitionError, match="cannot read the file"):
+    with pytest.raises(DefinitionError, match="the file is not UTF-8 text"):
         load_file(path)
 
 

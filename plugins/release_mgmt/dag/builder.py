@@ -29,6 +29,7 @@ from release_mgmt.definition.loader import (
     load_paths,
     unusable,
 )
+from release_mgmt.errors import DefinitionError
 from release_mgmt.planning import ReleasePlan, TaskSpec, dag_id_for, doc_md, plan_release
 
 __all__ = ["INVALID_TAG", "build_dag", "build_release_dags", "trigger_params"]
@@ -172,6 +173,25 @@ def _isolated(item: LoadedDefinition, dag_id: str) -> DAG:
         error = unusable(item.display, item.path, "valid, but its DAG could not be built", exc)
         error.name = item.definition.name
         return build_broken_dag(error, dag_id)
+
+
+def checked_dag(
+    path: Path, shown: str, calendars_dir: Path | None = None
+) -> tuple[LoadedDefinition | None, DAG | None, DefinitionError | None]:
+    """One file as Airflow would have it: (definition, DAG, None) when it becomes a working release DAG, else
+    (definition or None, None, the error its invalid-definition DAG shows). What ``validate`` reports."""
+    try:
+        item = load_file(path, shown, calendars_dir)
+    except DefinitionError as exc:
+        return None, None, exc
+    except Exception as exc:  # noqa: BLE001 - the same isolation as load_paths
+        return None, None, unusable(shown, path, "could not be read", exc)
+    try:
+        return item, build_dag(_plan(item)), None
+    except Exception as exc:  # noqa: BLE001
+        error = unusable(item.display, item.path, "valid, but its DAG could not be built", exc)
+        error.name = item.definition.name
+        return item, None, error
 
 
 def _plan(item: LoadedDefinition) -> ReleasePlan:

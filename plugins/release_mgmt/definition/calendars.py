@@ -16,13 +16,22 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from dateutil.rrule import rrulestr
+from dateutil import rrule as rrules
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from release_mgmt.definition.budget import BudgetExceededError, time_budget
 from release_mgmt.definition.durations import Duration
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,49}$")]
 SEARCH_LIMIT = 5000  # occurrences looked at before a window counts as never opening again
+#: the window horizon: local times a window may name (past it, time zone arithmetic overflows)
+FIRST_YEAR, LAST_YEAR = 1970, 2199
+#: how long validation searches for a recurring window's first opening
+RULE_BUDGET_SECONDS = 2.0
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -40,7 +49,7 @@ def to_utc(local: datetime, zone: ZoneInfo) -> datetime:
 class Window(BaseModel):
     """A freeze (no deployments) or maintenance window (deployments only inside)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: Name
     kind: Literal["freeze", "maintenance"]
@@ -67,6 +76,27 @@ class Window(BaseModel):
     def _local(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is not None:
             raise ValueError("write a local time without offset; the window's timezone says where")
+        if value is not None and not FIRST_YEAR <= value.year <= LAST_YEAR:
+            raise ValueError(f"must be a time in the years {FIRST_YEAR} to {LAST_YEAR} (got {value:%Y-%m-%d})")
+        return value
+
+    @field_validator("rrule")
+    @classmethod
+    def _advancing(cls, value: str | None) -> str | None:
+        """A rule that moves forward at most hourly (INTERVAL=0 never moves, and finer rules with impossible
+        filters search for centuries)."""
+        if value is None:
+            return value
+        try:
+            rule = rrules.rrulestr(value, dtstart=datetime(2000, 1, 1))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ValueError(f"rrule {_cut(value)} cannot be read: {_cut(str(exc), 120)}") from None
+        if not isinstance(rule, rrules.rrule):
+            raise ValueError("rrule must be one RRULE (FREQ=...;...), not a set of rules or dates")
+        if rule._interval < 1:
+            raise ValueError(f"rrule {_cut(value)} has INTERVAL={rule._interval}; write 1 or more")
+        if rule._freq > rrules.HOURLY:
+            raise ValueError("rrule repeats more often than hourly; use FREQ=HOURLY or coarser (or cron)")
         return value
 
     @model_validator(mode="after")
@@ -83,12 +113,18 @@ class Window(BaseModel):
             return self
         if self.duration is None:
             raise ValueError("a recurring window needs a duration, e.g. 4h")
-        if self.cron is not None and not croniter.is_valid(self.cron):
-            raise ValueError(f"cron {self.cron!r} is not a valid cron expression (minute hour day month weekday)")
+        if self.cron is not None and (len(self.cron) > 200 or not croniter.is_valid(self.cron)):
+            raise ValueError(f"cron {_cut(self.cron)} is not a valid cron expression (minute hour day month weekday)")
         try:
-            first = next(self._starts_after(datetime(2000, 1, 1)), None)
-        except ValueError as exc:
-            raise ValueError(f"rrule {self.rrule!r} cannot be read: {exc}") from None
+            with time_budget(RULE_BUDGET_SECONDS, "finding this window's first opening"):
+                first = next(self._starts_after(datetime(2000, 1, 1)), None)
+        except BudgetExceededError:
+            raise ValueError(
+                f"no opening found within {RULE_BUDGET_SECONDS:g}s of searching: the rule's filters (BYMONTH, "
+                "BYMONTHDAY, BYDAY, BYSETPOS ...) probably never meet; simplify them"
+            ) from None
+        except (ValueError, OverflowError) as exc:
+            raise ValueError(f"rrule {_cut(str(self.rrule))} cannot be read: {_cut(str(exc), 120)}") from None
         if first is None:
             raise ValueError("this window never opens: its cron or rrule has no occurrence")
         return self
@@ -106,7 +142,7 @@ class Window(BaseModel):
         )
 
     def _rule(self) -> Any:
-        return rrulestr(str(self.rrule), dtstart=self.starting or datetime(2000, 1, 1))
+        return rrules.rrulestr(str(self.rrule), dtstart=self.starting or datetime(2000, 1, 1))
 
     def _starts_after(self, local: datetime) -> Iterator[datetime]:
         """Local start times strictly after ``local`` (naive wall clock), ascending."""

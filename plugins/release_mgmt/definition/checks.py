@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import graphlib
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
+from release_mgmt.definition.calendars import Window, to_utc
+from release_mgmt.definition.durations import format_duration
 from release_mgmt.definition.models import ReleaseDefinition
+from release_mgmt.definition.templates import template_problems
 from release_mgmt.errors import Problem
 from release_mgmt.gates.approval import reachable_problems as gate_reachability
 from release_mgmt.steps import shell
 
 RESERVED_PARAMETERS = ("environments", "dry_run", "emergency_change")
+#: task ids outside every environment's group (planning/graph.py): an environment group may not take them
+MAINTENANCE_HORIZON = timedelta(days=400)
+RESERVED_ENVIRONMENTS = ("preflight", "break_glass", "summary")
 
 
 def semantic_problems(defn: ReleaseDefinition) -> list[Problem]:
@@ -42,6 +49,16 @@ def semantic_problems(defn: ReleaseDefinition) -> list[Problem]:
     problems += shell_problems(defn)[0]
     problems += _window_problems(defn)
     problems += _break_glass_problems(defn)
+    problems += _distinct_problems(defn)
+    problems += template_problems(defn)
+    problems += [
+        Problem(
+            f"environments[{i}].name",
+            f"{env.name!r} is the name of a task every release DAG has; choose another environment name",
+        )
+        for i, env in enumerate(defn.environments)
+        if env.name in RESERVED_ENVIRONMENTS
+    ]
     if not problems:
         problems += _cycle_problems(defn)
     reserved = {*RESERVED_PARAMETERS, *(f"version_{n}" for n in names)}
@@ -138,16 +155,62 @@ def _authorizer_problems(defn: ReleaseDefinition) -> list[Problem]:
 
 
 def _window_problems(defn: ReleaseDefinition) -> list[Problem]:
-    """The definition's own windows name its environments (shared calendars may name others')."""
-    env_names = [e.name for e in defn.environments]
-    return [
-        Problem(
-            f"windows[{i}].environments[{j}]", f"unknown environment {env!r}; this release has {', '.join(env_names)}"
-        )
-        for i, window in enumerate(defn.windows)
-        for j, env in enumerate(window.environments)
-        if env not in env_names
-    ]
+    """The definition's own windows name its environments and components, and apply to it (shared calendars
+    may name other releases'): a typo in a scope would leave a freeze protecting nothing."""
+    problems: list[Problem] = []
+    known = {"environments": [e.name for e in defn.environments], "components": [c.name for c in defn.components]}
+    for i, window in enumerate(defn.windows):
+        for scope, names in known.items():
+            problems += [
+                Problem(
+                    f"windows[{i}].{scope}[{j}]",
+                    f"unknown {scope[:-1]} {name!r}; this release has {', '.join(names)}",
+                )
+                for j, name in enumerate(getattr(window, scope))
+                if name not in names
+            ]
+        if window.releases and defn.name not in window.releases:
+            problems.append(
+                Problem(
+                    f"windows[{i}].releases",
+                    f"this window is in release {defn.name}'s definition but names only "
+                    f"{', '.join(window.releases)}, so it never applies; remove releases or name {defn.name}",
+                )
+            )
+    return problems
+
+
+def _distinct_problems(defn: ReleaseDefinition) -> list[Problem]:
+    """``distinct_across_environments`` gates whose quorum the approvers of the earlier environments (drawn from
+    the same people) leave unreachable: each earlier environment needs its own approvers when it is distinct
+    too, else they may be the same people."""
+    problems: list[Problem] = []
+    used = 0  # fewest distinct people the environments before this one need
+    earlier: list[set[str]] = []
+    for i, env in enumerate(defn.environments):
+        need = max((g.min_approvals for g in env.gates if g.type == "approval"), default=0)
+        for j, gate in enumerate(env.gates):
+            if gate.type != "approval" or not gate.distinct_across_environments or not earlier:
+                continue
+            pool = set(gate.eligible(defn.approver_groups))
+            before = used if all(people <= pool for people in earlier) else 0
+            spare = 1 if gate.separation_of_duties else 0
+            if before and gate.min_approvals > len(pool) - spare - before:
+                problems.append(
+                    Problem(
+                        f"environments[{i}].gates[{j}].distinct_across_environments",
+                        f"cannot be satisfied: {len(pool)} eligible approver(s), at least {before} of them approve "
+                        f"earlier environments and may not approve here, {gate.min_approvals} needed"
+                        + (" (whoever triggers the run cannot approve)" if spare else "")
+                        + "; add approvers or lower min_approvals",
+                    )
+                )
+        distinct = any(g.type == "approval" and g.distinct_across_environments for g in env.gates)
+        used = used + need if distinct else max(used, need)
+        people = {u for g in env.gates if g.type == "approval" for u in g.eligible(defn.approver_groups)}
+        if people:
+            earlier.append(people)
+    return problems
 
 
 def _gate_problems(defn: ReleaseDefinition) -> list[Problem]:
@@ -193,3 +256,50 @@ def _duplicates(key: str, names: list[str], what: str) -> list[Problem]:
                 )
             )
     return problems
+
+
+def maintenance_problems(defn: ReleaseDefinition, now: datetime) -> list[Problem]:
+    """Environments whose maintenance windows (own and shared) never leave ``expected_duration`` to deploy in
+    the next 400 days: every deploy there would wait forever."""
+    problems: list[Problem] = []
+    until = now + MAINTENANCE_HORIZON
+    for i, env in enumerate(defn.environments):
+        for comp in defn.components:
+            windows = [
+                w for w in defn.windows if w.kind == "maintenance" and w.applies_to(env.name, defn.name, comp.name)
+            ]
+            if not windows or any(_room(w, now, until, env.expected_duration) for w in windows):
+                continue
+            longest = max(_length(w) for w in windows)
+            if longest < env.expected_duration:
+                why = (
+                    f"expected_duration {format_duration(env.expected_duration)} is longer than every maintenance "
+                    f"window of {env.name} (the longest lasts {format_duration(longest)}); shorten it or "
+                    "lengthen a window"
+                )
+            else:
+                left = f" with {format_duration(env.expected_duration)} left" if env.expected_duration else ""
+                why = (
+                    f"no maintenance window of {env.name} ({', '.join(w.name for w in windows)}) opens{left} in "
+                    "the next 400 days, so every deploy there would wait forever; add a window that is still to come"
+                )
+            key = "expected_duration" if env.expected_duration and longest < env.expected_duration else "name"
+            problems.append(Problem(f"environments[{i}].{key}", why))
+            break
+    return problems
+
+
+def _room(window: Window, now: datetime, until: datetime, expected: timedelta) -> bool:
+    """Whether some opening of ``window`` in [now, until) leaves ``expected`` to deploy."""
+    for count, occ in enumerate(window.occurrences(now, until)):
+        if occ.end - max(occ.start, now) >= expected and occ.end > now:
+            return True
+        if count > 1000:
+            return False
+    return False
+
+
+def _length(window: Window) -> timedelta:
+    if window.start is not None and window.end is not None:
+        return to_utc(window.end, window.zone) - to_utc(window.start, window.zone)
+    return window.duration or timedelta(0)

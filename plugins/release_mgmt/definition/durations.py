@@ -12,21 +12,35 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 
 
+#: the longest duration a definition may give (a window, a timeout, a wait): past it, arithmetic on dates overflows
+#: long before anything useful happens
+MAX_SECONDS = 400 * 86400
+
+
 def parse_duration(value: Any) -> timedelta:
-    """``"15m"`` -> 15 minutes; a positive number is seconds; anything else is a ValueError."""
+    """``"15m"`` -> 15 minutes; a positive number is seconds; whole seconds from 1s to 400d, else ValueError."""
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
     elif isinstance(value, str) and (match := _PATTERN.match(value)):
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 20:
         seconds = float(value)
     else:
-        raise ValueError(f"must be a duration like 90s, 15m, 4h or 2d (got {value!r})")
-    if seconds <= 0:
-        raise ValueError(f"must be longer than zero (got {value!r})")
+        raise ValueError(f"must be a duration like 90s, 15m, 4h or 2d (got {_shown(value)})")
+    if not seconds > 0:
+        raise ValueError(f"must be longer than zero (got {_shown(value)})")
+    if seconds != int(seconds) or seconds < 1:
+        raise ValueError(f"must be a whole number of seconds, at least 1s (got {_shown(value)})")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"must be at most 400d (got {_shown(value)})")
     return timedelta(seconds=seconds)
+
+
+def _shown(value: Any) -> str:
+    text = str(value)
+    return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
 def format_duration(value: timedelta) -> str:

@@ -6,6 +6,7 @@ import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from release_mgmt.definition import yaml_io
 from release_mgmt.definition.calendars import CalendarFile
-from release_mgmt.definition.checks import semantic_problems, shell_problems
+from release_mgmt.definition.checks import maintenance_problems, semantic_problems, shell_problems
 from release_mgmt.definition.messages import calendar_problems, key_path, problems_from
 from release_mgmt.definition.models import ReleaseDefinition
 from release_mgmt.errors import DefinitionError, Problem
@@ -22,9 +23,8 @@ from release_mgmt.gates.approval import User
 from release_mgmt.gates.base import GroupName
 
 SUFFIXES = (".yaml", ".yml")
-#: the largest definition file read (a real one is a few KB; the limit keeps one file from eating a shard's
-#: import timeout)
-MAX_BYTES = 1_000_000
+#: top-level keys left to the author (anchors for YAML merge keys: ``x-defaults: &defaults {...}``)
+EXTENSION_PREFIX = "x-"
 __all__ = [
     "LoadReport",
     "LoadedDefinition",
@@ -110,23 +110,13 @@ def load_file(path: Path, display: str | None = None, calendars_dir: Path | None
     """
     shown = display or display_path(path)
     try:
-        size = path.stat().st_size
-    except OSError:
-        size = 0
-    if size > MAX_BYTES:  # before reading: a huge file must not cost the other releases their parse time
-        message = (
-            f"the file is {size / 1_000_000:.1f} MB; a definition is at most {MAX_BYTES // 1_000_000} MB: split it "
-            "into several releases, or move shared windows into include/calendars and groups into a shared file"
-        )
-        raise DefinitionError(shown, path=path, problems=[Problem("", message, line=1)])
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DefinitionError(shown, path=path, problems=[Problem("", f"cannot read the file: {exc}")]) from exc
+        text = yaml_io.read_small(path)
+    except ValueError as exc:  # before reading: a huge file must not cost the other releases their parse time
+        raise DefinitionError(shown, path=path, problems=[Problem("", str(exc), line=1)]) from None
     try:
         data, node = yaml_io.parse(text)
-    except yaml.MarkedYAMLError as exc:
-        raise DefinitionError(shown, path=path, problems=[_yaml_problem(exc)]) from exc
+    except (yaml.YAMLError, yaml_io.LimitError) as exc:
+        raise DefinitionError(shown, path=path, problems=[yaml_io.problem(exc, text)]) from None
     if data is None:
         raise DefinitionError(
             shown,
@@ -159,6 +149,7 @@ def _checked(
     data: dict[str, Any], node: yaml.Node | None, path: Path, shown: str, calendars_dir: Path | None
 ) -> ReleaseDefinition:
     """The definition of a file's mapping, with its shared groups and calendars, every check passed."""
+    data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith(EXTENSION_PREFIX))}
     try:
         definition = ReleaseDefinition.model_validate(data)
     except ValidationError as exc:
@@ -171,6 +162,9 @@ def _checked(
         raise DefinitionError(shown, problems, path)
     if definition.calendars:
         definition = _with_calendars(definition, path, shown, node, calendars_dir)
+    problems = [_with_line(p, node) for p in maintenance_problems(definition, datetime.now(UTC))]
+    if problems:
+        raise DefinitionError(shown, problems, path)
     if definition.schedule is not None:
         _check_schedule(definition, path, shown, node)
     return definition
@@ -219,11 +213,12 @@ def load_calendar(file: Path) -> CalendarFile:
     """One shared calendar file; DefinitionError naming that file, line and key path."""
     shown = display_path(file)
     try:
-        data, node = yaml_io.parse(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DefinitionError(shown, [Problem("", f"cannot read the file: {exc}")], file) from exc
-    except yaml.MarkedYAMLError as exc:
-        raise DefinitionError(shown, [_yaml_problem(exc)], file) from exc
+        text = yaml_io.read_small(file)
+        data, node = yaml_io.parse(text)
+    except ValueError as exc:
+        raise DefinitionError(shown, [Problem("", str(exc))], file) from None
+    except (yaml.YAMLError, yaml_io.LimitError) as exc:
+        raise DefinitionError(shown, [yaml_io.problem(exc, text)], file) from None
     try:
         return CalendarFile.model_validate(data if data is not None else {})
     except ValidationError as exc:
@@ -242,13 +237,12 @@ def _with_shared_groups(defn: ReleaseDefinition, path: Path, shown: str, node: y
     shared = path.parent / str(defn.approver_groups_file)
     where = Problem("approver_groups_file", "", line=yaml_io.line_of(node, ("approver_groups_file",)))
     try:
-        data, _ = yaml_io.parse(shared.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DefinitionError(
-            shown, [dataclasses.replace(where, message=f"cannot read {shared}: {exc}")], path
-        ) from exc
-    except yaml.MarkedYAMLError as exc:
-        raise DefinitionError(str(shared), [_yaml_problem(exc)], shared) from exc
+        text = yaml_io.read_small(shared)
+        data, _ = yaml_io.parse(text)
+    except ValueError as exc:
+        raise DefinitionError(shown, [dataclasses.replace(where, message=str(exc))], path) from None
+    except (yaml.YAMLError, yaml_io.LimitError) as exc:
+        raise DefinitionError(str(shared), [yaml_io.problem(exc, text)], shared) from None
     try:
         groups = GROUPS_ADAPTER.validate_python(data or {})
     except ValidationError as exc:
@@ -267,7 +261,9 @@ def unusable(shown: str, path: Path, what: str, exc: BaseException) -> Definitio
     (the exception's kind and a short excerpt, never a traceback)."""
     text = " ".join(str(exc).split())[:200] or "no detail"
     message = f"{what} ({type(exc).__name__}: {text}); simplify the file where it is unusual, then validate again"
-    return DefinitionError(shown, [Problem("", message)], path)
+    error = DefinitionError(shown, [Problem("", message)], path)
+    error.unforeseen = True
+    return error
 
 
 def load_paths(paths: Iterable[Path], root: Path | None = None, calendars_dir: Path | None = None) -> LoadReport:
@@ -297,18 +293,6 @@ def load_paths(paths: Iterable[Path], root: Path | None = None, calendars_dir: P
         owners[item.definition.name] = item
         loaded.append(item)
     return LoadReport(tuple(loaded), tuple(errors))
-
-
-def _yaml_problem(exc: yaml.MarkedYAMLError) -> Problem:
-    mark = exc.problem_mark or exc.context_mark
-    text = str(exc.problem or "")
-    if exc.context and exc.context_mark is not None:
-        text += f" ({exc.context} at line {exc.context_mark.line + 1})"
-    if "but got '{'" in text:
-        text += "; a Jinja {{ }} inside a flow mapping {...} needs quotes, or write the mapping in block style"
-    line = mark.line + 1 if mark else None
-    column = f"column {mark.column + 1}: " if mark else ""
-    return Problem("", f"{column}invalid YAML: {text}", line=line)
 
 
 def _kind(data: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -33,7 +34,13 @@ def _type_name(value: Any) -> str:
         return "a list"
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
-    return f"{value!r}"
+    return _cut(value)
+
+
+def _cut(value: Any, limit: int = 60) -> str:
+    """A value as a message quotes it: text cut to a readable length (a 200 KB value stays a short line)."""
+    text = value if isinstance(value, str) else str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _models_at(loc: tuple[Any, ...]) -> list[type[BaseModel]]:
@@ -121,16 +128,20 @@ TEMPLATES = {
     "list_type": "must be a list (got {got})",
     "too_short": "must have at least {min_length} item(s)",
     "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters (got {got})",
+    "too_long": "must have at most {max_length} item(s)",
+    "finite_number": "must be a finite number (got {got})",
     "string_type": "must be a string (got {got})",
     "literal_error": "must be one of {expected} (got {got})",
     "value_error": "{error}",
-    "union_tag_invalid": "unknown step type {tag!r}; expected one of: {step_types}",
+    "union_types": "{kinds_text} (got {got})",
+    "union_tag_invalid": "unknown step type {tag}; expected one of: {step_types}",
     "union_tag_not_found": "required key is missing; expected one of: {step_types}",
 }
 #: error kinds that read differently on a step's ``type`` key
 STEP_TYPE_TEMPLATES = {
     "missing": "required key is missing; expected one of: {step_types}",
-    "literal_error": "unknown step type {value!r}; expected one of: {step_types}",
+    "literal_error": "unknown step type {value}; expected one of: {step_types}",
 }
 
 
@@ -140,17 +151,21 @@ def _sentence(err: dict[str, Any], data: Any) -> str:
         return _unknown_key(loc, data)
     if kind == "string_pattern_mismatch":
         pattern = str((err.get("ctx") or {}).get("pattern"))
-        return f"must be {PATTERN_RULES.get(pattern, f'match {pattern}')} (got {value!r})"
+        rule = PATTERN_RULES.get(pattern, "written in the form the documentation shows for this key")
+        return f"must be {rule} (got {_cut(value)})"
     names = {
         **(err.get("ctx") or {}),
+        "kinds_text": err["msg"],
         "got": _type_name(value),
-        "value": value,
+        "value": _cut(value) if isinstance(value, str) else value,
         "step_types": ", ".join(step_type_names()),
     }
     if kind in STEP_TYPE_TEMPLATES and loc[-1:] == ("type",) and _is_step(loc[:-1]):
         return STEP_TYPE_TEMPLATES[kind].format(**names)
     if kind == "literal_error" and loc[-1:] == ("type",) and _is_gate(loc[:-1]):
-        return f"unknown gate type {value!r}; expected one of: {', '.join(gate_type_names())}"
+        return f"unknown gate type {_cut(value)}; expected one of: {', '.join(gate_type_names())}"
+    if kind == "union_tag_invalid":
+        names["tag"] = _cut(str(names.get("tag", "")))
     if kind in TEMPLATES:
         return TEMPLATES[kind].format(**names)
     msg = err["msg"]
@@ -192,10 +207,51 @@ def calendar_problems(exc: ValidationError, data: Any) -> list[Problem]:
     return problems
 
 
+#: what pydantic puts into a location for each member of a plain union (``json: dict | list``), and what each
+#: member's type error means
+_UNION_LABEL = re.compile(r"^(?:str|int|float|bool|none|any|(?:dict|list|tuple|set)\[.*\]|function-\w+\[.*\])$")
+_KINDS = {
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "string_type": "text",
+    "bool_type": "true or false",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "none_required": "null",
+}
+
+
+def _one_per_union(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Errors with union member labels taken out of their location; the members' type errors at one key become
+    one ("must be a mapping or a list")."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for e in errors:
+        loc = tuple(e["loc"])
+        labels = [p for p in loc if isinstance(p, str) and _UNION_LABEL.match(p)]
+        if not labels:
+            out.append(e)
+            continue
+        clean = tuple(p for p in loc if not (isinstance(p, str) and _UNION_LABEL.match(p)))
+        first = merged.get(clean)
+        if first is None:
+            first = merged[clean] = {**e, "loc": clean, "kinds": []}
+            out.append(first)
+        if e["type"] in _KINDS and _KINDS[e["type"]] not in first["kinds"]:
+            first["kinds"].append(_KINDS[e["type"]])
+    for e in merged.values():
+        if len(e["kinds"]) > 1:
+            e["type"], e["msg"] = "union_types", f"must be {' or '.join(e['kinds'])}"
+    return out
+
+
 def problems_from(exc: ValidationError, data: Any) -> list[Problem]:
     """Every validation error of one file as a :class:`Problem`, noise removed."""
     errors: list[dict[str, Any]] = []
-    for e in exc.errors():
+    for e in _one_per_union([dict(e) for e in exc.errors()]):
         loc = _without_tags(tuple(e["loc"]))
         if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc = (*loc, "type")  # the problem is the step's type key, where the user must look
@@ -206,7 +262,7 @@ def problems_from(exc: ValidationError, data: Any) -> list[Problem]:
             continue
         loc = tuple(err["loc"])
         if loc and loc[-1] == "[key]":
-            problems.append(Problem(key_path(loc[:-2]), f"key {loc[-2]!r}: {_sentence(err, data)}"))
+            problems.append(Problem(key_path(loc[:-2]), f"key {_cut(str(loc[-2]))}: {_sentence(err, data)}"))
         else:
             problems.append(Problem(key_path(loc), _sentence(err, data)))
     return problems

@@ -8,12 +8,12 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from release_mgmt.definition.calendars import Window
 from release_mgmt.definition.durations import Duration
 from release_mgmt.gates import Gate
-from release_mgmt.gates.approval import User
+from release_mgmt.gates.approval import USER_PATTERN, User
 from release_mgmt.gates.base import GroupName
 from release_mgmt.steps import Step
 
@@ -24,8 +24,16 @@ VERSION_RULE = "letters, digits, '.', '_', '+' or '-', starting with a letter or
 KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 KEY_RULE = "letters, digits or '_', starting with a letter or '_' (usable in templates)"
 
+#: how many of each a definition may hold (README, "Limits"): past them a release is several releases
+MAX_COMPONENTS, MAX_ENVIRONMENTS, MAX_CHECKS = 100, 20, 50
+
 #: pattern -> the sentence an error message uses for it
-PATTERN_RULES = {NAME_PATTERN: NAME_RULE, VERSION_PATTERN: VERSION_RULE, KEY_PATTERN: KEY_RULE}
+PATTERN_RULES = {
+    NAME_PATTERN: NAME_RULE,
+    VERSION_PATTERN: VERSION_RULE,
+    KEY_PATTERN: KEY_RULE,
+    USER_PATTERN: "an Airflow user name: letters, digits, '.', '_', '@', '+' or '-', at most 100 characters",
+}
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Version = Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
@@ -45,7 +53,7 @@ Scalar = Annotated[str | bool | None, BeforeValidator(_scalar)]
 class Strict(BaseModel):
     """Base of every definition model: unknown keys are errors, values never change after loading."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False, allow_inf_nan=False)
 
 
 class Component(Strict):
@@ -60,7 +68,9 @@ class Component(Strict):
         description="Step whose last output line is the version running now; rollback restores that version.",
     )
     deploy: Step
-    validation: tuple[Step, ...] = Field(default=(), alias="validate", description="Checks run after deploy, in order.")
+    validation: tuple[Step, ...] = Field(
+        default=(), alias="validate", max_length=MAX_CHECKS, description="Checks run after deploy, in order."
+    )
     rollback: Step | None = Field(
         default=None, description="Restores the last known good version ({{ previous_version }})."
     )
@@ -112,9 +122,13 @@ class Environment(Strict):
 
     name: Name
     description: str = ""
-    variables: dict[Key, Scalar] = Field(default_factory=dict, description="Available in templates as {{ vars.NAME }}.")
+    variables: dict[Key, Scalar] = Field(
+        default_factory=dict, max_length=100, description="Available in templates as {{ vars.NAME }}."
+    )
     gates: tuple[Gate, ...] = Field(
-        default=(), description="Checked in order after the environment starts and before anything is deployed."
+        default=(),
+        max_length=20,
+        description="Checked in order after the environment starts and before anything is deployed.",
     )
     on_freeze: Literal["wait", "fail"] = Field(
         default="wait", description="During a freeze: wait until it ends (no worker held), or fail at once."
@@ -139,31 +153,37 @@ class Environment(Strict):
     )
 
 
-def typed_default(kind: str, value: object) -> object:
-    """A parameter's default as its type wants it: YAML numbers arrive as text (see yaml_io), so an
-    integer parameter's ``default: 3`` becomes 3 here; a value of another type is an error."""
+def typed_default(kind: str, value: object, what: str = "default") -> object:
+    """A parameter's default (or enum item) as its type wants it: YAML numbers arrive as text (see yaml_io), so
+    an integer parameter's ``default: 3`` becomes 3 here; a value of another type is an error."""
     if value is None:
         return None
+    shown = _cut(str(value))
     if kind == "boolean":
         if isinstance(value, bool):
             return value
-        raise ValueError(f"default {value!r} is not true or false (write true or false, unquoted)")
+        raise ValueError(f"{what} {shown} is not true or false (write true or false, unquoted)")
     if isinstance(value, bool):
-        raise ValueError(f"default {str(value).lower()} is a boolean, not a {kind} (quote it for a string)")
+        raise ValueError(f"{what} {str(value).lower()} is a boolean, not a {kind} (quote it for a string)")
     text = str(value).strip()
     if kind == "integer":
-        if re.fullmatch(r"[+-]?\d+", text):
+        if re.fullmatch(r"[+-]?\d{1,18}", text):
             return int(text)
-        raise ValueError(f"default {text!r} is not an integer (write a whole number, e.g. 3)")
+        raise ValueError(f"{what} {shown} is not an integer (write a whole number, e.g. 3)")
     if kind == "number":
         try:
-            number = float(text)
+            number = float(text) if len(text) <= 40 else math.nan
         except ValueError:
-            number = float("nan")
+            number = math.nan
         if math.isfinite(number):
             return number
-        raise ValueError(f"default {text!r} is not a number (write e.g. 0.5)")
+        raise ValueError(f"{what} {shown} is not a number (write e.g. 0.5)")
     return str(value)
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    """A value as a message quotes it: cut to a readable length."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 class Parameter(Strict):
@@ -172,7 +192,7 @@ class Parameter(Strict):
     type: Literal["string", "integer", "number", "boolean"] = "string"
     default: Annotated[str | bool | int | float | None, BeforeValidator(_scalar)] = None
     description: str = ""
-    enum: tuple[str, ...] | None = None
+    enum: tuple[str | int | float, ...] | None = Field(default=None, min_length=1, max_length=100)
     pattern: str | None = Field(
         default=None,
         description="A string parameter's values must match this regular expression (JSON schema semantics: "
@@ -182,25 +202,35 @@ class Parameter(Strict):
     @model_validator(mode="before")
     @classmethod
     def _typed(cls, data: object) -> object:
-        if isinstance(data, dict) and "default" in data and not isinstance(data["default"], dict | list):
-            kind = data.get("type", "string")
-            if kind in ("string", "integer", "number", "boolean"):
-                data = {**data, "default": typed_default(kind, data["default"])}
+        if not isinstance(data, dict):
+            return data
+        kind = data.get("type", "string")
+        if kind not in ("string", "integer", "number", "boolean"):
+            return data
+        if "default" in data and not isinstance(data["default"], dict | list):
+            data = {**data, "default": typed_default(kind, data["default"])}
+        enum = data.get("enum")
+        if isinstance(enum, list | tuple):
+            if kind == "boolean":
+                raise ValueError("enum applies to string, integer and number parameters, not boolean")
+            items = [item if isinstance(item, dict | list) else typed_default(kind, item, "enum item") for item in enum]
+            data = {**data, "enum": items}
         return data
 
     @model_validator(mode="after")
     def _default_in_enum(self) -> Parameter:
         if self.enum is not None and self.default is not None and self.default not in self.enum:
-            raise ValueError(f"default {self.default!r} is not one of enum: {', '.join(self.enum)}")
+            allowed = ", ".join(str(e)[:30] for e in self.enum[:10]) + (", ..." if len(self.enum) > 10 else "")
+            raise ValueError(f"default {_cut(str(self.default))} is not one of enum: {allowed}")
         if self.pattern is not None:
             if self.type != "string":
                 raise ValueError(f"pattern applies to string parameters, not {self.type}")
             try:
                 compiled = re.compile(self.pattern)
             except re.error as exc:
-                raise ValueError(f"pattern {self.pattern!r} is not a regular expression: {exc}") from None
+                raise ValueError(f"pattern is not a regular expression ({exc.msg} at position {exc.pos})") from None
             if self.default is not None and not compiled.search(str(self.default)):
-                raise ValueError(f"default {self.default!r} does not match pattern {self.pattern!r}")
+                raise ValueError(f"default {_cut(str(self.default))} does not match this parameter's pattern")
         return self
 
 
@@ -213,7 +243,7 @@ class Schedule(Strict):
 class Policy(Strict):
     """Release-wide rules the checks enforce."""
 
-    require_rollback: bool = Field(default=True, description="Every component must declare a rollback step.")
+    require_rollback: StrictBool = Field(default=True, description="Every component must declare a rollback step.")
 
 
 class ReleaseDefinition(Strict):
@@ -221,13 +251,15 @@ class ReleaseDefinition(Strict):
 
     name: Name = Field(description="Release name; the DAG id is release_<name>.")
     description: str = ""
-    owner: Annotated[str, StringConstraints(min_length=1)]
-    team: str = ""
-    components: tuple[Component, ...] = Field(min_length=1)
+    owner: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    team: str = Field(default="", max_length=80, description="Team that owns the release (a DAG tag team:<team>).")
+    components: tuple[Component, ...] = Field(min_length=1, max_length=MAX_COMPONENTS)
     environments: tuple[Environment, ...] = Field(
-        min_length=1, description="In promotion order: each starts only after the one before succeeded."
+        min_length=1,
+        max_length=MAX_ENVIRONMENTS,
+        description="In promotion order: each starts only after the one before succeeded.",
     )
-    parameters: dict[Key, Parameter] = Field(default_factory=dict)
+    parameters: dict[Key, Parameter] = Field(default_factory=dict, max_length=50)
     approver_groups: dict[GroupName, tuple[User, ...]] = Field(
         default_factory=dict, description="Named groups of Airflow users, for approval gates."
     )
@@ -239,7 +271,9 @@ class ReleaseDefinition(Strict):
     calendars: tuple[Name, ...] = Field(
         default=(), description="Shared calendars (include/calendars/<name>.yaml) whose windows apply."
     )
-    windows: tuple[Window, ...] = Field(default=(), description="Freeze and maintenance windows of this release.")
+    windows: tuple[Window, ...] = Field(
+        default=(), max_length=200, description="Freeze and maintenance windows of this release."
+    )
     schedule: Schedule | None = Field(default=None, description="Unattended runs; default: manual runs only.")
     break_glass: Gate | None = Field(
         default=None,

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from release_mgmt.definition.durations import Duration
 from release_mgmt.gates.base import GateModel, GroupName
@@ -23,7 +23,7 @@ APPROVE, REJECT = "Approve", "Reject"
 class GroupQuorum(BaseModel):
     """A group that must bring its own number of approvals."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     group: GroupName
     min_approvals: int = Field(default=1, ge=1)
@@ -44,8 +44,10 @@ class ApprovalGate(GateModel):
     )
     timeout: Duration = Field(default=timedelta(days=1), description="How long to wait, e.g. 4h or 2d.")
     on_timeout: Literal["reject", "approve"] = Field(default="reject", description="Outcome when time runs out.")
-    separation_of_duties: bool = Field(default=True, description="The user who triggered the run can never approve it.")
-    distinct_across_environments: bool = Field(
+    separation_of_duties: StrictBool = Field(
+        default=True, description="The user who triggered the run can never approve it."
+    )
+    distinct_across_environments: StrictBool = Field(
         default=False, description="An approver of an earlier environment of the same run may not approve this one."
     )
     subject: str | None = Field(default=None, description="Title of the request (templated).")

@@ -15,7 +15,7 @@ class GateModel(BaseModel):
     """Base of every gate type: subclasses add a ``Literal`` ``type``, their settings, ``OPERATOR`` and
     ``problems``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: GroupName
     #: the operator class that runs this gate, as a dotted path (the DAG builder imports it; the definition

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 class StepModel(BaseModel):
     """Base of every step type; ``type`` is the discriminator of the step union."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     type: str
     #: Keys whose values may hold Jinja templates rendered at run time.

@@ -1,0 +1,116 @@
+"""The whole path a definition file takes in Airflow, run on one file: read and validate it, plan and build its
+DAG, serialize the DAG as the DAG processor does, ask its timetable for the next run and decide every
+environment's windows as a deploy task would. Used by the fuzzer (tools/fuzz_definitions.py) and its tests.
+
+:func:`exercise` answers ``accepted`` or ``error`` (with the lines the user sees) and raises :class:`Crash`
+for anything else: an exception that escaped, an error DAG made of an unforeseen exception (isolation held,
+but the definition found a bug), or a message a user should never see (a traceback, a Python repr, a regex,
+an overlong line).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+#: the longest line of an error report a person is expected to read
+MAX_LINE = 600
+#: what never belongs in a message (a traceback, a Python object's repr, a raw regular expression)
+_UNREADABLE = re.compile(r"Traceback \(most recent|File \"/|<class '|object at 0x|\\[dwsSWD]|\^\[|\(\?P<")
+
+
+class Crash(Exception):  # noqa: N818 - the fuzzer's outcome class
+    """The definition got past every control: ``signature`` groups crashes of one cause."""
+
+    def __init__(self, signature: str, detail: str) -> None:
+        self.signature = signature
+        super().__init__(f"{signature}: {detail}")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # accepted | error
+    lines: tuple[str, ...]
+
+
+def exercise(path: Path, calendars_dir: Path | None = None, now: datetime | None = None) -> Outcome:
+    """Run ``path`` through everything Airflow and the deploy tasks do with it (see the module doc)."""
+    from release_mgmt.dag.builder import checked_dag
+    from release_mgmt.errors import DefinitionError
+
+    try:
+        item, dag, error = checked_dag(path, path.name, calendars_dir)
+    except Exception as exc:
+        raise Crash(_signature(exc), f"escaped: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    if error is not None:
+        _readable(error)
+        if getattr(error, "unforeseen", False):
+            raise Crash("unforeseen:" + error.problems[0].message.split("(", 2)[1].split(":")[0], error.render()[:400])
+        return Outcome("error", tuple(error.lines()))
+    assert dag is not None
+    assert item is not None
+    try:
+        _after_build(dag, now or datetime.now(UTC))
+        _decide_windows(item.definition, now or datetime.now(UTC))
+    except DefinitionError:
+        raise
+    except Exception as exc:
+        raise Crash(_signature(exc), f"after build: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    return Outcome("accepted", ())
+
+
+def _after_build(dag: object, now: datetime) -> None:
+    """Serialize (the DAG processor), the next scheduled run (the scheduler), every window decision."""
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.timetables.base import TimeRestriction
+
+    from release_mgmt.dag.timetable import MaintenanceWindowTimetable
+
+    encoded = DagSerialization.to_dict(dag)
+    DagSerialization.from_dict(encoded)
+    timetable = dag.timetable  # type: ignore[attr-defined]
+    if isinstance(timetable, MaintenanceWindowTimetable):
+        timetable.next_dagrun_info(
+            last_automated_data_interval=None, restriction=TimeRestriction(earliest=None, latest=None, catchup=False)
+        )
+
+
+def _decide_windows(defn: Any, now: datetime) -> None:
+    """What a deploy task's window check decides, for every environment, now and in a year."""
+    from release_mgmt.rules.windows import decide
+
+    for env in defn.environments:
+        for component in defn.components:
+            for t in (now, now + timedelta(days=365)):
+                decide(
+                    defn.windows,
+                    t,
+                    environment=env.name,
+                    release=defn.name,
+                    component=component.name,
+                    expected=env.expected_duration,
+                )
+
+
+def _readable(error: object) -> None:
+    for line in error.lines():  # type: ignore[attr-defined]
+        if len(line) > MAX_LINE:
+            raise Crash("message:too-long", line[:200])
+        found = _UNREADABLE.search(line)
+        if found:
+            raise Crash(f"message:unreadable:{found.group(0)}", line[:300])
+
+
+def _signature(exc: BaseException) -> str:
+    """Exception type and the innermost frame of release_mgmt (or of the library) that raised it."""
+    tb = exc.__traceback__
+    where = "?"
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if "release_mgmt" in name or where == "?":
+            where = f"{Path(name).name}:{tb.tb_frame.f_code.co_name}"
+        tb = tb.tb_next
+    return f"{type(exc).__name__}@{where}"
