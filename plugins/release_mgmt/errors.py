@@ -35,6 +35,8 @@ class DefinitionError(ReleaseMgmtError):
         self.name: str | None = None
         #: made of an exception no check foresaw (the file is isolated, but it found a gap in the checks)
         self.unforeseen = False
+        #: another file owns the release name this file declares (its DAG gets an id of its own)
+        self.duplicate = False
         super().__init__(self.render())
 
     def lines(self) -> list[str]:

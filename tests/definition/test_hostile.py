@@ -108,9 +108,8 @@ def test_time_budget_interrupts_and_keeps_an_outer_timer() -> None:
     try:
         signal.setitimer(signal.ITIMER_REAL, 1.5)
         started = time.monotonic()
-        with pytest.raises(BudgetExceededError, match="spinning took longer than 0.2s"), time_budget(0.2, "spinning"):
-            while True:
-                pass
+        with pytest.raises(BudgetExceededError, match=r"spinning took longer than 0\.2s"):
+            _spin_within(0.2)
         assert time.monotonic() - started < 1.0
         while not fired and time.monotonic() - started < 5:
             time.sleep(0.05)
@@ -126,3 +125,9 @@ def test_the_template_names_are_airflows_context() -> None:
     from airflow.sdk.definitions.context import Context
 
     assert set(Context.__annotations__) == AIRFLOW_CONTEXT
+
+
+def _spin_within(seconds: float) -> None:
+    with time_budget(seconds, "spinning"):
+        while True:
+            pass

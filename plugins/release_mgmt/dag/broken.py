@@ -4,6 +4,7 @@ the file, the key path and the fix."""
 from __future__ import annotations
 
 import re
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,8 +20,12 @@ INVALID_TAG = "invalid-definition"
 
 
 def safe_stem(path: Path) -> str:
-    """The file's name as a DAG id part."""
-    return re.sub(r"[^a-z0-9_-]", "_", path.stem.lower()) or "unnamed"
+    """The file's name as a DAG id part; when characters had to be replaced (``my shop.yaml``) or the name cut, a
+    short hash of the file name follows, so that no two files share one (``my_shop.yaml`` keeps ``my_shop``)."""
+    stem = re.sub(r"[^a-z0-9_-]", "_", path.stem.lower())[:100] or "unnamed"
+    if stem == path.stem:
+        return stem
+    return f"{stem}_{zlib.crc32(path.name.encode()):08x}"
 
 
 def broken_dag_id(error: DefinitionError) -> str:

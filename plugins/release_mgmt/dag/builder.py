@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 import time
+import zlib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from release_mgmt.definition.loader import (
     load_paths,
     unusable,
 )
+from release_mgmt.definition.owners import choose_owner
 from release_mgmt.errors import DefinitionError
 from release_mgmt.planning import ReleasePlan, TaskSpec, dag_id_for, doc_md, plan_release
 
@@ -123,21 +125,30 @@ def build_release_dags(
         return one
     report = load_paths(files, root=display_root)
     dags: dict[str, DAG] = {}
-    valid_ids = {dag_id_for(item.definition.name) for item in report.loaded}
+    used = {dag_id_for(item.definition.name) for item in report.loaded}
     for item in report.loaded:
         dag_id = dag_id_for(item.definition.name)
         if wanted is None or wanted == dag_id:
             dags[dag_id] = _isolated(item, dag_id)
-    for error in report.errors:
-        dag_id = broken_dag_id(error)
-        if dag_id in valid_ids:  # e.g. a second file reusing a release name: never hide either
-            dag_id = dag_id_for(f"invalid_{safe_stem(error.path)}")
+    for error in sorted(report.errors, key=lambda e: e.duplicate):  # a name's owner first, claimants after
+        dag_id = _free_id(error, used)
+        used.add(dag_id)
         if wanted is None or wanted == dag_id:
             dags[dag_id] = build_broken_dag(error, dag_id)
     if shard and wanted is None:
         timeout = conf.getfloat("core", "dagbag_import_timeout", fallback=30.0)
         warn_if_slow(time.perf_counter() - started, timeout, shard, len(report.loaded) + len(report.errors))
     return dags
+
+
+def _free_id(error: DefinitionError, used: set[str]) -> str:
+    """A broken file's DAG id that no other file of the folder has: its release name's, unless another file owns
+    the name (then ``release_invalid_<file>``, the file's own)."""
+    dag_id = broken_dag_id(error)
+    if dag_id not in used:
+        return dag_id
+    dag_id = dag_id_for(f"invalid_{safe_stem(error.path)}")
+    return dag_id if dag_id not in used else f"{dag_id}_{zlib.crc32(str(error.path).encode()):08x}"
 
 
 def shard_dags(dag_file: str) -> dict[str, DAG]:
@@ -149,16 +160,17 @@ def shard_dags(dag_file: str) -> dict[str, DAG]:
 
 
 def _one_release(files: list[Path], display_root: Path | None, dag_id: str) -> dict[str, DAG] | None:
-    """The DAG a worker asks for, reading only the file that declares its release (a worker starts one task of
+    """The DAG a worker asks for, reading only the file that owns its release name (a worker starts one task of
     one release: reading every definition would make it cost more with each release added). None when the
-    owner cannot be told without reading every file (then the caller does): no file declares the name on a
-    plain ``name:`` line, or the first that does is broken (a later duplicate would own the name)."""
+    owner cannot be told without reading every file (then the caller does): some file's name is not on a plain
+    ``name:`` line, none declares it, or the owner is broken."""
     name = dag_id.removeprefix("release_")
     candidates = files_named(files, name) if dag_id.startswith("release_") else None
     if not candidates:
         return None
+    owner = candidates[0] if len(candidates) == 1 else choose_owner(name, candidates)
     try:
-        item = load_file(candidates[0], display_path(candidates[0], display_root))
+        item = load_file(owner, display_path(owner, display_root))
     except Exception:  # noqa: BLE001 - a broken file: the caller reads the folder, which reports it
         return None
     return {dag_id: _isolated(item, dag_id)} if item.definition.name == name else None

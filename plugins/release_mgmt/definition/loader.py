@@ -17,7 +17,8 @@ from release_mgmt.definition import yaml_io
 from release_mgmt.definition.calendars import CalendarFile
 from release_mgmt.definition.checks import maintenance_problems, semantic_problems, shell_problems
 from release_mgmt.definition.messages import calendar_problems, key_path, problems_from
-from release_mgmt.definition.models import ReleaseDefinition
+from release_mgmt.definition.models import NAME_PATTERN, ReleaseDefinition
+from release_mgmt.definition.owners import choose_owner
 from release_mgmt.errors import DefinitionError, Problem
 from release_mgmt.gates.approval import User
 from release_mgmt.gates.base import GroupName
@@ -79,7 +80,8 @@ def declared_name(path: Path) -> str | None:
     """The release name a file declares on a top-level ``name:`` line, read without parsing YAML (None when it
     is not written that way, or the file cannot be read)."""
     try:
-        match = _NAME_LINE.search(path.read_text(encoding="utf-8", errors="replace"))
+        with path.open("rb") as handle:  # never more than a definition may hold
+            match = _NAME_LINE.search(handle.read(yaml_io.MAX_BYTES).decode("utf-8", errors="replace"))
     except OSError:
         return None
     return match.group(2) if match else None
@@ -87,17 +89,14 @@ def declared_name(path: Path) -> str | None:
 
 def files_named(paths: Iterable[Path], name: str) -> list[Path] | None:
     """The files that declare release ``name`` on a top-level ``name:`` line, without parsing any YAML (what a
-    worker needs to build one release's DAG). None when some file's name cannot be read that way and sorts
-    before the last match: only a full load then says which file owns the name."""
+    worker needs to build one release's DAG). None when some file's name cannot be read that way: only a full
+    load then says which files claim the name."""
     found: list[Path] = []
-    unknown_before = False
     for path in definition_files(paths):
         declared = declared_name(path)
         if declared is None:
-            unknown_before = unknown_before or not found
-        elif declared == name:
-            if unknown_before:
-                return None
+            return None
+        if declared == name:
             found.append(path)
     return found
 
@@ -267,32 +266,53 @@ def unusable(shown: str, path: Path, what: str, exc: BaseException) -> Definitio
 
 
 def load_paths(paths: Iterable[Path], root: Path | None = None, calendars_dir: Path | None = None) -> LoadReport:
-    """Load every definition named; a broken file never stops the others from loading."""
-    loaded: list[LoadedDefinition] = []
-    errors: list[DefinitionError] = []
-    owners: dict[str, LoadedDefinition] = {}
+    """Load every definition named; a broken file never stops the others from loading. Files declaring one
+    release name: the owner (definition/owners.py) keeps it, valid or not; each other one is an error naming it
+    (``duplicate`` set, so that its DAG takes an id of its own)."""
+    results: list[LoadedDefinition | DefinitionError] = []
     for path in definition_files(paths):
         shown = display_path(path, root)
         try:
-            item = load_file(path, shown, calendars_dir)
+            results.append(load_file(path, shown, calendars_dir))
         except DefinitionError as exc:
-            errors.append(exc)
-            continue
+            results.append(exc)
         except Exception as exc:  # noqa: BLE001 - whatever one file does, it costs only its own DAG
-            errors.append(unusable(shown, path, "could not be read", exc))
-            continue
-        first = owners.get(item.definition.name)
-        if first is not None:
-            message = f"release name {item.definition.name!r} is already used by {first.display}; "
-            duplicate = DefinitionError(
-                shown, [Problem("name", message + "give each release its own name", line=1)], path
+            results.append(unusable(shown, path, "could not be read", exc))
+    claims: dict[str, list[LoadedDefinition | DefinitionError]] = {}
+    for result in results:
+        name = result.definition.name if isinstance(result, LoadedDefinition) else result.name
+        if name and re.fullmatch(NAME_PATTERN, name):
+            claims.setdefault(name, []).append(result)
+    owners = {
+        name: choose_owner(name, [r.path for r in claimants]) if len(claimants) > 1 else claimants[0].path
+        for name, claimants in claims.items()
+    }
+    loaded: list[LoadedDefinition] = []
+    errors: list[DefinitionError] = []
+    for result in results:
+        name = result.definition.name if isinstance(result, LoadedDefinition) else result.name
+        owner = owners.get(name or "")
+        if name and owner is not None and owner != result.path:
+            first = next(r for r in claims[name] if r.path == owner)
+            errors.append(
+                _duplicate(result, name, first.display if isinstance(first, LoadedDefinition) else first.file)
             )
-            duplicate.name = item.definition.name
-            errors.append(duplicate)
-            continue
-        owners[item.definition.name] = item
-        loaded.append(item)
+        elif isinstance(result, LoadedDefinition):
+            loaded.append(result)
+        else:
+            errors.append(result)
     return LoadReport(tuple(loaded), tuple(errors))
+
+
+def _duplicate(result: LoadedDefinition | DefinitionError, name: str, owner: str) -> DefinitionError:
+    """A claimant's error: the name is the owner's (its own problems too, when it has others)."""
+    message = f"release name {name!r} is already used by {owner}; give each release its own name"
+    shown, path = (result.display, result.path) if isinstance(result, LoadedDefinition) else (result.file, result.path)
+    own = list(result.problems) if isinstance(result, DefinitionError) else []
+    duplicate = DefinitionError(shown, [Problem("name", message, line=1), *own], path)
+    duplicate.name = name
+    duplicate.duplicate = True
+    return duplicate
 
 
 def _kind(data: Any) -> str:
