@@ -42,7 +42,7 @@ def exercise(path: Path, calendars_dir: Path | None = None, now: datetime | None
     from release_mgmt.errors import DefinitionError
 
     try:
-        item, dag, error = checked_dag(path, path.name, calendars_dir)
+        item, dag, error = checked_dag(path, path.parent, calendars_dir)
     except Exception as exc:
         raise Crash(_signature(exc), f"escaped: {type(exc).__name__}: {str(exc)[:300]}") from exc
     if error is not None:

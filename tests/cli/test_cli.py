@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import minimal_definition, write_definition
 
 
@@ -195,3 +197,39 @@ def test_history_and_audit_take_a_release_name_or_its_dag_id() -> None:
     assert release_and_dag("release_release_x", names) == ("release_x", "release_release_x")
     assert release_and_dag("release_other", []) == ("other", "release_other")  # no definitions at hand
     assert release_and_dag("other", []) == ("other", "release_other")
+
+
+def test_validate_prints_what_the_invalid_dags_show(repo: Path) -> None:
+    """Issue 17: for every golden invalid case, validate's lines are exactly the lines its invalid-definition DAG
+    shows (one source of truth), and it exits 1."""
+    import re
+
+    from release_mgmt.dag.builder import INVALID_TAG, build_release_dags
+
+    folder = repo / "tests/definition/invalid"
+    out = _cli("validate", "tests/definition/invalid", cwd=repo)
+    assert out.returncode == 1
+    printed = {line for line in out.stdout.splitlines() if not line.endswith("definition(s) valid")}
+    shown: set[str] = set()
+    for dag in build_release_dags(folder, display_root=repo).values():
+        assert INVALID_TAG in dag.tags
+        shown.update(re.findall(r"^- `(.*)`$", dag.doc_md or "", re.MULTILINE))
+    assert printed == shown
+
+
+def test_validate_fails_a_definition_whose_dag_cannot_be_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A definition that reads fine but whose DAG Airflow could not build passed validate; validate now builds it."""
+    from release_mgmt.cli.main import main
+    from release_mgmt.dag import builder
+
+    write_definition(tmp_path, "shop.yaml", minimal_definition("shop"))
+    assert main(["validate", str(tmp_path)]) == 0
+
+    def broken(plan: object) -> None:
+        raise ValueError("tag cannot be longer than 100 characters")
+
+    monkeypatch.setattr(builder, "build_dag", broken)
+    assert main(["validate", str(tmp_path)]) == 1
+    assert "valid, but its DAG could not be built (ValueError: tag cannot be longer" in capsys.readouterr().out

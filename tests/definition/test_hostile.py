@@ -37,7 +37,7 @@ def test_a_json_body_keeps_its_yaml_types(tmp_path: Path) -> None:
     """Numbers in an http step's json were sent as strings; unquoted numbers, booleans and null now keep their JSON
     types, quoted values stay text (and so does 08, which JSON has no number for)."""
     defn = load_file(write_definition(tmp_path, "shop.yaml", HTTP_RELEASE)).definition
-    body = defn.components[0].deploy.json_body  # type: ignore[union-attr]
+    body = defn.components[0].deploy.json_body
     assert body == {
         "replicas": 3,
         "ratio": 0.5,
@@ -66,7 +66,7 @@ environments: [{name: prod}]
 """
     defn = load_file(write_definition(tmp_path, "shop.yaml", text)).definition
     deploy, rollback = defn.components[0].deploy, defn.components[0].rollback
-    assert (deploy.command, deploy.timeout_seconds) == ("./deploy.sh", 5)  # type: ignore[union-attr]
+    assert (deploy.command, deploy.timeout_seconds) == ("./deploy.sh", 5)
     assert (rollback.command, rollback.timeout_seconds) == ("./rollback.sh", 60)  # type: ignore[union-attr]
 
 

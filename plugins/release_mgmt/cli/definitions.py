@@ -19,7 +19,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     missing = [p for p in paths if not p.exists()]
     for path in missing:
         print(f"{path}: no such file or folder", file=sys.stderr)
-    report = load_paths([p for p in paths if p.exists()])
+    from release_mgmt.dag.builder import validated  # Airflow: the DAG each file becomes is built, as Airflow would
+
+    report = validated([p for p in paths if p.exists()])
     calendar_errors = _check_calendars(paths)
     for item in report.loaded:
         defn = item.definition

@@ -22,12 +22,16 @@ from release_mgmt.dag.broken import INVALID_TAG, START_DATE, broken_dag_id, buil
 from release_mgmt.dag.shards import files_of, may_hold, shard_of_file, warn_if_slow
 from release_mgmt.dag.timetable import MaintenanceWindowTimetable
 from release_mgmt.dag.trigger_form import trigger_params
+from release_mgmt.definition.budget import BudgetExceededError, time_budget
 from release_mgmt.definition.loader import (
+    BUDGET_SECONDS,
     LoadedDefinition,
+    LoadReport,
     display_path,
     files_named,
     load_file,
     load_paths,
+    over_budget,
     unusable,
 )
 from release_mgmt.definition.owners import choose_owner
@@ -179,31 +183,67 @@ def _one_release(files: list[Path], display_root: Path | None, dag_id: str) -> d
 def _isolated(item: LoadedDefinition, dag_id: str) -> DAG:
     """The release's DAG; whatever planning or building it raises, its own error DAG under its own id (every
     other release still loads)."""
+    dag, error = _built(item)
+    return dag if dag is not None else build_broken_dag(error, dag_id)  # type: ignore[arg-type]
+
+
+def _built(item: LoadedDefinition) -> tuple[DAG | None, DefinitionError | None]:
+    """(the release's DAG, None), or (None, why it could not be built within its budget)."""
     try:
-        return build_dag(_plan(item))
+        with time_budget(BUDGET_SECONDS, "building this release's DAG"):
+            return build_dag(_plan(item)), None
+    except BudgetExceededError as exc:
+        error = over_budget(item.display, item.path, exc)
     except Exception as exc:  # noqa: BLE001 - one definition never costs more than its own DAG
         error = unusable(item.display, item.path, "valid, but its DAG could not be built", exc)
-        error.name = item.definition.name
-        return build_broken_dag(error, dag_id)
+    error.name = item.definition.name
+    return None, error
+
+
+def validated(paths: list[Path], root: Path | None = None, calendars_dir: Path | None = None) -> LoadReport:
+    """What ``validate`` reports: the definitions that become working release DAGs Airflow can store, and the
+    error of every other file, exactly as its invalid-definition DAG shows it."""
+    report = load_paths(paths, root=root, calendars_dir=calendars_dir)
+    loaded: list[LoadedDefinition] = []
+    errors = list(report.errors)
+    for item in report.loaded:
+        dag, error = _built(item)
+        if dag is not None:
+            error = _unserializable(item, dag)
+        if error is None:
+            loaded.append(item)
+        else:
+            errors.append(error)
+    return LoadReport(tuple(loaded), tuple(errors))
 
 
 def checked_dag(
-    path: Path, shown: str, calendars_dir: Path | None = None
+    path: Path, root: Path | None = None, calendars_dir: Path | None = None
 ) -> tuple[LoadedDefinition | None, DAG | None, DefinitionError | None]:
     """One file as Airflow would have it: (definition, DAG, None) when it becomes a working release DAG, else
-    (definition or None, None, the error its invalid-definition DAG shows). What ``validate`` reports."""
+    (None, None, the error its invalid-definition DAG shows)."""
+    report = load_paths([path], root=root, calendars_dir=calendars_dir)
+    if report.errors:
+        return None, None, report.errors[0]
+    item = report.loaded[0]
+    dag, error = _built(item)
+    if dag is not None:
+        error = _unserializable(item, dag)
+    return (item, dag, None) if error is None else (None, None, error)
+
+
+def _unserializable(item: LoadedDefinition, dag: DAG) -> DefinitionError | None:
+    """Whether the DAG processor could store the DAG (it would drop one it cannot serialize, with no trace in the
+    release list)."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
     try:
-        item = load_file(path, shown, calendars_dir)
-    except DefinitionError as exc:
-        return None, None, exc
-    except Exception as exc:  # noqa: BLE001 - the same isolation as load_paths
-        return None, None, unusable(shown, path, "could not be read", exc)
-    try:
-        return item, build_dag(_plan(item)), None
+        DagSerialization.to_dict(dag)
     except Exception as exc:  # noqa: BLE001
-        error = unusable(item.display, item.path, "valid, but its DAG could not be built", exc)
+        error = unusable(item.display, item.path, "valid, but Airflow cannot store its DAG", exc)
         error.name = item.definition.name
-        return item, None, error
+        return error
+    return None
 
 
 def _plan(item: LoadedDefinition) -> ReleasePlan:

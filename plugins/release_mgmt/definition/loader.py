@@ -14,6 +14,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from release_mgmt.definition import yaml_io
+from release_mgmt.definition.budget import BudgetExceededError, time_budget
 from release_mgmt.definition.calendars import CalendarFile
 from release_mgmt.definition.checks import maintenance_problems, semantic_problems, shell_problems
 from release_mgmt.definition.messages import calendar_problems, key_path, problems_from
@@ -24,6 +25,8 @@ from release_mgmt.gates.approval import User
 from release_mgmt.gates.base import GroupName
 
 SUFFIXES = (".yaml", ".yml")
+#: seconds one definition may take to read, and again to build (a real one takes tens of milliseconds)
+BUDGET_SECONDS = 5.0
 #: top-level keys left to the author (anchors for YAML merge keys: ``x-defaults: &defaults {...}``)
 EXTENSION_PREFIX = "x-"
 __all__ = [
@@ -255,6 +258,15 @@ def _with_shared_groups(defn: ReleaseDefinition, path: Path, shown: str, node: y
     return defn.model_copy(update={"approver_groups": {**groups, **defn.approver_groups}})
 
 
+def over_budget(shown: str, path: Path, exc: BudgetExceededError) -> DefinitionError:
+    """A definition that took longer than its time budget to read or build (a designed limit, not a bug)."""
+    message = (
+        f"{exc}: one definition may not cost the other releases their DAGs (the DAG file's import timeout is "
+        "shared); split it or simplify its windows"
+    )
+    return DefinitionError(shown, [Problem("", message)], path)
+
+
 def unusable(shown: str, path: Path, what: str, exc: BaseException) -> DefinitionError:
     """A file that made reading, planning or building fail in an unforeseen way: its own error, in one sentence
     (the exception's kind and a short excerpt, never a traceback)."""
@@ -273,9 +285,12 @@ def load_paths(paths: Iterable[Path], root: Path | None = None, calendars_dir: P
     for path in definition_files(paths):
         shown = display_path(path, root)
         try:
-            results.append(load_file(path, shown, calendars_dir))
+            with time_budget(BUDGET_SECONDS, "reading this definition"):
+                results.append(load_file(path, shown, calendars_dir))
         except DefinitionError as exc:
             results.append(exc)
+        except BudgetExceededError as exc:
+            results.append(over_budget(shown, path, exc))
         except Exception as exc:  # noqa: BLE001 - whatever one file does, it costs only its own DAG
             results.append(unusable(shown, path, "could not be read", exc))
     claims: dict[str, list[LoadedDefinition | DefinitionError]] = {}
