@@ -6,6 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def quoted(value: object, limit: int = 60) -> str:
+    """A value as a message quotes it: in single quotes, cut to ``limit`` characters, with every character that
+    does not print (controls, line breaks, invisible spaces) shown as U+FFFD; never a Python repr."""
+    text = value if isinstance(value, str) else str(value)
+    cut = text if len(text) <= limit else text[:limit] + "..."
+    return "'" + "".join(c if c.isprintable() else "\ufffd" for c in cut) + "'"
+
+
 class ReleaseMgmtError(Exception):
     """Root of every error release_mgmt raises on purpose."""
 

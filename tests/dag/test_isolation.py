@@ -79,3 +79,31 @@ def test_an_established_release_keeps_its_id_when_another_file_claims_it(
         assert "payments_release.yaml" in (claimant.doc_md or "")
         established.write_text(established.read_text())  # the owner is edited: now the newer file
     assert (tmp_path / "state" / "owners" / "shop").read_text().strip() == str(established.resolve())
+
+
+def test_a_definition_over_its_time_budget_costs_only_its_own_dag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file whose reading takes longer than its budget (whatever the cause) becomes its own invalid DAG; the
+    others load, within the time of the budget."""
+    import time
+
+    from release_mgmt.definition import loader
+
+    write_definition(tmp_path, "good.yaml", minimal_definition("good"))
+    write_definition(tmp_path, "slow.yaml", minimal_definition("slow"))
+    real = loader.load_file
+
+    def slow_for_one(path: Path, *args: object, **kwargs: object) -> object:
+        if path.name == "slow.yaml":
+            while True:
+                time.sleep(0.01)
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loader, "load_file", slow_for_one)
+    monkeypatch.setattr(loader, "BUDGET_SECONDS", 0.5)
+    started = time.monotonic()
+    dags = build_release_dags(tmp_path)
+    assert time.monotonic() - started < 5
+    assert INVALID_TAG not in dags["release_good"].tags
+    assert "reading this definition took longer than 0.5s" in (dags["release_slow"].doc_md or "")

@@ -7,8 +7,15 @@ locks), ``approvals`` (gates, approve, reject).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+# validate builds and serializes each DAG as Airflow would; a release's timetable is then looked up among the
+# plugins' timetables, so Airflow (imported later, on first use) must know this plugin even where no Airflow
+# configuration names its folder
+os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(Path(__file__).resolve().parents[2]))
 
 from release_mgmt.cli import approvals, definitions, runs
 from release_mgmt.cli.common import DEFAULT_RELEASES

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from release_mgmt.definition.budget import BudgetExceededError, time_budget
 from release_mgmt.definition.durations import Duration
+from release_mgmt.errors import quoted
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,49}$")]
 SEARCH_LIMIT = 5000  # occurrences looked at before a window counts as never opening again
@@ -30,15 +31,13 @@ FIRST_YEAR, LAST_YEAR = 1970, 2199
 RULE_BUDGET_SECONDS = 2.0
 
 
-def _cut(text: str, limit: int = 60) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
 def _zone(name: str) -> ZoneInfo:
     try:
+        if len(name) > 64:
+            raise ValueError(name)
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin or UTC") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # a folder of the zone database ("Europe"), a long name
+        raise ValueError(f"unknown time zone {quoted(name)}; use an IANA name such as Europe/Berlin or UTC") from None
 
 
 def to_utc(local: datetime, zone: ZoneInfo) -> datetime:
@@ -90,11 +89,11 @@ class Window(BaseModel):
         try:
             rule = rrules.rrulestr(value, dtstart=datetime(2000, 1, 1))
         except (ValueError, TypeError, OverflowError) as exc:
-            raise ValueError(f"rrule {_cut(value)} cannot be read: {_cut(str(exc), 120)}") from None
+            raise ValueError(f"rrule {quoted(value)} cannot be read: {quoted(str(exc), 120)}") from None
         if not isinstance(rule, rrules.rrule):
             raise ValueError("rrule must be one RRULE (FREQ=...;...), not a set of rules or dates")
         if rule._interval < 1:
-            raise ValueError(f"rrule {_cut(value)} has INTERVAL={rule._interval}; write 1 or more")
+            raise ValueError(f"rrule {quoted(value)} has INTERVAL={rule._interval}; write 1 or more")
         if rule._freq > rrules.HOURLY:
             raise ValueError("rrule repeats more often than hourly; use FREQ=HOURLY or coarser (or cron)")
         return value
@@ -114,7 +113,7 @@ class Window(BaseModel):
         if self.duration is None:
             raise ValueError("a recurring window needs a duration, e.g. 4h")
         if self.cron is not None and (len(self.cron) > 200 or not croniter.is_valid(self.cron)):
-            raise ValueError(f"cron {_cut(self.cron)} is not a valid cron expression (minute hour day month weekday)")
+            raise ValueError(f"cron {quoted(self.cron)} is not a valid cron expression (minute hour day month weekday)")
         try:
             with time_budget(RULE_BUDGET_SECONDS, "finding this window's first opening"):
                 first = next(self._starts_after(datetime(2000, 1, 1)), None)
@@ -124,7 +123,7 @@ class Window(BaseModel):
                 "BYMONTHDAY, BYDAY, BYSETPOS ...) probably never meet; simplify them"
             ) from None
         except (ValueError, OverflowError) as exc:
-            raise ValueError(f"rrule {_cut(str(self.rrule))} cannot be read: {_cut(str(exc), 120)}") from None
+            raise ValueError(f"rrule {quoted(str(self.rrule))} cannot be read: {quoted(str(exc), 120)}") from None
         if first is None:
             raise ValueError("this window never opens: its cron or rrule has no occurrence")
         return self

@@ -61,6 +61,15 @@ def semantic_problems(defn: ReleaseDefinition) -> list[Problem]:
     ]
     if not problems:
         problems += _cycle_problems(defn)
+    if defn.schedule is not None:  # Airflow refuses a schedule while a parameter has nothing to start with
+        problems += [
+            Problem(
+                f"parameters.{key}",
+                "needs a default: scheduled runs (schedule) start with nobody to fill in the trigger form",
+            )
+            for key, param in defn.parameters.items()
+            if param.default is None
+        ]
     reserved = {*RESERVED_PARAMETERS, *(f"version_{n}" for n in names)}
     for key in sorted(defn.parameters.keys() & reserved):
         problems.append(Problem(f"parameters.{key}", f"{key!r} is a built-in trigger parameter; choose another name"))

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
+from release_mgmt.errors import quoted
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 
@@ -28,19 +30,14 @@ def parse_duration(value: Any) -> timedelta:
     elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 20:
         seconds = float(value)
     else:
-        raise ValueError(f"must be a duration like 90s, 15m, 4h or 2d (got {_shown(value)})")
+        raise ValueError(f"must be a duration like 90s, 15m, 4h or 2d (got {quoted(value)})")
     if not seconds > 0:
-        raise ValueError(f"must be longer than zero (got {_shown(value)})")
+        raise ValueError(f"must be longer than zero (got {quoted(value)})")
     if seconds != int(seconds) or seconds < 1:
-        raise ValueError(f"must be a whole number of seconds, at least 1s (got {_shown(value)})")
+        raise ValueError(f"must be a whole number of seconds, at least 1s (got {quoted(value)})")
     if seconds > MAX_SECONDS:
-        raise ValueError(f"must be at most 400d (got {_shown(value)})")
+        raise ValueError(f"must be at most 400d (got {quoted(value)})")
     return timedelta(seconds=seconds)
-
-
-def _shown(value: Any) -> str:
-    text = str(value)
-    return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
 def format_duration(value: timedelta) -> str:

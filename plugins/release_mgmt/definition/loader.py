@@ -238,6 +238,12 @@ def _with_shared_groups(defn: ReleaseDefinition, path: Path, shown: str, node: y
     """The definition with the groups of its approver_groups_file merged in (a group defined twice is an error)."""
     shared = path.parent / str(defn.approver_groups_file)
     where = Problem("approver_groups_file", "", line=yaml_io.line_of(node, ("approver_groups_file",)))
+    base = path.resolve().parent.parent
+    if not shared.resolve().is_relative_to(base):  # a definition may not make the DAG processor read any file
+        message = (
+            f"must name a file inside {base.name}/ (the folder above the definitions), e.g. ../approver_groups.yaml"
+        )
+        raise DefinitionError(shown, [dataclasses.replace(where, message=message)], path)
     try:
         text = yaml_io.read_small(shared)
         data, _ = yaml_io.parse(text)
@@ -339,9 +345,15 @@ def _with_line(problem: Problem, node: yaml.Node | None) -> Problem:
 
 
 def _loc_from_path(path: str) -> tuple[Any, ...]:
+    """``components[0].deploy`` -> ``("components", 0, "deploy")``; a key that itself holds brackets or dots (an
+    unknown key such as ``w[indows``) stays text, at worst pointing at its parent's line."""
     loc: list[Any] = []
-    for part in path.replace("[", ".[").split("."):
-        if not part:
-            continue
-        loc.append(int(part[1:-1]) if part.startswith("[") else part)
+    for part in path.split("."):
+        name, indexes = _INDEXED.match(part).groups()  # type: ignore[union-attr]
+        if name:
+            loc.append(name)
+        loc.extend(int(i) for i in re.findall(r"\d+", indexes))
     return tuple(loc)
+
+
+_INDEXED = re.compile(r"^(.*?)((?:\[\d+\])*)$", re.DOTALL)

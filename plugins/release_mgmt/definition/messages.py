@@ -9,7 +9,7 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from release_mgmt.definition.models import PATTERN_RULES, ReleaseDefinition
-from release_mgmt.errors import Problem
+from release_mgmt.errors import Problem, quoted
 from release_mgmt.gates import GATE_TYPES, gate_type_names
 from release_mgmt.steps import STEP_TYPES, step_type_names
 
@@ -34,13 +34,7 @@ def _type_name(value: Any) -> str:
         return "a list"
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
-    return _cut(value)
-
-
-def _cut(value: Any, limit: int = 60) -> str:
-    """A value as a message quotes it: text cut to a readable length (a 200 KB value stays a short line)."""
-    text = value if isinstance(value, str) else str(value)
-    return repr(text if len(text) <= limit else text[:limit] + "...")
+    return quoted(value)
 
 
 def _models_at(loc: tuple[Any, ...]) -> list[type[BaseModel]]:
@@ -152,20 +146,20 @@ def _sentence(err: dict[str, Any], data: Any) -> str:
     if kind == "string_pattern_mismatch":
         pattern = str((err.get("ctx") or {}).get("pattern"))
         rule = PATTERN_RULES.get(pattern, "written in the form the documentation shows for this key")
-        return f"must be {rule} (got {_cut(value)})"
+        return f"must be {rule} (got {quoted(value)})"
     names = {
         **(err.get("ctx") or {}),
         "kinds_text": err["msg"],
         "got": _type_name(value),
-        "value": _cut(value) if isinstance(value, str) else value,
+        "value": quoted(value) if isinstance(value, str) else value,
         "step_types": ", ".join(step_type_names()),
     }
     if kind in STEP_TYPE_TEMPLATES and loc[-1:] == ("type",) and _is_step(loc[:-1]):
         return STEP_TYPE_TEMPLATES[kind].format(**names)
     if kind == "literal_error" and loc[-1:] == ("type",) and _is_gate(loc[:-1]):
-        return f"unknown gate type {_cut(value)}; expected one of: {', '.join(gate_type_names())}"
+        return f"unknown gate type {quoted(value)}; expected one of: {', '.join(gate_type_names())}"
     if kind == "union_tag_invalid":
-        names["tag"] = _cut(str(names.get("tag", "")))
+        names["tag"] = quoted(str(names.get("tag", "")))
     if kind in TEMPLATES:
         return TEMPLATES[kind].format(**names)
     msg = err["msg"]
@@ -262,7 +256,7 @@ def problems_from(exc: ValidationError, data: Any) -> list[Problem]:
             continue
         loc = tuple(err["loc"])
         if loc and loc[-1] == "[key]":
-            problems.append(Problem(key_path(loc[:-2]), f"key {_cut(str(loc[-2]))}: {_sentence(err, data)}"))
+            problems.append(Problem(key_path(loc[:-2]), f"key {quoted(str(loc[-2]))}: {_sentence(err, data)}"))
         else:
             problems.append(Problem(key_path(loc), _sentence(err, data)))
     return problems

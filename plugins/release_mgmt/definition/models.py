@@ -12,6 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 
 from release_mgmt.definition.calendars import Window
 from release_mgmt.definition.durations import Duration
+from release_mgmt.errors import quoted
 from release_mgmt.gates import Gate
 from release_mgmt.gates.approval import USER_PATTERN, User
 from release_mgmt.gates.base import GroupName
@@ -158,7 +159,7 @@ def typed_default(kind: str, value: object, what: str = "default") -> object:
     an integer parameter's ``default: 3`` becomes 3 here; a value of another type is an error."""
     if value is None:
         return None
-    shown = _cut(str(value))
+    shown = quoted(str(value))
     if kind == "boolean":
         if isinstance(value, bool):
             return value
@@ -179,11 +180,6 @@ def typed_default(kind: str, value: object, what: str = "default") -> object:
             return number
         raise ValueError(f"{what} {shown} is not a number (write e.g. 0.5)")
     return str(value)
-
-
-def _cut(text: str, limit: int = 60) -> str:
-    """A value as a message quotes it: cut to a readable length."""
-    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 class Parameter(Strict):
@@ -221,7 +217,7 @@ class Parameter(Strict):
     def _default_in_enum(self) -> Parameter:
         if self.enum is not None and self.default is not None and self.default not in self.enum:
             allowed = ", ".join(str(e)[:30] for e in self.enum[:10]) + (", ..." if len(self.enum) > 10 else "")
-            raise ValueError(f"default {_cut(str(self.default))} is not one of enum: {allowed}")
+            raise ValueError(f"default {quoted(str(self.default))} is not one of enum: {allowed}")
         if self.pattern is not None:
             if self.type != "string":
                 raise ValueError(f"pattern applies to string parameters, not {self.type}")
@@ -230,7 +226,7 @@ class Parameter(Strict):
             except re.error as exc:
                 raise ValueError(f"pattern is not a regular expression ({exc.msg} at position {exc.pos})") from None
             if self.default is not None and not compiled.search(str(self.default)):
-                raise ValueError(f"default {_cut(str(self.default))} does not match this parameter's pattern")
+                raise ValueError(f"default {quoted(str(self.default))} does not match this parameter's pattern")
         return self
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from release_mgmt.errors import Problem
+from release_mgmt.errors import Problem, quoted
 
 
 class DefinitionLoader(yaml.SafeLoader):
@@ -81,7 +81,7 @@ def _construct_mapping(loader: DefinitionLoader, node: yaml.MappingNode, deep: b
             raise yaml.constructor.ConstructorError(
                 None,
                 None,
-                f"duplicate key {_short(key)} (first at line {seen[key].start_mark.line + 1}); remove one of them",
+                f"duplicate key {quoted(key)} (first at line {seen[key].start_mark.line + 1}); remove one of them",
                 key_node.start_mark,
             )
         seen[key] = key_node
@@ -118,11 +118,6 @@ def _json_number(text: str) -> Any:
     if _JSON_FLOAT.match(text) and len(text) <= 40:
         return float(text)
     return text
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = str(value)
-    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 DefinitionLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -244,7 +239,7 @@ def read_small(path: Path) -> str:
     except OSError as exc:
         raise ValueError(f"cannot read {path.name}: {exc.strerror or exc}") from None
     if not stat.S_ISREG(info.st_mode):
-        raise ValueError(f"{path} is not a regular file; name a YAML file")
+        raise ValueError("not a regular file (a folder, a device or a pipe); name a YAML file")
     if info.st_size > MAX_BYTES:
         raise ValueError(
             f"the file is {info.st_size / 1_000_000:.1f} MB; a definition is at most {MAX_BYTES // 1_000_000} MB: "
