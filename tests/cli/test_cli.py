@@ -233,3 +233,24 @@ def test_validate_fails_a_definition_whose_dag_cannot_be_built(
     monkeypatch.setattr(builder, "build_dag", broken)
     assert main(["validate", str(tmp_path)]) == 1
     assert "valid, but its DAG could not be built (ValueError: tag cannot be longer" in capsys.readouterr().out
+
+
+def test_validate_fails_a_shared_calendar_scoped_to_nothing(tmp_path: Path) -> None:
+    """A calendar window naming a release nobody has protected nothing, while `calendar` still listed it."""
+    from release_mgmt.cli.main import main
+
+    releases, calendars = tmp_path / "releases", tmp_path / "calendars"
+    releases.mkdir()
+    calendars.mkdir()
+    write_definition(releases, "shop.yaml", minimal_definition("shop"))
+    (calendars / "company.yaml").write_text(
+        "windows:\n  - {name: close, kind: freeze, reason: r, timezone: UTC, start: 2026-12-20 00:00, "
+        "end: 2026-12-27 00:00, releases: [shopp], environments: [prod]}\n"
+    )
+    out = _cli("validate", str(releases), cwd=tmp_path)
+    assert out.returncode == 1
+    assert (
+        "company.yaml: windows[0].releases[0]: no release here is called 'shopp', so this window protects nothing "
+        "there; known: shop"
+    ) in out.stdout
+    assert main(["validate", str(releases)]) == 1

@@ -14,7 +14,7 @@ import pytest
 from release_mgmt.definition import yaml_io
 from release_mgmt.definition.budget import BudgetExceededError, time_budget
 from release_mgmt.definition.loader import load_file
-from release_mgmt.definition.templates import AIRFLOW_CONTEXT
+from release_mgmt.definition.templates import AIRFLOW_CONTEXT, AIRFLOW_FILTERS
 from release_mgmt.errors import DefinitionError
 from tests.helpers import write_definition
 
@@ -121,13 +121,36 @@ def test_time_budget_interrupts_and_keeps_an_outer_timer() -> None:
 
 
 def test_the_template_names_are_airflows_context() -> None:
-    """The names a non-shell template may use are exactly the keys of Airflow's task context."""
+    """The names a non-shell template may use are exactly the keys of Airflow's task context, and its filters
+    Airflow's (invalid/fuzz_template_filter.yaml: an unknown filter is an error, ds is not)."""
+    from airflow.sdk.definitions._internal.templater import FILTERS
     from airflow.sdk.definitions.context import Context
 
     assert set(Context.__annotations__) == AIRFLOW_CONTEXT
+    assert set(FILTERS) == set(AIRFLOW_FILTERS)
 
 
 def _spin_within(seconds: float) -> None:
     with time_budget(seconds, "spinning"):
         while True:
             pass
+
+
+def test_thousands_of_items_or_mistakes_cost_one_short_report(tmp_path: Path) -> None:
+    """22,000 components were validated one by one, and 75,000 wrong keys each got a sentence (seconds of work
+    and megabytes of DAG docs): now the counts are checked first, and a report holds at most 50 problems."""
+    many = ["name: big", "owner: o", "components:"]
+    many += [f"  - {{name: c{i}, deploy: {{type: command}}}}" for i in range(22000)]
+    started = time.perf_counter()
+    with pytest.raises(DefinitionError) as info:
+        load_file(write_definition(tmp_path, "many.yaml", "\n".join(many) + "\n"))
+    assert [(p.path, p.message) for p in info.value.problems] == [
+        ("components", "22,000 items; at most 100 (split the release)")
+    ]
+    wrong = ["name: big", "owner: o", "components: []", "environments:"]
+    wrong += [f"  - {{name: e{i}, a: 1, b: 2, c: 3, d: 4}}" for i in range(20)]
+    with pytest.raises(DefinitionError) as info:
+        load_file(write_definition(tmp_path, "wrong.yaml", "\n".join(wrong) + "\n"))
+    assert len(info.value.problems) == 51
+    assert "32 more problems not shown; fix these first" in info.value.render()  # 80 keys, 2 lists
+    assert time.perf_counter() - started < 5

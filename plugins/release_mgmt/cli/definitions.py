@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from release_mgmt.cli.common import DEFAULT_RELEASES
 from release_mgmt.definition.checks import shell_problems
-from release_mgmt.definition.loader import load_paths
+from release_mgmt.definition.loader import LoadedDefinition, load_paths
 from release_mgmt.definition.models import json_schema
 
 
@@ -22,7 +23,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from release_mgmt.dag.builder import validated  # Airflow: the DAG each file becomes is built, as Airflow would
 
     report = validated([p for p in paths if p.exists()])
-    calendar_errors = _check_calendars(paths)
+    calendar_errors = _check_calendars(paths, report.loaded)
     for item in report.loaded:
         defn = item.definition
         print(
@@ -42,22 +43,46 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if report.errors or missing or calendar_errors else 0
 
 
-def _check_calendars(paths: list[Path]) -> int:
-    """Validate the shared calendars beside each folder of definitions (include/calendars); count the broken."""
-    from release_mgmt.definition.loader import load_calendar
+def _check_calendars(paths: list[Path], loaded: Sequence[LoadedDefinition]) -> int:
+    """Validate the shared calendars beside each folder of definitions (include/calendars); count the broken. A
+    window scoped to releases or components that none of the folder's definitions has protects nothing: an error
+    (when the folder has definitions to compare with)."""
+    from release_mgmt.definition.shared import load_calendar
     from release_mgmt.errors import DefinitionError
 
     broken = 0
     folders = {p.parent / "calendars" for p in paths if p.is_dir() and (p.parent / "calendars").is_dir()}
     for file in sorted(f for folder in folders for f in folder.glob("*.yaml")):
         try:
-            load_calendar(file)
+            calendar = load_calendar(file)
         except DefinitionError as exc:
             print("\n".join(exc.lines()))
             broken += 1
-        else:
+            continue
+        unknown = _unknown_scopes(calendar.windows, loaded) if loaded else []
+        for line in unknown:
+            print(f"{file}: {line}")
+        broken += bool(unknown)
+        if not unknown:
             print(f"{file}: ok: calendar")
     return broken
+
+
+def _unknown_scopes(windows: Sequence[Any], loaded: Sequence[LoadedDefinition]) -> list[str]:
+    releases = {item.definition.name for item in loaded}
+    components = {c.name for item in loaded for c in item.definition.components}
+    environments = {e.name for item in loaded for e in item.definition.environments}
+    lines = []
+    for i, window in enumerate(windows):
+        for scope, known in (("releases", releases), ("components", components), ("environments", environments)):
+            what = "is called" if scope == "releases" else f"has {scope[:-1]}"
+            lines += [
+                f"windows[{i}].{scope}[{j}]: no release here {what} {name!r}, so this window protects nothing there; "
+                f"known: {', '.join(sorted(known))}"
+                for j, name in enumerate(getattr(window, scope))
+                if name not in known
+            ]
+    return lines
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

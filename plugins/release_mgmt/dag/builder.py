@@ -174,7 +174,8 @@ def _one_release(files: list[Path], display_root: Path | None, dag_id: str) -> d
         return None
     owner = candidates[0] if len(candidates) == 1 else choose_owner(name, candidates)
     try:
-        item = load_file(owner, display_path(owner, display_root))
+        with time_budget(BUDGET_SECONDS, "reading this definition"):
+            item = load_file(owner, display_path(owner, display_root))
     except Exception:  # noqa: BLE001 - a broken file: the caller reads the folder, which reports it
         return None
     return {dag_id: _isolated(item, dag_id)} if item.definition.name == name else None

@@ -11,20 +11,26 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from release_mgmt.definition import yaml_io
+from release_mgmt.definition import shared, yaml_io
 from release_mgmt.definition.budget import BudgetExceededError, time_budget
-from release_mgmt.definition.calendars import CalendarFile
 from release_mgmt.definition.checks import maintenance_problems, semantic_problems, shell_problems
-from release_mgmt.definition.messages import calendar_problems, key_path, problems_from
-from release_mgmt.definition.models import NAME_PATTERN, ReleaseDefinition
+from release_mgmt.definition.messages import problems_from
+from release_mgmt.definition.models import MAX_COMPONENTS, MAX_ENVIRONMENTS, NAME_PATTERN, ReleaseDefinition
 from release_mgmt.definition.owners import choose_owner
+from release_mgmt.definition.yaml_io import display_path
 from release_mgmt.errors import DefinitionError, Problem
-from release_mgmt.gates.approval import User
-from release_mgmt.gates.base import GroupName
 
 SUFFIXES = (".yaml", ".yml")
+#: the largest lists and mappings of a definition (models.py says the same; checked here before validating them)
+LIST_LIMITS = {
+    "components": MAX_COMPONENTS,
+    "environments": MAX_ENVIRONMENTS,
+    "windows": 200,
+    "parameters": 50,
+    "approver_groups": 200,
+}
 #: seconds one definition may take to read, and again to build (a real one takes tens of milliseconds)
 BUDGET_SECONDS = 5.0
 #: top-level keys left to the author (anchors for YAML merge keys: ``x-defaults: &defaults {...}``)
@@ -32,7 +38,7 @@ EXTENSION_PREFIX = "x-"
 __all__ = [
     "LoadReport",
     "LoadedDefinition",
-    "load_calendar",
+    "display_path",
     "load_file",
     "load_paths",
     "semantic_problems",
@@ -55,13 +61,6 @@ class LoadReport:
 
     loaded: tuple[LoadedDefinition, ...]
     errors: tuple[DefinitionError, ...]
-
-
-def display_path(path: Path, root: Path | None = None) -> str:
-    """``path`` relative to ``root`` (or the working directory) when inside it, else absolute."""
-    base = (root or Path.cwd()).resolve()
-    resolved = path.resolve()
-    return str(resolved.relative_to(base)) if resolved.is_relative_to(base) else str(resolved)
 
 
 def definition_files(paths: Iterable[Path]) -> list[Path]:
@@ -152,18 +151,29 @@ def _checked(
 ) -> ReleaseDefinition:
     """The definition of a file's mapping, with its shared groups and calendars, every check passed."""
     data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith(EXTENSION_PREFIX))}
+    too_many = [
+        Problem(
+            key, f"{len(data[key]):,} items; at most {limit} (split the release)", line=yaml_io.line_of(node, (key,))
+        )
+        for key, limit in LIST_LIMITS.items()
+        if isinstance(data.get(key), list | dict) and len(data[key]) > limit
+    ]
+    if too_many or len(data) > len(ReleaseDefinition.model_fields) + 20:  # before validating thousands of items
+        keys = len(data)
+        too_many = too_many or [Problem("", f"{keys:,} top-level keys; a definition has at most 15 (see the schema)")]
+        raise DefinitionError(shown, too_many, path)
     try:
         definition = ReleaseDefinition.model_validate(data)
     except ValidationError as exc:
         problems = sorted((_with_line(p, node) for p in problems_from(exc, data)), key=lambda p: p.line or 0)
         raise DefinitionError(shown, problems, path) from None
     if definition.approver_groups_file:
-        definition = _with_shared_groups(definition, path, shown, node)
+        definition = shared.with_shared_groups(definition, path, shown, node)
     problems = [_with_line(p, node) for p in semantic_problems(definition)]
     if problems:
         raise DefinitionError(shown, problems, path)
     if definition.calendars:
-        definition = _with_calendars(definition, path, shown, node, calendars_dir)
+        definition = shared.with_calendars(definition, path, shown, node, calendars_dir)
     problems = [_with_line(p, node) for p in maintenance_problems(definition, datetime.now(UTC))]
     if problems:
         raise DefinitionError(shown, problems, path)
@@ -184,84 +194,6 @@ def _check_schedule(defn: ReleaseDefinition, path: Path, shown: str, node: yaml.
     else:
         return
     raise DefinitionError(shown, [Problem(".".join(where), message, line=yaml_io.line_of(node, where))], path)
-
-
-def _with_calendars(
-    defn: ReleaseDefinition, path: Path, shown: str, node: yaml.Node | None, calendars_dir: Path | None
-) -> ReleaseDefinition:
-    """The definition with the windows of its shared calendars added after its own."""
-    folder = calendars_dir or path.parent.parent / "calendars"
-    windows = list(defn.windows)
-    for i, name in enumerate(defn.calendars):
-        file = folder / f"{name}.yaml"
-        if not file.is_file():
-            known = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
-            raise DefinitionError(
-                shown,
-                [
-                    Problem(
-                        f"calendars[{i}]",
-                        f"no calendar {file}; known calendars: {', '.join(known) or 'none'}",
-                        line=yaml_io.line_of(node, ("calendars", i)),
-                    )
-                ],
-                path,
-            )
-        windows.extend(load_calendar(file).windows)
-    return defn.model_copy(update={"windows": tuple(windows)})
-
-
-def load_calendar(file: Path) -> CalendarFile:
-    """One shared calendar file; DefinitionError naming that file, line and key path."""
-    shown = display_path(file)
-    try:
-        text = yaml_io.read_small(file)
-        data, node = yaml_io.parse(text)
-    except ValueError as exc:
-        raise DefinitionError(shown, [Problem("", str(exc))], file) from None
-    except (yaml.YAMLError, yaml_io.LimitError) as exc:
-        raise DefinitionError(shown, [yaml_io.problem(exc, text)], file) from None
-    try:
-        return CalendarFile.model_validate(data if data is not None else {})
-    except ValidationError as exc:
-        problems = [
-            dataclasses.replace(p, line=yaml_io.line_of(node, _loc_from_path(p.path)))
-            for p in calendar_problems(exc, data)
-        ]
-        raise DefinitionError(shown, problems, file) from None
-
-
-GROUPS_ADAPTER: TypeAdapter[dict[str, tuple[str, ...]]] = TypeAdapter(dict[GroupName, tuple[User, ...]])
-
-
-def _with_shared_groups(defn: ReleaseDefinition, path: Path, shown: str, node: yaml.Node | None) -> ReleaseDefinition:
-    """The definition with the groups of its approver_groups_file merged in (a group defined twice is an error)."""
-    shared = path.parent / str(defn.approver_groups_file)
-    where = Problem("approver_groups_file", "", line=yaml_io.line_of(node, ("approver_groups_file",)))
-    base = path.resolve().parent.parent
-    if not shared.resolve().is_relative_to(base):  # a definition may not make the DAG processor read any file
-        message = (
-            f"must name a file inside {base.name}/ (the folder above the definitions), e.g. ../approver_groups.yaml"
-        )
-        raise DefinitionError(shown, [dataclasses.replace(where, message=message)], path)
-    try:
-        text = yaml_io.read_small(shared)
-        data, _ = yaml_io.parse(text)
-    except ValueError as exc:
-        raise DefinitionError(shown, [dataclasses.replace(where, message=str(exc))], path) from None
-    except (yaml.YAMLError, yaml_io.LimitError) as exc:
-        raise DefinitionError(str(shared), [yaml_io.problem(exc, text)], shared) from None
-    try:
-        groups = GROUPS_ADAPTER.validate_python(data or {})
-    except ValidationError as exc:
-        raise DefinitionError(
-            str(shared), [Problem(key_path(tuple(e["loc"])), e["msg"]) for e in exc.errors()], shared
-        ) from None
-    twice = sorted(groups.keys() & defn.approver_groups.keys())
-    if twice:
-        message = f"group(s) {', '.join(twice)} defined both here (approver_groups) and in {shared.name}"
-        raise DefinitionError(shown, [dataclasses.replace(where, message=message)], path)
-    return defn.model_copy(update={"approver_groups": {**groups, **defn.approver_groups}})
 
 
 def over_budget(shown: str, path: Path, exc: BudgetExceededError) -> DefinitionError:
@@ -341,19 +273,4 @@ def _kind(data: Any) -> str:
 
 
 def _with_line(problem: Problem, node: yaml.Node | None) -> Problem:
-    return dataclasses.replace(problem, line=yaml_io.line_of(node, _loc_from_path(problem.path)))
-
-
-def _loc_from_path(path: str) -> tuple[Any, ...]:
-    """``components[0].deploy`` -> ``("components", 0, "deploy")``; a key that itself holds brackets or dots (an
-    unknown key such as ``w[indows``) stays text, at worst pointing at its parent's line."""
-    loc: list[Any] = []
-    for part in path.split("."):
-        name, indexes = _INDEXED.match(part).groups()  # type: ignore[union-attr]
-        if name:
-            loc.append(name)
-        loc.extend(int(i) for i in re.findall(r"\d+", indexes))
-    return tuple(loc)
-
-
-_INDEXED = re.compile(r"^(.*?)((?:\[\d+\])*)$", re.DOTALL)
+    return dataclasses.replace(problem, line=yaml_io.line_of(node, shared.loc_from_path(problem.path)))

@@ -104,6 +104,9 @@ def _is_step(loc: tuple[Any, ...]) -> bool:
     return bool(models) and all(m in STEP_TYPES for m in models)
 
 
+#: problems reported per file (a file with thousands of wrong keys gets the first ones, quickly)
+MAX_PROBLEMS = 50
+
 #: error kind -> sentence template; ``{got}`` is the offending value, other names come from pydantic's ctx
 TEMPLATES = {
     "bool_parsing": "must be true or false (got {got})",
@@ -245,12 +248,15 @@ def _one_per_union(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def problems_from(exc: ValidationError, data: Any) -> list[Problem]:
     """Every validation error of one file as a :class:`Problem`, noise removed."""
     errors: list[dict[str, Any]] = []
-    for e in _one_per_union([dict(e) for e in exc.errors()]):
+    every = exc.errors(include_url=False, include_context=True, include_input=True)
+    for e in _one_per_union([dict(e) for e in every[:MAX_PROBLEMS]]):
         loc = _without_tags(tuple(e["loc"]))
         if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc = (*loc, "type")  # the problem is the step's type key, where the user must look
         errors.append({**e, "loc": loc})
     problems = []
+    if len(every) > MAX_PROBLEMS:
+        problems.append(Problem("", f"{len(every) - MAX_PROBLEMS:,} more problems not shown; fix these first"))
     for err in errors:
         if _is_noise(err, errors):
             continue

@@ -257,7 +257,7 @@ class ReleaseDefinition(Strict):
     )
     parameters: dict[Key, Parameter] = Field(default_factory=dict, max_length=50)
     approver_groups: dict[GroupName, tuple[User, ...]] = Field(
-        default_factory=dict, description="Named groups of Airflow users, for approval gates."
+        default_factory=dict, max_length=200, description="Named groups of Airflow users, for approval gates."
     )
     approver_groups_file: str | None = Field(
         default=None,

@@ -37,7 +37,11 @@ AIRFLOW_CONTEXT = frozenset(
 DICT_METHODS = frozenset(n for n in dir(dict) if not n.startswith("_"))
 BUILT_IN_PARAMETERS = ("environments", "dry_run", "emergency_change")
 
+#: the filters Airflow adds to Jinja's (airflow.sdk's templater FILTERS; the test keeps the list true)
+AIRFLOW_FILTERS = ("ds", "ds_nodash", "ts", "ts_nodash", "ts_nodash_with_tz")
+
 _ENV = jinja2.Environment(autoescape=False)  # noqa: S701 - parsed only, never rendered here
+_ENV.filters.update(dict.fromkeys(AIRFLOW_FILTERS, str))
 
 
 def template_problems(defn: ReleaseDefinition) -> list[Problem]:
@@ -50,13 +54,19 @@ def template_problems(defn: ReleaseDefinition) -> list[Problem]:
             continue
         try:
             tree = _ENV.parse(text)
+            undeclared = meta.find_undeclared_variables(tree)  # compiles it: unknown filters and tests fail here
         except jinja2.TemplateSyntaxError as exc:
             problems.append(
                 Problem(where, f"template syntax error on its line {exc.lineno}: {_short(exc.message or '')}")
             )
             continue
+        except jinja2.TemplateError as exc:
+            problems.append(Problem(where, f"template error: {_short(exc.message or '')}"))
+            continue
+        if any(True for _ in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends))):
+            problems.append(Problem(where, "a template may not include, import or extend other templates"))
         allowed = SHELL_NAMES if in_shell else SHELL_NAMES | AIRFLOW_CONTEXT
-        for name in sorted(meta.find_undeclared_variables(tree) - allowed - globals_):
+        for name in sorted(undeclared - allowed - globals_):
             note = " (shell strings never see Airflow's context)" if in_shell and name in AIRFLOW_CONTEXT else ""
             close = difflib.get_close_matches(name, sorted(allowed), n=1)
             hint = f" (did you mean {close[0]}?)" if close and not note else note

@@ -231,6 +231,13 @@ def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
+def display_path(path: Path, root: Path | None = None) -> str:
+    """``path`` relative to ``root`` (or the working directory) when inside it, else absolute."""
+    base = (root or Path.cwd()).resolve()
+    resolved = path.resolve()
+    return str(resolved.relative_to(base)) if resolved.is_relative_to(base) else str(resolved)
+
+
 def read_small(path: Path) -> str:
     """The text of a definition, calendar or groups file: a regular file of at most MAX_BYTES, UTF-8 (ValueError
     saying which rule it breaks; nothing is read from a device, a pipe or a huge file)."""
