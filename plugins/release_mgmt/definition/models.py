@@ -290,5 +290,6 @@ def json_schema() -> dict[str, Any]:
     """The JSON schema of a release definition file (by alias, as users write it)."""
     schema = ReleaseDefinition.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["patternProperties"] = {"^x-": {"description": "Left to the author, e.g. anchors for merge keys."}}
     schema["title"] = "release_mgmt release definition"
     return schema
