@@ -154,3 +154,24 @@ def test_thousands_of_items_or_mistakes_cost_one_short_report(tmp_path: Path) ->
     assert len(info.value.problems) == 51
     assert "32 more problems not shown; fix these first" in info.value.render()  # 80 keys, 2 lists
     assert time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "./deploy.sh {{ version }} --port {{ vars.port }}",
+        "{{version}}{{ vars.a.b }} {{ params.region }} {{ ds }}",
+        "echo { not a template } {{ component }}",
+        "{{ version }} }}",
+        "{{ vars['port'] }} {{ version }}",
+        "{{ version | upper }}",
+        "{{ a }}{{ b.c.d }}{{ params.x.y }}",
+    ],
+)
+def test_plain_templates_read_without_jinja_agree_with_jinja(text: str) -> None:
+    """The fast path for plain {{ name.attr }} templates finds what Jinja's parser finds ({# #} forces it)."""
+    from release_mgmt.definition import templates
+
+    fast, full = templates._analysis(text), templates._analysis(text + "{# force the parser #}")
+    assert (fast.problems, fast.names) == (full.problems, full.names)
+    assert {k: set(v) for k, v in fast.attributes.items() if v} == {k: set(v) for k, v in full.attributes.items() if v}

@@ -6,11 +6,13 @@ rendered in, ``params.NAME`` declared, and variable or parameter names that a di
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from jinja2 import meta, nodes
+from jinja2 import nodes
 
 from release_mgmt.definition.models import ReleaseDefinition
 from release_mgmt.errors import Problem
@@ -42,6 +44,8 @@ AIRFLOW_FILTERS = ("ds", "ds_nodash", "ts", "ts_nodash", "ts_nodash_with_tz")
 
 _ENV = jinja2.Environment(autoescape=False)  # noqa: S701 - parsed only, never rendered here
 _ENV.filters.update(dict.fromkeys(AIRFLOW_FILTERS, str))
+#: names Jinja sets inside loops, macros and call blocks
+_LOOP_NAMES = frozenset(("loop", "caller", "varargs", "kwargs"))
 
 
 def template_problems(defn: ReleaseDefinition) -> list[Problem]:
@@ -52,26 +56,18 @@ def template_problems(defn: ReleaseDefinition) -> list[Problem]:
     for where, text, in_shell in _templated(defn):
         if "{" not in text:
             continue
-        try:
-            tree = _ENV.parse(text)
-            undeclared = meta.find_undeclared_variables(tree)  # compiles it: unknown filters and tests fail here
-        except jinja2.TemplateSyntaxError as exc:
-            problems.append(
-                Problem(where, f"template syntax error on its line {exc.lineno}: {_short(exc.message or '')}")
-            )
+        found = _analysis(text)
+        problems += [Problem(where, message) for message in found.problems]
+        if found.problems and found.names is None:
             continue
-        except jinja2.TemplateError as exc:
-            problems.append(Problem(where, f"template error: {_short(exc.message or '')}"))
-            continue
-        if any(True for _ in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends))):
-            problems.append(Problem(where, "a template may not include, import or extend other templates"))
+        undeclared = found.names or set()
         allowed = SHELL_NAMES if in_shell else SHELL_NAMES | AIRFLOW_CONTEXT
         for name in sorted(undeclared - allowed - globals_):
             note = " (shell strings never see Airflow's context)" if in_shell and name in AIRFLOW_CONTEXT else ""
             close = difflib.get_close_matches(name, sorted(allowed), n=1)
             hint = f" (did you mean {close[0]}?)" if close and not note else note
             problems.append(Problem(where, f"unknown template name {_short(name)}{hint}; known: {_known(in_shell)}"))
-        for attr in sorted(_attributes(tree, "vars")):
+        for attr in sorted(found.attributes.get("vars", ())):
             missing = [e.name for e in defn.environments if attr not in e.variables]
             if missing:
                 problems.append(
@@ -80,11 +76,61 @@ def template_problems(defn: ReleaseDefinition) -> list[Problem]:
                         f"vars.{attr} is not defined in environment(s) {', '.join(missing)}; add it to their variables",
                     )
                 )
-        for attr in sorted(_attributes(tree, "params") - parameters):
+        for attr in sorted(set(found.attributes.get("params", ())) - parameters):
             problems.append(
                 Problem(where, f"params.{attr} is not a parameter of this release; declare it in parameters")
             )
     return problems
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    """What one template says: its problems (names None when it could not be read), the names it reads without
+    setting them, and the attributes it reads of vars and params."""
+
+    problems: tuple[str, ...]
+    names: set[str] | None
+    attributes: dict[str, tuple[str, ...]]
+
+
+#: a plain ``{{ name }}`` or ``{{ name.attr }}``: most templates are only these, read without Jinja's parser
+_PLAIN = re.compile(r"\{\{\s*([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*)*)\s*\}\}")
+
+
+def _analysis(text: str) -> _Analysis:
+    if "{%" not in text and "{#" not in text:
+        rest = _PLAIN.sub("", text)
+        if "{{" not in rest and "}}" not in rest:
+            matches = _PLAIN.findall(text)
+            attributes: dict[str, tuple[str, ...]] = {}
+            for name, path in matches:
+                if path and name in ("vars", "params"):
+                    attributes[name] = (*attributes.get(name, ()), path.split(".")[1])
+            return _Analysis((), {name for name, _ in matches}, attributes)
+    try:
+        tree = _ENV.parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        return _Analysis((f"template syntax error on its line {exc.lineno}: {_short(exc.message or '')}",), None, {})
+    problems = _unknown_filters(tree)
+    if any(True for _ in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends))):
+        problems.append("a template may not include, import or extend other templates")
+    attributes = {name: tuple(_attributes(tree, name)) for name in ("vars", "params")}
+    return _Analysis(tuple(problems), _undeclared(tree), attributes)
+
+
+def _undeclared(tree: nodes.Template) -> set[str]:
+    """The names a template reads without setting them itself (a walk of the parsed tree: compiling it, as
+    ``jinja2.meta`` does, would cost more than building the release's DAG)."""
+    names = list(tree.find_all(nodes.Name))
+    stored = {n.name for n in names if n.ctx in ("store", "param")}
+    return {n.name for n in names if n.ctx == "load"} - stored - _LOOP_NAMES
+
+
+def _unknown_filters(tree: nodes.Template) -> list[str]:
+    """What compiling the template would refuse: filters and tests that do not exist."""
+    found = [f"no filter named {_short(n.name)}" for n in tree.find_all(nodes.Filter) if n.name not in _ENV.filters]
+    found += [f"no test named {_short(n.name)}" for n in tree.find_all(nodes.Test) if n.name not in _ENV.tests]
+    return [f"template error: {message}" for message in found]
 
 
 def _known(in_shell: bool) -> str:
