@@ -159,7 +159,40 @@ def _read(text: str, loader_class: type[Any]) -> tuple[Any, yaml.Node | None]:
 
 def check_limits(root: yaml.Node) -> None:
     """Depth, expanded size, value length and self-referring aliases, without recursion and before any
-    value is built (a 1,000-deep document or a billion-laughs alias bomb costs only this walk)."""
+    value is built (a 1,000-deep document or a billion-laughs alias bomb costs only this walk). A document
+    without aliases (most) is walked once, top down: its size is its text's, so only depth and value length
+    can be over; one with aliases gets the full walk."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, level = stack.pop()
+        if id(node) in seen:  # reached twice: an alias
+            _check_aliased(root)
+            return
+        seen.add(id(node))
+        if level > MAX_DEPTH:
+            raise LimitError(
+                f"nested more than {MAX_DEPTH} levels deep; flatten the structure", node.start_mark.line + 1
+            )
+        if isinstance(node, yaml.ScalarNode):
+            if len(node.value) > MAX_STRING:
+                raise _too_long(node)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend((part, level + 1) for pair in node.value for part in pair)
+        else:
+            stack.extend((item, level + 1) for item in node.value)
+
+
+def _too_long(node: yaml.Node) -> LimitError:
+    return LimitError(
+        f"a value of {len(node.value):,} characters; at most {MAX_STRING:,}: move long text into a script or file the "
+        "step runs",
+        node.start_mark.line + 1,
+    )
+
+
+def _check_aliased(root: yaml.Node) -> None:
+    """The full walk: each node's expanded size and height, bottom up, every shared node once."""
     size: dict[int, int] = {}
     depth: dict[int, int] = {}
     open_nodes: set[int] = set()
@@ -172,11 +205,7 @@ def check_limits(root: yaml.Node) -> None:
             if key in size:
                 continue
             if isinstance(node, yaml.ScalarNode) and len(node.value) > MAX_STRING:
-                raise LimitError(
-                    f"a value of {len(node.value):,} characters; at most {MAX_STRING:,}: move long text into a "
-                    "script or file the step runs",
-                    node.start_mark.line + 1,
-                )
+                raise _too_long(node)
             open_nodes.add(key)
             stack.append((node, True))
             for child in children:
