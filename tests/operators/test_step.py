@@ -100,10 +100,16 @@ def test_a_nul_byte_stops_the_run_before_any_step(tmp_path, monkeypatch, airflow
 
 
 def test_shell_strings_see_only_the_definitions_names(tmp_path, monkeypatch, airflow_db) -> None:
-    """dag_run.conf and run_id are not available in a shell string: the task fails instead of running them."""
+    """dag_run.conf is not available in a shell string: the definition is refused when read (issue 17), and
+    should the check be passed by, the task fails instead of running it."""
+    from release_mgmt.definition import checks
+
     data = minimal_definition("conf", environments=[{"name": "dev"}])
     data["components"][0]["deploy"] = command("echo {{ dag_run.conf }}")
     write_definition(tmp_path / "releases", "conf.yaml", data)
     use_releases(tmp_path / "releases", monkeypatch)
+    refused = build_release_dags(tmp_path / "releases")["release_conf"]
+    assert "unknown template name dag_run (shell strings never see Airflow's context)" in (refused.doc_md or "")
+    monkeypatch.setattr(checks, "template_problems", lambda defn: [])  # the load-time check off: the run's own
     run = build_release_dags(tmp_path / "releases")["release_conf"].test(run_conf={"x": json.dumps("$(id)")})
     assert states(run)["dev.deploy_api"] == "failed"
