@@ -81,6 +81,11 @@ def _change_in_authorize(store: ChangeStore) -> str:
     return change["sys_id"]
 
 
+#: the longest gap between two 50 ms ticks that still means "never blocked": a blocking call would hold the loop for
+#: a whole slow answer (1 s) or wait (3 s); a busy 2-core CI machine has delayed a tick by 0.65 s on its own
+HELD = 0.9
+
+
 async def _run_with_ticker(trigger: BaseTrigger, seconds: float = 20) -> tuple[dict[str, Any], int, float]:
     """The trigger's first event, how many 50 ms ticks a task on the same loop got meanwhile, and the longest
     gap between two ticks (a blocking call would stretch it)."""
@@ -114,7 +119,7 @@ def test_change_trigger_fires_when_the_change_is_authorized(service) -> None:
     event, ticks, longest = asyncio.run(_run_with_ticker(trigger))
     assert (event["status"], event["state"], event["approval"]) == ("decided", -2, "approved")
     assert ticks > 20
-    assert longest < 0.5
+    assert longest < HELD
 
 
 def test_change_trigger_times_out_and_reports_errors(service) -> None:
@@ -143,7 +148,7 @@ def test_change_trigger_rides_out_an_outage_until_its_deadline(service) -> None:
     )
     event, _, longest = asyncio.run(_run_with_ticker(trigger, 60))
     assert (event["status"], event["state"]) == ("decided", -2)
-    assert longest < 0.5
+    assert longest < HELD
     proxy.plan = ["500"] * 200
     down = ChangeAuthorizationTrigger({"connection": "snow"}, sys_id, time.time() + 1, poll_seconds=0.2)
     timeout, _, _ = asyncio.run(_run_with_ticker(down, 60))
@@ -182,7 +187,7 @@ def test_lock_trigger_waits_in_line_and_rides_out_errors(service) -> None:
     event, ticks, longest = asyncio.run(_run_with_ticker(trigger))
     assert event["status"] == "granted"
     assert event["answer"]["holder"]["dag_id"] == "release_b"
-    assert longest < 0.5
+    assert longest < HELD
     assert ticks > 10
 
 
@@ -208,4 +213,4 @@ def test_a_released_lock_is_handed_over_at_once(service) -> None:
     granted = time.monotonic()
     assert event["status"] == "granted"
     assert granted - released[0] < 1.0, f"hand-over took {granted - released[0]:.2f}s"
-    assert longest < 0.5  # the trigger never blocked the event loop while waiting
+    assert longest < HELD  # the trigger never blocked the event loop while waiting
