@@ -208,9 +208,7 @@ def validated(paths: list[Path], root: Path | None = None, calendars_dir: Path |
     loaded: list[LoadedDefinition] = []
     errors = list(report.errors)
     for item in report.loaded:
-        dag, error = _built(item)
-        if dag is not None:
-            error = _unserializable(item, dag)
+        error = _working(item)[1]
         if error is None:
             loaded.append(item)
         else:
@@ -227,24 +225,25 @@ def checked_dag(
     if report.errors:
         return None, None, report.errors[0]
     item = report.loaded[0]
-    dag, error = _built(item)
-    if dag is not None:
-        error = _unserializable(item, dag)
+    dag, error = _working(item)
     return (item, dag, None) if error is None else (None, None, error)
 
 
-def _unserializable(item: LoadedDefinition, dag: DAG) -> DefinitionError | None:
-    """Whether the DAG processor could store the DAG (it would drop one it cannot serialize, with no trace in the
-    release list)."""
+def _working(item: LoadedDefinition) -> tuple[DAG | None, DefinitionError | None]:
+    """The release's DAG built and serialized as the DAG processor would (it drops a DAG it cannot serialize,
+    with no trace in the release list), or why not."""
     from airflow.serialization.serialized_objects import DagSerialization
 
+    dag, error = _built(item)
+    if dag is None:
+        return None, error
     try:
         DagSerialization.to_dict(dag)
     except Exception as exc:  # noqa: BLE001
         error = unusable(item.display, item.path, "valid, but Airflow cannot store its DAG", exc)
         error.name = item.definition.name
-        return error
-    return None
+        return None, error
+    return dag, None
 
 
 def _plan(item: LoadedDefinition) -> ReleasePlan:

@@ -18,8 +18,9 @@ from release_mgmt.gates.approval import reachable_problems as gate_reachability
 from release_mgmt.steps import shell
 
 RESERVED_PARAMETERS = ("environments", "dry_run", "emergency_change")
-#: task ids outside every environment's group (planning/graph.py): an environment group may not take them
+#: how far ahead a maintenance window must still open with time to deploy
 MAINTENANCE_HORIZON = timedelta(days=400)
+#: task ids outside every environment's group (planning/graph.py): an environment group may not take them
 RESERVED_ENVIRONMENTS = ("preflight", "break_glass", "summary")
 
 
