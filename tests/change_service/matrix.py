@@ -59,9 +59,21 @@ def change_in_authorize(service: Service, **fields: str) -> dict[str, str]:
     return change
 
 
+def new_change(service: Service) -> dict[str, str]:
+    body = {"short_description": "Release matrix to prod", "u_airflow_dag_id": DAG, "u_airflow_run_id": RUN}
+    created = service.call("POST", perms.CHANGES, perms.RELEASE_TASK, body)
+    assert created.status_code == 201, created.text
+    change: dict[str, str] = created.json()["result"]
+    return change
+
+
 def approval_of(service: Service, change: dict[str, str], user: str) -> dict[str, str]:
     rows = service.call(
-        "GET", perms.APPROVALS, perms.RELEASE_TASK, sysparm_query=f"sysapproval={change['sys_id']}"
+        "GET",
+        perms.APPROVALS,
+        perms.RELEASE_TASK,
+        sysparm_query=f"sysapproval={change['sys_id']}",
+        sysparm_exclude_reference_link="true",
     ).json()["result"]
     return next(r for r in rows if r["approver"] == user)
 
@@ -74,7 +86,17 @@ BODIES: dict[tuple[str, str], Any] = {
         "u_airflow_run_id": RUN,
     },
     ("PATCH", perms.CHANGES + "/{sys_id}"): {"work_notes": "a note"},
+    ("PUT", perms.CHANGES + "/{sys_id}"): {"work_notes": "a note"},
+    ("PATCH", perms.CHANGE_API + "/{sys_id}"): {"work_notes": "a note"},
+    ("POST", perms.CHANGE_API + "/normal"): {
+        "short_description": "x",
+        "u_airflow_dag_id": DAG,
+        "u_airflow_run_id": RUN,
+    },
+    ("POST", perms.CHANGE_API + "/emergency"): {"short_description": "x", "u_airflow_dag_id": DAG},
+    ("POST", perms.CHANGE_API + "/standard/{template}"): {"short_description": "x"},
     ("PATCH", perms.APPROVALS + "/{sys_id}"): {"state": "approved", "comments": "looks fine"},
+    ("PUT", perms.APPROVALS + "/{sys_id}"): {"state": "approved", "comments": "looks fine"},
     ("POST", perms.DECIDE + "/approve"): {"comment": "looks fine"},
     ("POST", perms.DECIDE + "/reject"): {"comment": "not now"},
     ("POST", perms.LOCKS + "/acquire"): {"lock": "matrix/prod"},
@@ -99,6 +121,8 @@ def walk(service: Service) -> list[str]:
     for row in perms.PERMISSIONS:
         for role in perms.ROLES:
             change = shared if row.method == "GET" else change_in_authorize(service)
+            if row.method == "DELETE":  # only a change still New may be deleted
+                change = new_change(service)
             target = change["sys_id"]
             if row.route.startswith(perms.APPROVALS + "/"):
                 target = approval_of(service, change, AUTHORIZER)["sys_id"]

@@ -86,7 +86,7 @@ def test_normal_change_lifecycle_with_authorization(service) -> None:
     assert notes.index("now 0") < notes.index("now -1") < notes.index("Change approved by cab: ok")  # newest first
     approvals = requests.get(
         url + "/api/now/table/sysapproval_approver",
-        params={"sysparm_query": f"sysapproval={sys_id}"},
+        params={"sysparm_query": f"sysapproval={sys_id}", "sysparm_exclude_reference_link": "true"},
         auth=AUTH,
         timeout=10,
     ).json()["result"]
@@ -135,9 +135,12 @@ def test_cancel_and_reject(service) -> None:
     ("method", "path", "body", "status", "message"),
     [
         ("GET", TABLE + "/nope", None, 404, "No Record found"),
-        ("POST", TABLE, {"colour": "blue"}, 400, "Invalid fields"),
         ("POST", TABLE, {"close_code": "great"}, 400, "Invalid close_code"),
-        ("GET", TABLE + "?sysparm_query=stateIN-1,0", None, 400, "Invalid query"),
+        ("GET", TABLE + "?sysparm_query=stateINNew", None, 400, "Invalid query"),
+        ("GET", TABLE + "?sysparm_query=colour=blue", None, 400, "Invalid query"),
+        ("GET", TABLE + "?sysparm_query=stateSOUNDSLIKE-1", None, 400, "Invalid query"),
+        ("GET", "/api/now/table/incident", None, 400, "Invalid table incident"),
+        ("DELETE", "/api/now/table/sys_journal_field/x", None, 405, "Method not Supported"),
     ],
 )
 def test_bad_requests(service, method, path, body, status, message) -> None:

@@ -84,7 +84,7 @@ def test_only_eligible_authorizers_hold_approval_records_and_the_quorum_counts(s
     """Approval records go to the authorizers minus the requester; two of them needed, reject needs a comment."""
     change = matrix.change_in_authorize(service, u_authorizers="alice,carol,dave,erin", u_min_authorizations="2")
     rows = service.call("GET", perms.APPROVALS, "viewer", sysparm_query=f"sysapproval={change['sys_id']}").json()
-    assert sorted(r["approver"] for r in rows["result"]) == ["carol", "dave", "erin"]
+    assert sorted(r["approver"]["value"] for r in rows["result"]) == ["carol", "dave", "erin"]  # references
     door = perms.DECIDE.format(sys_id=change["sys_id"])
     assert service.call("POST", f"{door}/reject", "authorizer", {"comment": " "}).status_code == 400
     first = service.call("POST", f"{door}/approve", "authorizer", {"comment": "fine"}).json()["result"]

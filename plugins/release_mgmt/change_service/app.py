@@ -1,17 +1,17 @@
-"""The change service's HTTP API: ServiceNow's Table API shapes for ``change_request`` and its approval
-records (``sysapproval_approver``), a decision door for authorizers
-(``/api/release_mgmt/change_request/{sys_id}/approve|reject``), and (lock_api.py) the environment locks release
-runs take in turn (``/api/release_mgmt/locks``) and the step fences (``/api/release_mgmt/fences``), and
-(gate_api.py) approval gates' progress across retries (``/api/release_mgmt/gates/progress``).
+"""The change service's HTTP API: ServiceNow's Table API (table_api.py: ``change_request``,
+``sysapproval_approver``, ``sys_journal_field``), its Change Management API (change_api.py: ``sn_chg_rest``), a
+decision door for authorizers (``/api/release_mgmt/change_request/{sys_id}/approve|reject``), the environment
+locks and step fences (lock_api.py) and approval gates' progress across retries (gate_api.py).
 
-Every request, the API's docs included, passes one dependency (:func:`enforce`): it authenticates the
-caller and finds the route's row in permissions.PERMISSIONS; no row, no access. The handlers then
-apply the row's scope to the record at hand (the release's DAG permission, the task's own run, the
-authorizer's own approval record). Errors come in ServiceNow's shape, never as a 500.
+Every request, the API's docs included, passes one dependency (web.enforce): it authenticates the caller and
+finds the route's row in permissions.PERMISSIONS; no row, no access. The handlers then apply the row's scope to
+the record at hand. Errors come in ServiceNow's shape (an unknown table, a method a route does not take, a
+malformed parameter included), never as a 500.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,118 +20,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.exc import DataError, OperationalError, StatementError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from release_mgmt.change_service import gate_api, lock_api
+from release_mgmt.change_service import change_api, gate_api, lock_api, table_api
 from release_mgmt.change_service import permissions as perms
 from release_mgmt.change_service.locks import any_run_is_live
 from release_mgmt.change_service.permissions import Caller
-from release_mgmt.change_service.query import parse_query, select_fields
-from release_mgmt.change_service.store import ChangeRuleError, ChangeStore, check_text
+from release_mgmt.change_service.store import ChangeRuleError, ChangeStore
+from release_mgmt.change_service.tables import TABLES
 from release_mgmt.change_service.web import CallerDep, StoreDep, failure, read_json
 
-TABLE = perms.CHANGES
-APPROVALS = perms.APPROVALS
-NOT_FOUND = {"message": "No Record found", "detail": "Record doesn't exist or ACL restricts the record retrieval"}
-#: ``field`` then an operator; the rest of the term is the value (so a value may hold IN, LIKE, '=')
 Authenticate = Callable[[Request], Caller | Awaitable[Caller]]
-
+TABLE_PREFIX = "/api/now/table/"
 
 router = APIRouter()
-
-
-def _readable(caller: Caller, record: dict[str, str] | None) -> dict[str, str] | None:
-    return record if record is not None and caller.may_read_release(record.get("u_airflow_dag_id", "")) else None
-
-
-@router.get(TABLE)
-def list_changes(
-    sysparm_query: str = "",
-    sysparm_fields: str | None = None,
-    sysparm_limit: int = 1000,
-    store: ChangeStore = StoreDep,
-    caller: Caller = CallerDep,
-) -> dict[str, Any]:
-    terms, order, descending = parse_query(sysparm_query)
-    records = store.query(terms, max(0, min(sysparm_limit, 10000)), order, descending)
-    return {"result": [select_fields(r, sysparm_fields) for r in records if _readable(caller, r)]}
-
-
-@router.post(TABLE, status_code=201)
-async def create_change(request: Request, store: ChangeStore = StoreDep, caller: Caller = CallerDep) -> Any:
-    body = await read_json(request)
-    if isinstance(body, JSONResponse):
-        return body
-    if caller.task is not None:  # a release task opens changes for its own run only
-        for name, own in (("u_airflow_dag_id", caller.task.dag_id), ("u_airflow_run_id", caller.task.run_id)):
-            if body.setdefault(name, own) != own:
-                return failure(403, "Not this task's run", f"{name} must be {own!r}, the run the token is for")
-    return {"result": store.create(body, caller.name)}
-
-
-@router.get(TABLE + "/{sys_id}")
-def get_change(
-    sys_id: str, sysparm_fields: str | None = None, store: ChangeStore = StoreDep, caller: Caller = CallerDep
-) -> Any:
-    record = _readable(caller, store.get(sys_id))
-    return failure(404, **NOT_FOUND) if record is None else {"result": select_fields(record, sysparm_fields)}
-
-
-@router.patch(TABLE + "/{sys_id}")
-async def update_change(
-    sys_id: str, request: Request, store: ChangeStore = StoreDep, caller: Caller = CallerDep
-) -> Any:
-    record = _readable(caller, store.get(sys_id))
-    if record is None:
-        return failure(404, **NOT_FOUND)
-    if not caller.owns_run(record["u_airflow_dag_id"], record["u_airflow_run_id"]):
-        return failure(403, "Not this task's run", f"{record['number']} belongs to another release run")
-    body = await read_json(request)
-    return body if isinstance(body, JSONResponse) else {"result": store.update(sys_id, body, caller.name)}
-
-
-@router.get(APPROVALS)
-def list_approvals(
-    sysparm_query: str = "",
-    sysparm_fields: str | None = None,
-    store: ChangeStore = StoreDep,
-    caller: Caller = CallerDep,
-) -> dict[str, Any]:
-    """Approval records, e.g. ``sysparm_query=sysapproval=<change sys_id>``; only of changes the caller may read."""
-    terms, _, _ = parse_query(sysparm_query)
-    change = next((v for f, op, v in terms if f == "sysapproval" and op == "="), None)
-    rows = store.approvals(change_sys_id=change)
-    wanted = [r for r in rows if all((r.get(f) == v) == (op == "=") for f, op, v in terms)]
-    readable = {sid for sid in {r["sysapproval"] for r in wanted} if _readable(caller, store.get(sid))}
-    return {"result": [select_fields(r, sysparm_fields) for r in wanted if r["sysapproval"] in readable]}
-
-
-@router.get(APPROVALS + "/{sys_id}")
-def get_approval(sys_id: str, store: ChangeStore = StoreDep, caller: Caller = CallerDep) -> Any:
-    rows = store.approvals(approval_sys_id=sys_id)
-    if not rows or _readable(caller, store.get(rows[0]["sysapproval"])) is None:
-        return failure(404, **NOT_FOUND)
-    return {"result": rows[0]}
-
-
-@router.patch(APPROVALS + "/{sys_id}")
-async def answer_approval(
-    sys_id: str, request: Request, store: ChangeStore = StoreDep, caller: Caller = CallerDep
-) -> Any:
-    """An authorizer answers their own approval record: {"state": "approved"|"rejected", "comments": ...}."""
-    body = await read_json(request)
-    if isinstance(body, JSONResponse):
-        return body
-    rows = store.approvals(approval_sys_id=sys_id)
-    change = _readable(caller, store.get(rows[0]["sysapproval"])) if rows else None
-    if change is None:
-        return failure(404, **NOT_FOUND)
-    if rows[0]["approver"] != caller.name:
-        return failure(403, "Not your approval", f"this approval record of {change['number']} is not {caller.name}'s")
-    state = body.get("state")
-    if state not in ("approved", "rejected") or set(body) - {"state", "comments"}:
-        return failure(400, "Invalid approval", 'write {"state": "approved" or "rejected", "comments": ...}')
-    decided = _decide(request, store, change, caller, yes=state == "approved", why=body.get("comments", ""))
-    return {"result": store.approvals(approval_sys_id=sys_id)[0] | {"change_state": decided["state"]}}
 
 
 @router.post(perms.DECIDE + "/approve")
@@ -150,18 +52,10 @@ async def _door(sys_id: str, approve_it: bool, request: Request, store: ChangeSt
     body = await read_json(request)
     if isinstance(body, JSONResponse):
         return body
-    change = _readable(caller, store.get(sys_id))
+    change = table_api.readable(caller, store.get(sys_id))
     if change is None:
-        return failure(404, **NOT_FOUND)
-    return {"result": _decide(request, store, change, caller, yes=approve_it, why=body.get("comment", ""))}
-
-
-def _decide(
-    request: Request, store: ChangeStore, change: dict[str, str], caller: Caller, *, yes: bool, why: Any
-) -> Any:
-    """The one path of every decision: the caller's own record, the triggering user excluded as Airflow knows it."""
-    triggerer = request.app.state.run_triggerer(change["u_airflow_dag_id"], change["u_airflow_run_id"])
-    return store.decide(change["sys_id"], yes, caller.name, check_text("comment", why), excluded=[triggerer or ""])
+        return failure(404, **table_api.NOT_FOUND)
+    return {"result": table_api.decide(request, store, change, caller, yes=approve_it, why=body.get("comment", ""))}
 
 
 def _docs_routes(app: FastAPI) -> None:
@@ -207,12 +101,35 @@ def create_app(store: ChangeStore | None, authenticate: Authenticate) -> FastAPI
     app.add_exception_handler(ChangeRuleError, _rule_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _no_route)  # type: ignore[arg-type]
     app.add_exception_handler(StatementError, _database_refused)  # type: ignore[arg-type]
+    app.add_middleware(VersionedPaths)
+    app.include_router(table_api.router)
+    app.include_router(change_api.router)
     app.include_router(router)
     app.include_router(lock_api.router)
     app.include_router(gate_api.router)
     _docs_routes(app)
     return app
+
+
+class VersionedPaths:
+    """ServiceNow's versioned URLs (``/api/now/v1/table/...``, ``/api/now/v2/table/...``) are served as the
+    default ones (``/api/now/table/...``): one version of the Table API is served."""
+
+    VERSIONED = re.compile(r"/api/now/v[12]/table/")
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            root, path = scope.get("root_path", ""), scope["path"]
+            inner = path[len(root) :] if root and path.startswith(root) else path
+            if match := self.VERSIONED.match(inner):
+                served = path[: len(path) - len(inner)] + TABLE_PREFIX + inner[match.end() :]
+                scope = {**scope, "path": served, "raw_path": served.encode()}
+        await self.app(scope, receive, send)
 
 
 def _no_triggerer(dag_id: str, run_id: str) -> str | None:
@@ -234,6 +151,33 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
     return response
+
+
+async def _no_route(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """A path or method no route serves, in ServiceNow's shape, and only to a signed-in caller (an anonymous one
+    learns nothing but 401): an unknown table is ``Invalid table <name>`` (400, as ServiceNow answers), a method a
+    route does not take is 405 naming the ones it does."""
+    try:
+        await enforce_signed_in(request)
+    except HTTPException as refused:
+        return await _http_error(request, refused)
+    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
+    if exc.status_code == 404 and path.startswith(TABLE_PREFIX):
+        table = path.removeprefix(TABLE_PREFIX).split("/")[0]
+        if table not in TABLES:
+            return failure(400, f"Invalid table {table}", None)
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        response = failure(405, "Method not Supported", f"{request.method} is not served here; use {allowed}")
+        response.headers["Allow"] = allowed
+        return response
+    return failure(exc.status_code, "Requested URI does not represent any resource", path)
+
+
+async def enforce_signed_in(request: Request) -> Caller:
+    answer = request.app.state.authenticate(request)
+    caller: Caller = await answer if isinstance(answer, Awaitable) else answer
+    return caller
 
 
 async def _database_refused(request: Request, exc: StatementError) -> JSONResponse:

@@ -1,12 +1,15 @@
 """Who calls the change service: a release task (a service token bound to its run), an Airflow user (inside
-Airflow: Airflow's own token, Bearer or the UI's session cookie), or, when the service runs on its own, a user
-of HTTP Basic."""
+Airflow: Airflow's own token as Bearer, the UI's session cookie, or HTTP Basic with the user's Airflow password,
+checked by the auth manager's own token endpoint), or, when the service runs on its own, a user of HTTP Basic."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
+import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
@@ -31,6 +34,22 @@ def service_caller(token: str) -> Caller | None:
     return None
 
 
+UNAUTHENTICATED = "Required to provide Auth information"
+#: how long a verified Basic login is reused before the auth manager is asked again
+BASIC_SECONDS = 60
+_verified: dict[str, tuple[str, float]] = {}
+_token_app: list[Any] = []
+
+
+def basic_credentials(header: str) -> tuple[str, str]:
+    """(user, password) of an ``Authorization: Basic ...`` header; ("", "") when it is malformed."""
+    try:
+        name, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return "", ""
+    return name, password
+
+
 def basic_auth(users: dict[str, tuple[str, str]]) -> Callable[[Request], Caller]:
     """An authenticator for running the service on its own: HTTP Basic against ``users`` (name: (password,
     role)), role one of permissions.HUMANS or ``release_task`` (an integration user, as ServiceNow has);
@@ -41,14 +60,11 @@ def basic_auth(users: dict[str, tuple[str, str]]) -> Callable[[Request], Caller]
         if header.startswith("Bearer ") and (caller := service_caller(header[7:])):
             return caller
         if header.startswith("Basic "):
-            try:
-                name, _, password = base64.b64decode(header[6:]).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                name, password = "", ""
+            name, password = basic_credentials(header)
             if name in users and hmac.compare_digest(users[name][0], password):
                 role = users[name][1]
                 return Caller(name, role if role == perms.RELEASE_TASK else perms.role_of(role))
-        raise HTTPException(401, detail="User Not Authenticated", headers={"WWW-Authenticate": "Basic"})
+        raise HTTPException(401, detail=UNAUTHENTICATED, headers={"WWW-Authenticate": "Basic"})
 
     return authenticate
 
@@ -63,8 +79,12 @@ async def airflow_caller(request: Request) -> Caller:
 
     header = request.headers.get("Authorization", "")
     token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN, "")
+    if header.lower().startswith("basic "):
+        if request.method == "POST":  # a browser may send remembered Basic credentials with a form from elsewhere
+            _same_origin_json(request)
+        token = await airflow_token_for(header)
     if not token:
-        raise HTTPException(401, detail="User Not Authenticated")
+        raise HTTPException(401, detail=UNAUTHENTICATED)
     if not header and request.method not in ("GET", "HEAD"):
         _same_origin_json(request)
     if caller := service_caller(token):
@@ -79,6 +99,33 @@ async def airflow_caller(request: Request) -> Caller:
         return bool(dag_id) and bool(manager.is_authorized_dag(method="GET", details=DagDetails(id=dag_id), user=user))
 
     return Caller(name, perms.role_of(getattr(user, "role", None)), None, can_read)
+
+
+async def airflow_token_for(header: str) -> str:
+    """Airflow's token for the user and password of a Basic header, from the auth manager's own token endpoint
+    (``POST /auth/token``, called in this process): the same password as the UI, whatever the auth manager.
+    A verified login is reused for BASIC_SECONDS (keyed by a hash, never the password); a refused one is a 401."""
+    import httpx
+    from airflow.api_fastapi.app import get_auth_manager
+
+    key = hashlib.sha256(header.encode()).hexdigest()
+    if (known := _verified.get(key)) and known[1] > time.monotonic():
+        return known[0]
+    name, password = basic_credentials(header)
+    if not name:
+        raise HTTPException(401, detail=UNAUTHENTICATED)
+    if not _token_app:
+        _token_app.append(get_auth_manager().get_fastapi_app())
+    transport = httpx.ASGITransport(app=_token_app[0])
+    async with httpx.AsyncClient(transport=transport, base_url="http://auth-manager") as client:
+        answer = await client.post("/token", json={"username": name, "password": password})
+    token = answer.json().get("access_token") if answer.status_code in (200, 201) else None
+    if not token:
+        raise HTTPException(401, detail="User Not Authenticated: Airflow refused this user and password")
+    if len(_verified) > 1000:
+        _verified.clear()
+    _verified[key] = (str(token), time.monotonic() + BASIC_SECONDS)
+    return str(token)
 
 
 def _same_origin_json(request: Request) -> None:

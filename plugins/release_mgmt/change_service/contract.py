@@ -8,6 +8,9 @@ from typing import Any
 
 TABLE = "/api/now/table/change_request"
 APPROVALS = "/api/now/table/sysapproval_approver"
+JOURNAL = "/api/now/table/sys_journal_field"
+#: ServiceNow's Change Management API (``sn_chg_rest``)
+CHANGE_API = "/api/sn_chg_rest/change"
 DECIDE = "/api/release_mgmt/change_request/{sys_id}"
 LOCKS = "/api/release_mgmt/locks"
 FENCES = "/api/release_mgmt/fences"

@@ -38,12 +38,11 @@ AT_CREATION = (
     "u_airflow_dag_id",
     "u_airflow_run_id",
     "u_requested_by",
+    "requested_by",
     "u_authorizers",
     "u_min_authorizations",
 )
 WRITABLE = LIFECYCLE + AT_CREATION
-#: read-only record fields a client may echo back unchanged
-ECHOED = ("work_notes", "sys_id", "number")
 
 
 class ChangeRuleError(ReleaseMgmtError):

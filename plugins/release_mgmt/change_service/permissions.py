@@ -29,6 +29,8 @@ READERS = frozenset({*HUMANS, AUTHORIZER, RELEASE_TASK})
 
 CHANGES, APPROVALS, DECIDE, LOCKS = contract.TABLE, contract.APPROVALS, contract.DECIDE, contract.LOCKS
 FENCES, GATES = contract.FENCES, contract.GATES
+JOURNAL, CHANGE_API = contract.JOURNAL, contract.CHANGE_API
+TASK, ONE = frozenset({RELEASE_TASK}), frozenset({AUTHORIZER})
 
 
 @dataclass(frozen=True)
@@ -51,16 +53,24 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("GET", CHANGES, "list and search changes", READERS, "release"),
     Permission("POST", CHANGES, "open a change for its run", frozenset({RELEASE_TASK}), "own_run"),
     Permission("GET", CHANGES + "/{sys_id}", "read a change", READERS, "release"),
-    Permission(
-        "PATCH", CHANGES + "/{sys_id}", "move a change along its lifecycle", frozenset({RELEASE_TASK}), "own_run"
-    ),
+    Permission("PATCH", CHANGES + "/{sys_id}", "move a change along its lifecycle", TASK, "own_run"),
+    Permission("PUT", CHANGES + "/{sys_id}", "move a change along its lifecycle (as PATCH)", TASK, "own_run"),
+    Permission("DELETE", CHANGES + "/{sys_id}", "delete a change still New", frozenset({ADMIN}), "release"),
+    Permission("GET", JOURNAL, "list work notes", READERS, "release"),
+    Permission("GET", JOURNAL + "/{sys_id}", "read a work note", READERS, "release"),
     Permission("GET", APPROVALS, "list a change's approval records", READERS, "release"),
     Permission("GET", APPROVALS + "/{sys_id}", "read an approval record", READERS, "release"),
-    Permission(
-        "PATCH", APPROVALS + "/{sys_id}", "answer one's own approval record", frozenset({AUTHORIZER}), "approver"
-    ),
+    Permission("PATCH", APPROVALS + "/{sys_id}", "answer one's own approval record", ONE, "approver"),
+    Permission("PUT", APPROVALS + "/{sys_id}", "answer one's own approval record (as PATCH)", ONE, "approver"),
     Permission("POST", DECIDE + "/approve", "approve a change (one's own record)", frozenset({AUTHORIZER}), "approver"),
     Permission("POST", DECIDE + "/reject", "reject a change (one's own record)", frozenset({AUTHORIZER}), "approver"),
+    Permission("GET", CHANGE_API, "list and search changes (Change Management API)", READERS, "release"),
+    Permission("GET", CHANGE_API + "/{sys_id}", "read a change (Change Management API)", READERS, "release"),
+    Permission("GET", CHANGE_API + "/{sys_id}/nextstates", "read a change's next states", READERS, "release"),
+    Permission("POST", CHANGE_API + "/normal", "open a normal change for its run", TASK, "own_run"),
+    Permission("POST", CHANGE_API + "/emergency", "open an emergency change for its run", TASK, "own_run"),
+    Permission("POST", CHANGE_API + "/standard/{template}", "open a standard change for its run", TASK, "own_run"),
+    Permission("PATCH", CHANGE_API + "/{sys_id}", "move a change along its lifecycle", TASK, "own_run"),
     Permission("GET", LOCKS, "read environment locks", READERS, "release"),
     Permission("POST", LOCKS + "/acquire", "queue for a lock", frozenset({RELEASE_TASK}), "own_run"),
     Permission("POST", LOCKS + "/release", "give a lock back", frozenset({RELEASE_TASK}), "own_run"),
@@ -100,6 +110,12 @@ class Caller:
     @property
     def is_release_task(self) -> bool:
         return self.role == RELEASE_TASK
+
+    def release_filter(self) -> Callable[[str], bool] | None:
+        """What list reads filter on (dag_id -> readable); None when every record is the caller's to read."""
+        if self.is_release_task:
+            return None if self.task is None else self.may_read_release
+        return None if self.can_read is _everything else self.can_read
 
     def may_read_release(self, dag_id: str) -> bool:
         """Read access to a release's records: a release task to its own DAG's, a user to what Airflow allows."""

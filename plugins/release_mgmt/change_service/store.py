@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, create_engine, func, select
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from release_mgmt.change_service import approvals as approval_rules
+from release_mgmt.change_service import tables
 from release_mgmt.change_service.fields import (
     AT_CREATION,
-    ECHOED,
     LIFECYCLE,
     STATES,
     WRITABLE,
@@ -34,6 +33,8 @@ from release_mgmt.change_service.fields import (
     check_text,
     check_transition,
 )
+from release_mgmt.change_service.query import Query, Term
+from release_mgmt.change_service.records import Approval, ChangeRequest, JournalEntry, as_record, now, upgrade
 from release_mgmt.rules.change import (
     AUTHORIZE,
     CANCELED,
@@ -45,92 +46,6 @@ from release_mgmt.rules.change import (
 )
 
 __all__ = ["LIFECYCLE", "STATES", "WRITABLE", "ChangeRuleError", "ChangeStore", "check_state", "check_text"]
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class ChangeRequest(Base):
-    """One ``change_request`` record; every field a string as the Table API shows it."""
-
-    __tablename__ = "change_request"
-
-    sys_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    number: Mapped[str] = mapped_column(String(40), unique=True)
-    correlation_id: Mapped[str] = mapped_column(String(100), default="", index=True)
-    type: Mapped[str] = mapped_column(String(20), default="normal")
-    state: Mapped[int] = mapped_column(Integer, default=NEW)
-    approval: Mapped[str] = mapped_column(String(20), default="not requested")
-    short_description: Mapped[str] = mapped_column(String(160), default="")
-    description: Mapped[str] = mapped_column(Text, default="")
-    start_date: Mapped[str] = mapped_column(String(40), default="")
-    end_date: Mapped[str] = mapped_column(String(40), default="")
-    work_start: Mapped[str] = mapped_column(String(40), default="")
-    work_end: Mapped[str] = mapped_column(String(40), default="")
-    cmdb_ci: Mapped[str] = mapped_column(String(100), default="")
-    assignment_group: Mapped[str] = mapped_column(String(100), default="")
-    implementation_plan: Mapped[str] = mapped_column(Text, default="")
-    backout_plan: Mapped[str] = mapped_column(Text, default="")
-    test_plan: Mapped[str] = mapped_column(Text, default="")
-    justification: Mapped[str] = mapped_column(Text, default="")
-    risk: Mapped[str] = mapped_column(String(20), default="")
-    impact: Mapped[str] = mapped_column(String(20), default="")
-    close_code: Mapped[str] = mapped_column(String(40), default="")
-    close_notes: Mapped[str] = mapped_column(Text, default="")
-    #: the release run the change belongs to (read access follows Airflow's permission on this DAG)
-    u_airflow_dag_id: Mapped[str] = mapped_column(String(250), default="", index=True)
-    u_airflow_run_id: Mapped[str] = mapped_column(String(250), default="")
-    #: who asked for the change (the run's triggering user); never an eligible authorizer
-    u_requested_by: Mapped[str] = mapped_column(String(100), default="")
-    #: who may authorize (comma-separated Airflow user names, from the definition) and how many must
-    u_authorizers: Mapped[str] = mapped_column(Text, default="")
-    u_min_authorizations: Mapped[str] = mapped_column(String(10), default="1")
-    sys_created_by: Mapped[str] = mapped_column(String(100), default="")
-    sys_created_on: Mapped[str] = mapped_column(String(40))
-    sys_updated_on: Mapped[str] = mapped_column(String(40))
-
-
-class JournalEntry(Base):
-    """A work note on a change request."""
-
-    __tablename__ = "sys_journal_field"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)  # the order notes were added
-    sys_id: Mapped[str] = mapped_column(String(32), unique=True)
-    element_id: Mapped[str] = mapped_column(ForeignKey("change_request.sys_id"), index=True)
-    element: Mapped[str] = mapped_column(String(40), default="work_notes")
-    value: Mapped[str] = mapped_column(Text)
-    sys_created_by: Mapped[str] = mapped_column(String(100), default="")
-    sys_created_on: Mapped[str] = mapped_column(String(40))
-
-
-class Approval(Base):
-    """One eligible authorizer's approval record of a change (ServiceNow's ``sysapproval_approver``)."""
-
-    __tablename__ = "sysapproval_approver"
-
-    sys_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    sysapproval: Mapped[str] = mapped_column(ForeignKey("change_request.sys_id"), index=True)
-    source_table: Mapped[str] = mapped_column(String(40), default="change_request")
-    approver: Mapped[str] = mapped_column(String(100))
-    state: Mapped[str] = mapped_column(String(20), default=approval_rules.REQUESTED)
-    comments: Mapped[str] = mapped_column(Text, default="")
-    sys_created_on: Mapped[str] = mapped_column(String(40))
-    sys_updated_on: Mapped[str] = mapped_column(String(40))
-    sys_updated_by: Mapped[str] = mapped_column(String(100), default="")
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def as_record(row: Base, work_notes: str | None = None) -> dict[str, str]:
-    """A record as the Table API returns it: every value a string."""
-    record = {c.name: str(getattr(row, c.name)) for c in type(row).__table__.columns}
-    if work_notes is not None:
-        record["work_notes"] = work_notes
-    return record
 
 
 def _minimum(value: str) -> int:
@@ -150,7 +65,9 @@ class ChangeStore:
 
     def __init__(self, url: str) -> None:
         self.engine: Engine = create_engine(url, future=True)
-        Base.metadata.create_all(self.engine)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_settings)
+        upgrade(self.engine)
 
     def create(self, fields: Mapping[str, Any], user: str) -> dict[str, str]:
         values = _values(fields, WRITABLE)
@@ -158,6 +75,11 @@ class ChangeStore:
         if kind not in FLOWS:
             raise ChangeRuleError("Invalid type", f"type must be one of {', '.join(FLOWS)}, not {kind!r}", 400)
         _minimum(values.get("u_min_authorizations", "1"))
+        asked, custom = values.get("requested_by", ""), values.get("u_requested_by", "")
+        if asked and custom and asked != custom:
+            raise ChangeRuleError("Invalid value", "requested_by and u_requested_by name different users", 400)
+        if asked or custom:  # ServiceNow's field, and the release fields' name for it: one user
+            values["requested_by"] = values["u_requested_by"] = asked or custom
         notes = check_text("work_notes", fields.get("work_notes"))
         for attempt in range(5):  # two writers may pick the same next number: the loser retries
             try:
@@ -175,8 +97,11 @@ class ChangeStore:
                 sys_id=uuid.uuid4().hex,
                 number=f"CHG{count + 1:07d}",
                 sys_created_by=user,
-                sys_created_on=_now(),
-                sys_updated_on=_now(),
+                sys_created_on=now(),
+                sys_updated_on=now(),
+                sys_updated_by=user,
+                opened_by=user,
+                sys_mod_count=0,
                 **values,
             )
             if change.type == "standard":  # pre-approved by definition
@@ -199,19 +124,12 @@ class ChangeStore:
         order_by: str = "sys_created_on",
         descending: bool = False,
     ) -> list[dict[str, str]]:
-        """Records matching every (field, operator, value) term (operator ``=`` or ``!=``)."""
-        columns = ChangeRequest.__table__.columns
-        stmt = select(ChangeRequest)
-        for name, operator, raw in filters:
-            if name not in columns:
-                raise ChangeRuleError("Invalid query", f"unknown field {name!r} in sysparm_query", 400)
-            value: Any = check_state(raw) if name == "state" else check_text(name, raw)
-            column = columns[name]
-            stmt = stmt.where(column == value if operator == "=" else column != value)
-        order = columns[order_by] if order_by in columns else columns["sys_created_on"]
-        stmt = stmt.order_by(order.desc() if descending else order, columns["number"]).limit(limit)
-        with Session(self.engine) as session:
-            return [as_record(c, self._notes(session, c.sys_id)) for c in session.scalars(stmt)]
+        """Records matching every (field, operator, value) term, ``order_by`` first (every record: the
+        console's own reads; the Table API reads pages through tables.read_page)."""
+        query = Query([[[Term(f, op, v)] for f, op, v in filters]], [(order_by, descending)])
+        if not query.groups[0]:
+            query.groups = []
+        return tables.read_page(self.engine, tables.CHANGES, query, offset=0, limit=limit, releases=None).records
 
     def update(self, sys_id: str, fields: Mapping[str, Any], user: str) -> dict[str, str] | None:
         """A lifecycle update: lifecycle fields, a state change along the model, a work note."""
@@ -232,7 +150,7 @@ class ChangeStore:
                     self._request_approvals(session, change)
             for name, value in values.items():
                 setattr(change, name, value)
-            change.sys_updated_on = _now()
+            _touched(change, user)
             if notes:
                 session.add(_note(change.sys_id, notes, user))
             session.flush()
@@ -256,11 +174,29 @@ class ChangeStore:
                     sys_id=uuid.uuid4().hex,
                     sysapproval=change.sys_id,
                     approver=name,
-                    sys_created_on=_now(),
-                    sys_updated_on=_now(),
+                    sys_created_on=now(),
+                    sys_updated_on=now(),
                 )
             )
         change.approval = "requested"
+
+    def delete(self, sys_id: str) -> bool | None:
+        """Delete a change that is still New (nothing assessed, authorized or done: no record of a decision is
+        ever lost), with its journal and approval records. None: no such change."""
+        with Session(self.engine) as session, session.begin():
+            change = session.get(ChangeRequest, check_text("sys_id", sys_id, 32))
+            if change is None:
+                return None
+            if change.state != NEW:
+                raise ChangeRuleError(
+                    "Operation against file 'change_request' was aborted by Business Rule 'Keep decided changes'",
+                    f"{change.number} is {STATES[change.state]}; only a change still New may be deleted "
+                    "(cancel it instead: state 4)",
+                )
+            for model, column in ((JournalEntry, JournalEntry.element_id), (Approval, Approval.sysapproval)):
+                session.query(model).filter(column == change.sys_id).delete()
+            session.delete(change)
+            return True
 
     def approvals(self, change_sys_id: str | None = None, approval_sys_id: str | None = None) -> list[dict[str, str]]:
         """Approval records of one change, or one approval record, oldest first."""
@@ -299,15 +235,15 @@ class ChangeStore:
             for row in rows:
                 if row.approver == user:
                     row.state, row.comments = verdict.answer, comment
-                    row.sys_updated_on, row.sys_updated_by = _now(), user
+                    row.sys_updated_on, row.sys_updated_by = now(), user
                 elif verdict.change_approval != "requested" and row.state == approval_rules.REQUESTED:
-                    row.state, row.sys_updated_on = approval_rules.NOT_REQUIRED, _now()
+                    row.state, row.sys_updated_on = approval_rules.NOT_REQUIRED, now()
             change.approval = verdict.change_approval
             if verdict.change_approval == "approved":
                 change.state = SCHEDULED
             elif verdict.change_approval == "rejected":
                 change.state = CANCELED
-            change.sys_updated_on = _now()
+            _touched(change, user)
             session.add(_note(change.sys_id, verdict.note, user))
             session.flush()
             return as_record(change, self._notes(session, change.sys_id))
@@ -321,17 +257,26 @@ class ChangeStore:
         return "\n\n".join(f"{e.sys_created_on} - {e.sys_created_by} (Work notes)\n{e.value}" for e in entries)
 
 
+def _sqlite_settings(connection: Any, record: Any) -> None:
+    """SQLite's LIKE ignores case; the query language's comparisons never do (query.py uses instr, and this
+    keeps any LIKE the same)."""
+    connection.execute("PRAGMA case_sensitive_like = ON")
+
+
+def _touched(change: ChangeRequest, user: str) -> None:
+    change.sys_updated_on, change.sys_updated_by = now(), user
+    change.sys_mod_count = (change.sys_mod_count or 0) + 1
+
+
 def _note(sys_id: str, text: str, user: str) -> JournalEntry:
     return JournalEntry(
-        sys_id=uuid.uuid4().hex, element_id=sys_id, value=text, sys_created_by=user, sys_created_on=_now()
+        sys_id=uuid.uuid4().hex, element_id=sys_id, value=text, sys_created_by=user, sys_created_on=now()
     )
 
 
 def _values(fields: Mapping[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
-    """The fields to write, each checked; unknown or non-writable names are refused."""
-    unknown = sorted(set(fields) - set(allowed) - set(ECHOED))
-    if unknown:
-        raise ChangeRuleError("Invalid fields", f"fields not writable or unknown: {', '.join(unknown)}", 400)
+    """The fields to write, each checked. Other names -- unknown fields, system fields such as ``approval``,
+    ``number`` or ``sys_id`` -- are ignored, as ServiceNow ignores them: nothing but ``allowed`` is written."""
     values: dict[str, Any] = {}
     for name in (k for k in fields if k in allowed):
         values[name] = check_state(fields[name]) if name == "state" else check_text(name, fields[name], _limit(name))

@@ -17,7 +17,7 @@ from release_mgmt.change_service.store import ChangeStore
 T = TypeVar("T")
 
 
-def failure(status: int, message: str, detail: str = "") -> JSONResponse:
+def failure(status: int, message: str, detail: str | None = "") -> JSONResponse:
     return JSONResponse({"error": {"message": message, "detail": detail}, "status": "failure"}, status_code=status)
 
 

@@ -105,7 +105,7 @@ class Sources:
         from sqlalchemy.orm import Session
 
         from release_mgmt.change_service.approvals import REQUESTED
-        from release_mgmt.change_service.store import Approval
+        from release_mgmt.change_service.records import Approval
 
         stmt = select(Approval.sysapproval).where(Approval.approver == approver, Approval.state == REQUESTED)
         with Session(self.store.engine) as session:

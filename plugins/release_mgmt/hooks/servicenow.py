@@ -30,6 +30,9 @@ from release_mgmt.masking import redact_fields
 from release_mgmt.retry import RETRYABLE_STATUSES, RetryPolicy, TryAgain, retry_after
 
 TABLE, APPROVALS = contract.TABLE, contract.APPROVALS
+#: sent with every call: reference fields as plain values, as this hook reads them (ServiceNow's default is a
+#: ``{"link", "value"}`` object)
+PLAIN = {"sysparm_exclude_reference_link": "true"}
 DEFAULT_CONN_ID = "servicenow_default"
 #: the name the built-in service's calls go by in messages (never looked up as a connection)
 BUILTIN_CONN_ID = "release_mgmt_builtin_service"
@@ -212,7 +215,7 @@ class ServiceNowChangeHook(HttpHook):
         response = self._session.request(
             method,
             self.url_from_endpoint(path),
-            params=dict(params) if params else None,
+            params={**PLAIN, **(params or {})},
             json=dict(body) if body is not None else None,
             timeout=self.timeout,
         )
@@ -305,10 +308,17 @@ class ServiceNowChangeHook(HttpHook):
         return result
 
     def approvals(self, sys_id: str) -> list[dict[str, str]]:
-        """The approval records (``sysapproval_approver``) of change ``sys_id``."""
-        query = {"sysparm_query": f"sysapproval={sys_id}", "sysparm_limit": 200}
-        result: list[dict[str, str]] = self.call("GET", APPROVALS, params=query)
-        return result
+        """The approval records (``sysapproval_approver``) of change ``sys_id``: ``approver`` by the user's name
+        (on ServiceNow the value is the user's sys_id, the display value their name), the rest by value."""
+        query = {"sysparm_query": f"sysapproval={sys_id}", "sysparm_limit": 200, "sysparm_display_value": "all"}
+        rows: list[dict[str, Any]] = self.call("GET", APPROVALS, params=query)
+        return [
+            {
+                k: str((v.get("display_value") if k == "approver" else v.get("value")) if isinstance(v, dict) else v)
+                for k, v in row.items()
+            }
+            for row in rows
+        ]
 
     def login(self) -> str:
         """The user this hook creates records as (the connection's login)."""

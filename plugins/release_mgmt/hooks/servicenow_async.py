@@ -45,7 +45,9 @@ async def _login(auth: TokenLoginAuth, force: bool = False) -> str:
 
 async def get_record(hook: ServiceNowChangeHook, sys_id: str) -> dict[str, str]:
     """``GET change_request/{sys_id}`` as the hook would send it, asynchronously."""
-    result: dict[str, str] = await request(hook, "GET", f"{contract.TABLE}/{sys_id}")
+    result: dict[str, str] = await request(
+        hook, "GET", f"{contract.TABLE}/{sys_id}?sysparm_exclude_reference_link=true"
+    )
     return result
 
 
