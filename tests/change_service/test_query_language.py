@@ -13,6 +13,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -39,27 +40,25 @@ class T:
     value: object  # a text, a number, or a list of either (IN)
 
 
-def _record(rng: random.Random, n: int) -> dict[str, object]:
-    record: dict[str, object] = {f: rng.choice(WORDS) for f in TEXT_FIELDS}
+def _record(rng: random.Random, n: int) -> dict[str, Any]:
+    record: dict[str, Any] = {f: rng.choice(WORDS) for f in TEXT_FIELDS}
     record |= {f: rng.choice(values) for f, values in NUMBER_FIELDS.items()}
     return record | {"number": f"CHG{n:07d}", "sys_id": uuid.uuid4().hex}
 
 
-def _seed(store: ChangeStore) -> list[dict[str, object]]:
+def _seed(store: ChangeStore) -> list[dict[str, Any]]:
     rng = random.Random(18)
     records = [_record(rng, n) for n in range(RECORDS)]
     with Session(store.engine) as session, session.begin():
         for r in records:
-            session.add(
-                ChangeRequest(**r, sys_created_on="2026-11-28 10:00:00", sys_updated_on="2026-11-28 10:00:00")  # type: ignore[arg-type]
-            )
+            session.add(ChangeRequest(**r, sys_created_on="2026-11-28 10:00:00", sys_updated_on="2026-11-28 10:00:00"))
     return records
 
 
 # -- the Python reading ----------------------------------------------------------------------------------------
 
 
-def holds(term: T, record: dict[str, object]) -> bool:  # noqa: C901 - one line per operator
+def holds(term: T, record: dict[str, Any]) -> bool:  # noqa: C901 - one line per operator
     have, want = record[term.field], term.value
     match term.op:
         case "=":
@@ -67,13 +66,13 @@ def holds(term: T, record: dict[str, object]) -> bool:  # noqa: C901 - one line 
         case "!=":
             return have != want
         case "<":
-            return have < want  # type: ignore[operator]
+            return have < want
         case ">":
-            return have > want  # type: ignore[operator]
+            return have > want
         case "<=":
-            return have <= want  # type: ignore[operator]
+            return have <= want
         case ">=":
-            return have >= want  # type: ignore[operator]
+            return have >= want
         case "LIKE":
             return str(want) in str(have)
         case "NOT LIKE":
@@ -83,9 +82,9 @@ def holds(term: T, record: dict[str, object]) -> bool:  # noqa: C901 - one line 
         case "ENDSWITH":
             return str(have).endswith(str(want))
         case "IN":
-            return have in want  # type: ignore[operator]
+            return have in want
         case "NOT IN":
-            return have not in want  # type: ignore[operator]
+            return have not in want
         case "ISEMPTY":
             return have == ""
         case "ISNOTEMPTY":
@@ -93,13 +92,13 @@ def holds(term: T, record: dict[str, object]) -> bool:  # noqa: C901 - one line 
     raise AssertionError(term.op)
 
 
-def matches(tree: list[list[list[T]]], record: dict[str, object]) -> bool:
+def matches(tree: list[list[list[T]]], record: dict[str, Any]) -> bool:
     if not tree:
         return True
     return any(all(any(holds(t, record) for t in clause) for clause in group) for group in tree)
 
 
-def expected(tree: list[list[list[T]]], order: list[tuple[str, bool]], records: list[dict[str, object]]) -> list:
+def expected(tree: list[list[list[T]]], order: list[tuple[str, bool]], records: list[dict[str, Any]]) -> list:
     found = sorted((r for r in records if matches(tree, r)), key=lambda r: r["number"])
     for name, descending in reversed(order or [("sys_created_on", False)]):
         if name != "sys_created_on":  # every record was created in the same second
@@ -151,7 +150,7 @@ trees = st.lists(st.lists(st.lists(terms(), min_size=1, max_size=3), min_size=1,
 orders = st.lists(st.tuples(st.sampled_from([*TEXT_FIELDS, *NUMBER_FIELDS]), st.booleans()), max_size=2)
 
 
-def _check(store: ChangeStore, records: list[dict[str, object]], tree, order) -> None:
+def _check(store: ChangeStore, records: list[dict[str, Any]], tree, order) -> None:
     text = render(tree, order)
     query = parse_query(text)
     page = tables.read_page(store.engine, tables.CHANGES, query, offset=0, limit=1000, releases=None)
@@ -169,7 +168,8 @@ def sqlite_store(tmp_path_factory: pytest.TempPathFactory):
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tree=trees, order=orders)
 def test_queries_agree_with_python_on_sqlite(sqlite_store, tree, order) -> None:
-    _check(*sqlite_store, tree, order)
+    store, records = sqlite_store
+    _check(store, records, tree, order)
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +181,8 @@ def postgres_store(postgres_server):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tree=trees, order=orders)
 def test_queries_agree_with_python_on_postgresql(postgres_store, tree, order) -> None:
-    _check(*postgres_store, tree, order)
+    store, records = postgres_store
+    _check(store, records, tree, order)
 
 
 def test_operator_precedence_and_escapes(sqlite_store) -> None:

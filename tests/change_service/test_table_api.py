@@ -299,7 +299,7 @@ def test_bad_input_is_a_400_in_servicenows_shape_on_postgresql(postgres_server) 
     """The same refusals on PostgreSQL, where over-long values and odd characters reach a stricter database."""
     store = ChangeStore(postgres_server.create_database("table_api_bad_input"))
     with _serve(store) as url:
-        for case in test_bad_input_is_a_400_in_servicenows_shape_on_sqlite.pytestmark[0].args[1]:  # type: ignore[attr-defined]
+        for case in test_bad_input_is_a_400_in_servicenows_shape_on_sqlite.pytestmark[0].args[1]:
             _assert_refused(url, *case)
         created = create(url, description="é" * 10_000, short_description="^%_'\";--")
         assert created.status_code == 201
