@@ -59,7 +59,7 @@ def _seed(store: ChangeStore) -> list[dict[str, Any]]:
 
 
 def holds(term: T, record: dict[str, Any]) -> bool:  # noqa: C901 - one line per operator
-    have, want = record[term.field], term.value
+    have, want: Any = record[term.field], term.value
     match term.op:
         case "=":
             return have == want
