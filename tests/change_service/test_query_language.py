@@ -59,7 +59,8 @@ def _seed(store: ChangeStore) -> list[dict[str, Any]]:
 
 
 def holds(term: T, record: dict[str, Any]) -> bool:  # noqa: C901 - one line per operator
-    have, want: Any = record[term.field], term.value
+    have: Any = record[term.field]
+    want: Any = term.value
     match term.op:
         case "=":
             return have == want
