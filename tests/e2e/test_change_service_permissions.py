@@ -96,3 +96,38 @@ def test_row6_people_cannot_rewrite_changes_inside_airflow(service) -> None:
         assert service.call("PATCH", path, "admin", body).status_code == 403
     assert service.call("POST", perms.CHANGES, "viewer", {"type": "standard"}).status_code == 403
     assert service.call("GET", path, "viewer").json()["result"]["type"] == "normal"
+
+
+def test_every_route_and_role_as_the_table_says_with_http_basic(airflow, service) -> None:
+    """Issue 18: a ServiceNow client configured for HTTP Basic needs only the URL: each user's Airflow password
+    (checked by the auth manager's own token endpoint) signs them in, and the permission table applies unchanged."""
+
+    def basic(role: str) -> dict:
+        if role in (perms.ANONYMOUS, perms.RELEASE_TASK):
+            return service.auth(role)
+        user = AS_ROLE.get(role, role)
+        return {"auth": (user, airflow.passwords[user])}
+
+    assert matrix.walk(matrix.Service(service.url, basic)) == []
+
+
+def test_http_basic_refuses_wrong_passwords_and_cross_site_forms(airflow, service) -> None:
+    """A wrong password is 401 in ServiceNow's shape, with no Basic challenge (a browser never offers to remember
+    a password for this service); a form posted from another site with remembered Basic credentials is refused."""
+    url = service.url + perms.CHANGES
+    right = requests.get(url, auth=("victor", airflow.passwords["victor"]), timeout=10)
+    assert right.status_code == 200, right.text
+    assert "X-Total-Count" in right.headers
+    for wrong in (("victor", "not-the-password"), ("nobody", "x"), ("victor", "")):
+        refused = requests.get(url, auth=wrong, timeout=10)
+        assert refused.status_code == 401
+        assert refused.json()["status"] == "failure"
+        assert "WWW-Authenticate" not in refused.headers
+    door = service.url + perms.DECIDE.replace("{sys_id}", "0" * 32) + "/approve"
+    bob = ("bob", airflow.passwords["bob"])
+    form = requests.post(door, data={"comment": "ok"}, auth=bob, timeout=10)
+    assert form.status_code == 403
+    assert "a JSON request from this Airflow" in form.text
+    elsewhere = requests.post(door, json={}, auth=bob, headers={"Origin": "https://evil.example"}, timeout=10)
+    assert elsewhere.status_code == 403
+    assert requests.post(door, json={}, auth=bob, timeout=10).status_code == 404  # a script's JSON: past the check
