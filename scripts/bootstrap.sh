@@ -19,3 +19,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --no-deps -e .
   echo "$want" > "$stamp"
 fi
+# Third-party ServiceNow clients the change service is tested against (tests/clients), in their own virtualenv:
+# their pins clash with Airflow's.
+clients=.venv-clients
+want=$(sha256sum requirements-clients.txt | cut -d' ' -f1)
+if [ "$(cat "$clients/.installed" 2>/dev/null)" != "$want" ]; then
+  echo "installing the third-party ServiceNow clients into $clients"
+  [ -x "$clients/bin/python" ] || "$python" -m venv "$clients"
+  "$clients/bin/python" -m pip install -q -r requirements-clients.txt
+  echo "$want" > "$clients/.installed"
+fi
