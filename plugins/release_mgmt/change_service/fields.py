@@ -61,6 +61,10 @@ def check_text(name: str, value: Any, limit: int | None = None) -> str:
     text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
     if "\x00" in text:
         raise ChangeRuleError("Invalid value", f"{name} contains a NUL character", 400)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: JSON may escape one, no database can store it
+        raise ChangeRuleError("Invalid value", f"{name} contains a character that is not valid Unicode", 400) from None
     if limit is not None and len(text) > limit:
         raise ChangeRuleError("Invalid value", f"{name} is at most {limit} characters, not {len(text)}", 400)
     return text

@@ -69,6 +69,11 @@ def check_progress(body: Any) -> str:
         value = body.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value) or len(value) > 1000:
             return f"{key} must be a list of vote records"
-    if len(json.dumps(body)) > 200_000:
+    text = json.dumps(body, ensure_ascii=False)
+    if len(text) > 200_000:
         return "the progress is too large"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the progress holds a character that is not valid Unicode (a lone surrogate)"
     return ""
