@@ -147,3 +147,51 @@ def test_with_a_deadline_an_outage_is_ridden_out_not_counted(snow) -> None:
     tries = re.search(r"failed after (\d+) tries", str(info.value))
     assert tries is not None
     assert int(tries.group(1)) > 5
+
+
+def test_the_hook_calls_only_what_a_servicenow_instance_serves(snow) -> None:
+    """Issue 18: pointing the hook at a real instance is a connection change. Along a whole lifecycle it calls only
+    the Table API's documented paths and parameters, and reads approvers by name although ServiceNow's own value is
+    a reference (a sys_user sys_id)."""
+    proxy, store = snow
+    hook = _hook()
+    change, _ = hook.ensure("shop:run2:prod", FIELDS)
+    for state in (-4, -3):
+        hook.update(change["sys_id"], {"state": state})
+    store.decide(change["sys_id"], True, "cab", "go")
+    hook.add_work_note(change["sys_id"], "deployed")
+    assert hook.get(change["sys_id"])["assignment_group"] == ""  # a plain value, never a {link, value} object
+    assert [(a["approver"], a["state"]) for a in hook.approvals(change["sys_id"])] == [("cab", "approved")]
+    paths = {
+        path.split("?")[0].rsplit("/", 1)[0] if path.count("/") > 4 else path.split("?")[0] for _, path, _ in proxy.seen
+    }
+    assert paths == {"/api/now/table/change_request", "/api/now/table/sysapproval_approver"}
+    params = {p.split("=")[0] for _, path, _ in proxy.seen if "?" in path for p in path.split("?")[1].split("&")}
+    assert params <= {"sysparm_query", "sysparm_limit", "sysparm_display_value", "sysparm_exclude_reference_link"}
+
+
+def test_approvers_from_a_servicenow_instance_are_read_by_name(http_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real instance answers approval records with sysparm_display_value=all as value/display pairs: the
+    approver's value is a sys_user sys_id, its display value the person's name, which is what the evidence shows."""
+    from tests.servers import Reply
+
+    user = "6816f79cc0a8016401c5a33be04be441"
+    row = {
+        "approver": {"display_value": "Carol Cab", "value": user},
+        "state": {"display_value": "Approved", "value": "approved"},
+        "comments": {"display_value": "looks fine", "value": "looks fine"},
+        "sys_updated_on": {"display_value": "2026-11-28 11:00:00", "value": "2026-11-28 10:00:00"},
+    }
+    http_server.script("/api/now/table/sysapproval_approver", default=Reply(200, {"result": [row]}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_REAL",
+        json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": http_server.port, "login": "u", "password": "p"}),
+    )
+    [answer] = ServiceNowChangeHook("real", backoff=0.01).approvals("c83c5e5347c12200e0ef563dbb9a7190")
+    assert answer == {
+        "approver": "Carol Cab",
+        "state": "approved",
+        "comments": "looks fine",
+        "sys_updated_on": "2026-11-28 10:00:00",
+    }
+    assert "sysparm_display_value=all" in http_server.seen[0].path
