@@ -4,6 +4,8 @@ go into REGRESSIONS below, so they are replayed on every run."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -91,7 +93,9 @@ def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 def _check(client: TestClient, method: str, path: str, params: dict | None, body: object) -> None:
-    raw = {"content": body, "headers": {"Content-Type": "application/json"}} if isinstance(body, bytes) else {}
+    raw: dict[str, Any] = (
+        {"content": body, "headers": {"Content-Type": "application/json"}} if isinstance(body, bytes) else {}
+    )
     answer = client.request(
         method, path.replace("{change}", client.change_path), params=params, **(raw or {"json": body})
     )
