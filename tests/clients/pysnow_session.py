@@ -3,7 +3,10 @@ Table API, exactly as it would run against an instance: run in its own virtualen
 scripts/bootstrap.sh), it prints what it saw as JSON. tests/change_service/test_off_the_shelf_client.py runs
 it against the built-in change service.
 
-    .venv-clients/bin/python tests/clients/pysnow_session.py HOST:PORT INTEGRATION_USER PASSWORD ADMIN PASSWORD
+    .venv-clients/bin/python tests/clients/pysnow_session.py HOST:PORT INTEGRATION_USER PASSWORD ADMIN PASSWORD [https]
+
+Against a real instance (a personal developer instance: it creates 25 change requests and deletes one), give
+its host and ``https``; the output is the same JSON, to compare with the built-in service's.
 """
 
 import json
@@ -12,8 +15,9 @@ import sys
 import pysnow
 
 
-def main(host: str, user: str, password: str, admin: str, admin_password: str) -> None:
-    client = pysnow.Client(host=host, user=user, password=password, use_ssl=False)
+def main(host: str, user: str, password: str, admin: str, admin_password: str, scheme: str = "http") -> None:
+    ssl = scheme == "https"
+    client = pysnow.Client(host=host, user=user, password=password, use_ssl=ssl)
     changes = client.resource(api_path="/table/change_request")
     seen: dict = {}
     created = [
@@ -49,7 +53,7 @@ def main(host: str, user: str, password: str, admin: str, admin_password: str) -
     first = {"number": created[0]["number"]}
     seen["updated"] = changes.update(query=first, payload={"state": "-4", "work_notes": "assessed"})["state"]
     seen["fields"] = changes.get(query={"number": created[1]["number"]}, fields=["number", "state", "nonsense"]).one()
-    as_admin = pysnow.Client(host=host, user=admin, password=admin_password, use_ssl=False)
+    as_admin = pysnow.Client(host=host, user=admin, password=admin_password, use_ssl=ssl)
     seen["deleted"] = as_admin.resource(api_path="/table/change_request").delete(query={"number": created[2]["number"]})
     seen["after_delete"] = len(list(changes.get(query={}).all()))
     approvals = client.resource(api_path="/table/sysapproval_approver")
@@ -58,4 +62,4 @@ def main(host: str, user: str, password: str, admin: str, admin_password: str) -
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:6])
+    main(*sys.argv[1:7])

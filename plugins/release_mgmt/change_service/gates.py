@@ -69,7 +69,10 @@ def check_progress(body: Any) -> str:
         value = body.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value) or len(value) > 1000:
             return f"{key} must be a list of vote records"
-    text = json.dumps(body, ensure_ascii=False)
+    return _size_problem(json.dumps(body, ensure_ascii=False))
+
+
+def _size_problem(text: str) -> str:
     if len(text) > 200_000:
         return "the progress is too large"
     try:
