@@ -34,7 +34,7 @@ def test_client_secret_never_rides_in_a_header(instance: ScriptedHTTP) -> None:
     hook = ServiceNowChangeHook("snow_oauth", timeout=5, backoff=0.01)
     assert hook.get("c1")["number"] == "CHG0000001"
     assert asyncio.run(get_record(hook, "c1"))["number"] == "CHG0000001"
-    assert [s.path for s in instance.seen].count("/api/now/table/change_request/c1") == 2
+    assert [s.path.split("?")[0] for s in instance.seen].count("/api/now/table/change_request/c1") == 2
     assert "csecret-XYZ" not in _headers_text(instance)
     assert "client_secret" not in _headers_text(instance).lower()
     token_calls = [s for s in instance.seen if s.path == "/oauth"]
@@ -49,7 +49,7 @@ def test_a_refused_token_is_renewed_once(instance: ScriptedHTTP) -> None:
     instance.script("/api/now/table/change_request/c1", Reply(401, {"error": {}}), default=Reply(200, RECORD))
     hook = ServiceNowChangeHook("snow_oauth", timeout=5, backoff=0.01)
     assert hook.get("c1")["sys_id"] == "c1"
-    assert [s.path for s in instance.seen] == [
+    assert [s.path.split("?")[0] for s in instance.seen] == [
         "/oauth",
         "/api/now/table/change_request/c1",
         "/oauth",
@@ -72,7 +72,7 @@ def test_async_calls_reuse_one_login(instance: ScriptedHTTP) -> None:
             await get_record(hook, "c1")
 
     asyncio.run(polls())
-    assert [s.path for s in instance.seen].count("/oauth") == 1
+    assert [s.path.split("?")[0] for s in instance.seen].count("/oauth") == 1
     instance.script("/api/now/table/change_request/c1", Reply(401, {"error": {}}), default=Reply(200, RECORD))
     assert asyncio.run(get_record(hook, "c1"))["sys_id"] == "c1"
-    assert [s.path for s in instance.seen].count("/oauth") == 2
+    assert [s.path.split("?")[0] for s in instance.seen].count("/oauth") == 2
