@@ -200,6 +200,7 @@ def test_work_notes_and_approvals_are_tables(service) -> None:
     assert notes.json()["result"][0]["name"] == "change_request"
     one = call("GET", f"{url}{JOURNAL}/{notes.json()['result'][0]['sys_id']}").json()["result"]
     assert one["value"] == "second"
+    assert call("GET", f"{url}{JOURNAL}/x^ORsys_id!=x").status_code == 404  # a path is a sys_id, never a query
     rows = call(
         "GET",
         url + APPROVALS,

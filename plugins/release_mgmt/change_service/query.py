@@ -177,7 +177,7 @@ def compile_term(term: Term, columns: Columns) -> Any:
     """One term as SQL over ``columns``."""
     name, op, value = term.field, term.op, term.value
     numeric = name in columns.numeric
-    column = columns.column(name) if numeric else columns.text(name)
+    column = columns.column(name)  # equality is byte-wise under any deterministic collation: indexes still serve
     if op in NO_VALUE:
         empty = column.is_(None) if numeric else column == ""
         return empty if op == "ISEMPTY" else not_(empty)
@@ -196,7 +196,8 @@ def compile_term(term: Term, columns: Columns) -> Any:
         if op == "STARTSWITH":
             return func.substr(column, 1, length) == value if value else true()
         return and_(func.length(column) >= length, func.substr(column, func.length(column) - length + 1) == value)
-    return COMPARISONS[op](column, _number(name, value) if numeric else value)
+    ordered = column if numeric else columns.text(name)  # < and > by code point, on PostgreSQL too
+    return COMPARISONS[op](ordered, _number(name, value) if numeric else value)
 
 
 def _position(column: Any, value: str, dialect: str) -> Any:

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from release_mgmt.change_service import permissions as perms
 from release_mgmt.change_service import tables
 from release_mgmt.change_service.permissions import Caller
-from release_mgmt.change_service.query import parse_query
+from release_mgmt.change_service.query import Query, Term, parse_query
 from release_mgmt.change_service.store import ChangeRuleError, ChangeStore, check_text
 from release_mgmt.change_service.tables import Shown, Table
 from release_mgmt.change_service.web import CallerDep, StoreDep, failure, read_json
@@ -229,7 +229,7 @@ def list_notes(request: Request, store: ChangeStore = StoreDep, caller: Caller =
 
 @router.get(perms.JOURNAL + "/{sys_id}")
 def get_note(sys_id: str, request: Request, store: ChangeStore = StoreDep, caller: Caller = CallerDep) -> Any:
-    query = parse_query(f"sys_id={check_text('sys_id', sys_id, 32)}")
+    query = Query([[[Term("sys_id", "=", check_text("sys_id", sys_id, 32))]]])  # never parsed: a ^ stays a ^
     releases = tables.readable_releases(store.engine, caller.release_filter())
     page = tables.read_page(store.engine, tables.JOURNAL, query, offset=0, limit=1, releases=releases)
     return failure(404, **NOT_FOUND) if not page.records else one(request, tables.JOURNAL, page.records[0], store)
