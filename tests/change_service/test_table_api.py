@@ -133,6 +133,9 @@ def test_versioned_urls_are_the_same_api(service) -> None:
     got = call("GET", f"{url}/api/now/v1/table/change_request/{made.json()['result']['sys_id']}")
     assert got.json()["result"]["short_description"] == "v2"
     assert call("GET", url + "/api/now/v3/table/change_request").status_code == 404
+    assert (
+        call("GET", f"{url}/api/sn_chg_rest/v1/change/{made.json()['result']['sys_id']}/nextstates").status_code == 200
+    )
 
 
 def test_display_values_reference_links_and_fields(service) -> None:
@@ -270,6 +273,8 @@ def test_the_change_management_api(service) -> None:
         ("GET", TABLE, {"params": {"sysparm_query": "^".join(["state=1"] * 101)}}, 400, "Invalid query"),
         ("GET", TABLE, {"params": {"sysparm_query": "x" * 16_001}}, 400, "Invalid value"),
         ("POST", TABLE, {"json": {"short_description": "x" * 161}}, 400, "Invalid value"),
+        ("POST", TABLE, {"json": {"description": "x" * 65_537}}, 400, "Invalid value"),
+        ("POST", TABLE, {"json": {"work_notes": "x" * 65_537}}, 400, "Invalid value"),
         ("POST", TABLE, {"json": {"state": "New"}}, 400, "Invalid state"),
         ("POST", TABLE, {"json": {"risk": {"a": 1}}}, 400, "Invalid value"),
         ("POST", TABLE, {"json": {"u_min_authorizations": "0"}}, 400, "Invalid value"),

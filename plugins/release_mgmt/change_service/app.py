@@ -114,10 +114,10 @@ def create_app(store: ChangeStore | None, authenticate: Authenticate) -> FastAPI
 
 
 class VersionedPaths:
-    """ServiceNow's versioned URLs (``/api/now/v1/table/...``, ``/api/now/v2/table/...``) are served as the
-    default ones (``/api/now/table/...``): one version of the Table API is served."""
+    """ServiceNow's versioned URLs (``/api/now/v1/table/...``, ``/api/now/v2/table/...``,
+    ``/api/sn_chg_rest/v1/change...``) are served as the default ones: one version of each API is served."""
 
-    VERSIONED = re.compile(r"/api/now/v[12]/table/")
+    VERSIONED = re.compile(r"/api/now/v[12]/table/|/api/sn_chg_rest/v1/change")
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -127,7 +127,8 @@ class VersionedPaths:
             root, path = scope.get("root_path", ""), scope["path"]
             inner = path[len(root) :] if root and path.startswith(root) else path
             if match := self.VERSIONED.match(inner):
-                served = path[: len(path) - len(inner)] + TABLE_PREFIX + inner[match.end() :]
+                plain = TABLE_PREFIX if match.group().startswith("/api/now") else "/api/sn_chg_rest/change"
+                served = path[: len(path) - len(inner)] + plain + inner[match.end() :]
                 scope = {**scope, "path": served, "raw_path": served.encode()}
         await self.app(scope, receive, send)
 

@@ -55,9 +55,13 @@ def _minimum(value: str) -> int:
         raise ChangeRuleError("Invalid value", str(exc), 400) from None
 
 
-def _limit(name: str) -> int | None:
+#: the longest text a long-text field (description, plans, notes, a work note) holds
+TEXT_LIMIT = 65_536
+
+
+def _limit(name: str) -> int:
     length = getattr(ChangeRequest.__table__.columns[name].type, "length", None)
-    return int(length) if length else None
+    return int(length) if length else TEXT_LIMIT
 
 
 class ChangeStore:
@@ -80,7 +84,7 @@ class ChangeStore:
             raise ChangeRuleError("Invalid value", "requested_by and u_requested_by name different users", 400)
         if asked or custom:  # ServiceNow's field, and the release fields' name for it: one user
             values["requested_by"] = values["u_requested_by"] = asked or custom
-        notes = check_text("work_notes", fields.get("work_notes"))
+        notes = check_text("work_notes", fields.get("work_notes"), TEXT_LIMIT)
         for attempt in range(5):  # two writers may pick the same next number: the loser retries
             try:
                 return self._create(values, notes, user)
@@ -143,7 +147,7 @@ class ChangeStore:
                 )
             _fixed_at_creation(change, fields)
             values = _values({k: v for k, v in fields.items() if k not in AT_CREATION}, LIFECYCLE)
-            notes = check_text("work_notes", fields.get("work_notes"))
+            notes = check_text("work_notes", fields.get("work_notes"), TEXT_LIMIT)
             if "state" in values:
                 check_transition(change, values["state"], values)
                 if values["state"] == AUTHORIZE and change.state != AUTHORIZE:
