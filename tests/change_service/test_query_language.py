@@ -186,6 +186,34 @@ def test_queries_agree_with_python_on_postgresql(postgres_store, tree, order) ->
     _check(store, records, tree, order)
 
 
+record_sets = st.lists(
+    st.fixed_dictionaries(
+        {
+            **{f: st.sampled_from(WORDS) for f in TEXT_FIELDS},
+            **{f: st.sampled_from(values) for f, values in NUMBER_FIELDS.items()},
+        }
+    ),
+    max_size=12,
+)
+
+
+@pytest.fixture(scope="module")
+def scratch_store(tmp_path_factory: pytest.TempPathFactory) -> ChangeStore:
+    return ChangeStore(f"sqlite:///{tmp_path_factory.mktemp('scratch') / 'changes.db'}")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(drawn=record_sets, tree=trees, order=orders)
+def test_queries_agree_with_python_over_random_records(scratch_store, drawn, tree, order) -> None:
+    """The records are drawn by hypothesis too (and shrunk with the query when they disagree)."""
+    records = [r | {"number": f"CHG{n:07d}", "sys_id": uuid.uuid4().hex} for n, r in enumerate(drawn)]
+    with Session(scratch_store.engine) as session, session.begin():
+        session.query(ChangeRequest).delete()
+        for r in records:
+            session.add(ChangeRequest(**r, sys_created_on="2026-11-28 10:00:00", sys_updated_on="2026-11-28 10:00:00"))
+    _check(scratch_store, records, tree, order)
+
+
 def test_operator_precedence_and_escapes(sqlite_store) -> None:
     """OR binds tighter than AND, ^NQ adds a query's results, ^^ is a literal ^ and two values for one field
     match nothing (number=A^number=B: the last term does not win)."""
