@@ -69,6 +69,8 @@ REGRESSIONS = [
     ("POST", perms.FENCES + "/hold", None, b'{"component": "\\ud800", "seconds": 30}'),
     ("PUT", perms.GATES + "/progress", None, b'{"deadline": "\\ud800", "votes": [{"user": "\\ud800"}], "refused": []}'),
     ("GET", perms.CHANGES + "?sysparm_query=short_description%3D%ED%A0%80", None, None),
+    ("GET", perms.CHANGES, {"sysparm_limit": "\u00b2"}, None),
+    ("GET", perms.CHANGES, {"sysparm_offset": "9" * 5000}, None),
     ("GET", perms.APPROVALS + "?sysparm_query=approverLIKE%FF%FE", None, None),
 ]
 

@@ -10,6 +10,7 @@ approval record.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -38,7 +39,7 @@ def _number(name: str, value: str | None, default: int, low: int, high: int) -> 
     if value is None or value == "":
         return default
     text = value.strip()
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not re.fullmatch(r"[0-9]{1,12}", text) or not low <= int(text) <= high:
         raise ChangeRuleError("Invalid parameter", f"{name} must be a whole number from {low} to {high}", 400)
     return int(text)
 
