@@ -3,6 +3,7 @@ what a stored text and a state value must look like, and the state model's trans
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,7 +76,7 @@ def check_state(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ChangeRuleError("Invalid state", f"state must be one of {sorted(STATES)}, not {value!r}", 400)
     text = str(value).strip()
-    if not text.lstrip("-").isdigit() or int(text) not in STATES:
+    if not re.fullmatch(r"-?[0-9]{1,3}", text) or int(text) not in STATES:
         raise ChangeRuleError(
             "Invalid state", f"state must be a stored value ({', '.join(map(str, sorted(STATES)))}), not {text!r}", 400
         )

@@ -151,7 +151,7 @@ class Columns:
 
 def _number(name: str, value: str) -> int:
     text = value.strip()
-    if not re.fullmatch(r"-?\d{1,12}", text):
+    if not re.fullmatch(r"-?[0-9]{1,12}", text):
         raise invalid(f"{name} is a number; {value[:60]!r} is not")
     return int(text)
 
