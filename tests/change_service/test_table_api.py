@@ -153,10 +153,11 @@ def test_display_values_reference_links_and_fields(service) -> None:
         "assignment_group": {"link": f"{url}/api/now/table/sys_user_group/cab-team", "display_value": "cab-team"},
         "number": "CHG0000001",
     }
-    pairs = shown(sysparm_display_value="all", sysparm_fields="state,opened_by,nonsense")
+    pairs = shown(sysparm_display_value="all", sysparm_fields="state,opened_by,nonsense,cmdb_ci")
     assert pairs == {
         "state": {"display_value": "New", "value": "-5"},
         "opened_by": {"display_value": "bot", "value": "bot", "link": f"{url}/api/now/table/sys_user/bot"},
+        "cmdb_ci": {"display_value": "", "value": ""},  # an empty reference links nowhere
     }
     plain = shown(sysparm_exclude_reference_link="true", sysparm_fields="assignment_group,approval")
     assert plain == {"assignment_group": "cab-team", "approval": "not requested"}

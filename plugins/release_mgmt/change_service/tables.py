@@ -177,7 +177,9 @@ def show(table: Table, record: Mapping[str, str], shown: Shown) -> dict[str, Any
     out: dict[str, Any] = {}
     for name, value in select_fields(dict(record), shown.fields).items():
         label = _label(table, name, value, shown.lookups)
-        link = f"{shown.base}/api/now/table/{table.references[name]}/{value}" if name in table.references else ""
+        link = (
+            f"{shown.base}/api/now/table/{table.references[name]}/{value}" if name in table.references and value else ""
+        )
         if shown.display == "all":
             out[name] = {"display_value": label, "value": value} | ({"link": link} if link and shown.links else {})
         elif link and value and shown.links:
