@@ -52,8 +52,14 @@ def shown(request: Request) -> Shown:
         params.get("sysparm_display_value", "false"),
         params.get("sysparm_exclude_reference_link", "false"),
         params.get("sysparm_fields"),
-        str(request.base_url),
+        service_url(request),
     )
+
+
+def service_url(request: Request) -> str:
+    """Where this service answers, its mount path included (Starlette's ``base_url`` is the outermost app's:
+    inside Airflow it would lose ``/change-service``)."""
+    return f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}".rstrip("/")
 
 
 def with_lookups(store: ChangeStore, table: Table, records: list[dict[str, str]], how: Shown) -> Shown:
@@ -126,7 +132,7 @@ async def create_change(request: Request, store: ChangeStore = StoreDep, caller:
 
 
 def location(request: Request, sys_id: str) -> str:
-    return f"{str(request.base_url).rstrip('/')}{perms.CHANGES}/{sys_id}"
+    return f"{service_url(request)}{perms.CHANGES}/{sys_id}"
 
 
 def create(store: ChangeStore, caller: Caller, body: dict[str, Any]) -> dict[str, str] | JSONResponse:
