@@ -118,7 +118,7 @@ def test_http_basic_refuses_wrong_passwords_and_cross_site_forms(airflow, servic
     right = requests.get(url, auth=("victor", airflow.passwords["victor"]), timeout=10)
     assert right.status_code == 200, right.text
     assert "X-Total-Count" in right.headers
-    assert f'<{service.url}{perms.CHANGES}?' in right.headers["Link"]  # links keep Airflow's mount path
+    assert f"<{service.url}{perms.CHANGES}?" in right.headers["Link"]  # links keep Airflow's mount path
     made = service.call("POST", perms.CHANGES, perms.RELEASE_TASK, {"short_description": "located"})
     assert made.headers["Location"] == f"{service.url}{perms.CHANGES}/{made.json()['result']['sys_id']}"
     for wrong in (("victor", "not-the-password"), ("nobody", "x"), ("victor", "")):

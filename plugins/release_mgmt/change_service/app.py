@@ -28,7 +28,7 @@ from release_mgmt.change_service.locks import any_run_is_live
 from release_mgmt.change_service.permissions import Caller
 from release_mgmt.change_service.store import ChangeRuleError, ChangeStore
 from release_mgmt.change_service.tables import TABLES
-from release_mgmt.change_service.web import CallerDep, StoreDep, failure, read_json
+from release_mgmt.change_service.web import CallerDep, StoreDep, authenticated, failure, read_json
 
 Authenticate = Callable[[Request], Caller | Awaitable[Caller]]
 TABLE_PREFIX = "/api/now/table/"
@@ -159,7 +159,7 @@ async def _no_route(request: Request, exc: StarletteHTTPException) -> JSONRespon
     learns nothing but 401): an unknown table is ``Invalid table <name>`` (400, as ServiceNow answers), a method a
     route does not take is 405 naming the ones it does."""
     try:
-        await enforce_signed_in(request)
+        await authenticated(request)
     except HTTPException as refused:
         return await _http_error(request, refused)
     path = request.url.path.removeprefix(request.scope.get("root_path", ""))
@@ -173,12 +173,6 @@ async def _no_route(request: Request, exc: StarletteHTTPException) -> JSONRespon
         response.headers["Allow"] = allowed
         return response
     return failure(exc.status_code, "Requested URI does not represent any resource", path)
-
-
-async def enforce_signed_in(request: Request) -> Caller:
-    answer = request.app.state.authenticate(request)
-    caller: Caller = await answer if isinstance(answer, Awaitable) else answer
-    return caller
 
 
 async def _database_refused(request: Request, exc: StatementError) -> JSONResponse:

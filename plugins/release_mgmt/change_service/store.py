@@ -130,9 +130,8 @@ class ChangeStore:
     ) -> list[dict[str, str]]:
         """Records matching every (field, operator, value) term, ``order_by`` first (every record: the
         console's own reads; the Table API reads pages through tables.read_page)."""
-        query = Query([[[Term(f, op, v)] for f, op, v in filters]], [(order_by, descending)])
-        if not query.groups[0]:
-            query.groups = []
+        clauses = [[Term(f, op, v)] for f, op, v in filters]
+        query = Query([clauses] if clauses else [], [(order_by, descending)])
         return tables.read_page(self.engine, tables.CHANGES, query, offset=0, limit=limit, releases=None).records
 
     def update(self, sys_id: str, fields: Mapping[str, Any], user: str) -> dict[str, str] | None:
@@ -255,10 +254,7 @@ class ChangeStore:
     @staticmethod
     def _notes(session: Session, sys_id: str) -> str:
         """The work notes, newest first, as the journal shows them."""
-        entries = session.scalars(
-            select(JournalEntry).where(JournalEntry.element_id == sys_id).order_by(JournalEntry.id.desc())
-        ).all()
-        return "\n\n".join(f"{e.sys_created_on} - {e.sys_created_by} (Work notes)\n{e.value}" for e in entries)
+        return tables.work_notes(session, [sys_id]).get(sys_id, "")
 
 
 def _sqlite_settings(connection: Any, record: Any) -> None:

@@ -11,6 +11,7 @@ approval record.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -66,8 +67,7 @@ def with_lookups(store: ChangeStore, table: Table, records: list[dict[str, str]]
     """An approval's ``sysapproval`` is shown by the change's number."""
     if table is not tables.APPROVALS or how.display == "false":
         return how
-    found = tables.numbers(store.engine, (r["sysapproval"] for r in records))
-    return Shown(how.display, how.links, how.fields, how.base, {"sysapproval": found})
+    return replace(how, lookups={"sysapproval": tables.numbers(store.engine, (r["sysapproval"] for r in records))})
 
 
 def list_records(request: Request, table: Table, store: ChangeStore, caller: Caller, how: Shown | None = None) -> Any:
@@ -193,10 +193,17 @@ def list_approvals(request: Request, store: ChangeStore = StoreDep, caller: Call
 
 @router.get(perms.APPROVALS + "/{sys_id}")
 def get_approval(sys_id: str, request: Request, store: ChangeStore = StoreDep, caller: Caller = CallerDep) -> Any:
+    found = approval_and_change(store, caller, sys_id)
+    return failure(404, **NOT_FOUND) if found is None else one(request, tables.APPROVALS, found[0], store)
+
+
+def approval_and_change(
+    store: ChangeStore, caller: Caller, sys_id: str
+) -> tuple[dict[str, str], dict[str, str]] | None:
+    """An approval record and its change, when the caller may read that change."""
     rows = store.approvals(approval_sys_id=sys_id)
-    if not rows or readable(caller, store.get(rows[0]["sysapproval"])) is None:
-        return failure(404, **NOT_FOUND)
-    return one(request, tables.APPROVALS, rows[0], store)
+    change = readable(caller, store.get(rows[0]["sysapproval"])) if rows else None
+    return None if change is None else (rows[0], change)
 
 
 @router.patch(perms.APPROVALS + "/{sys_id}")
@@ -208,11 +215,11 @@ async def answer_approval(
     body = await read_json(request)
     if isinstance(body, JSONResponse):
         return body
-    rows = store.approvals(approval_sys_id=sys_id)
-    change = readable(caller, store.get(rows[0]["sysapproval"])) if rows else None
-    if change is None:
+    found = approval_and_change(store, caller, sys_id)
+    if found is None:
         return failure(404, **NOT_FOUND)
-    if rows[0]["approver"] != caller.name:
+    record, change = found
+    if record["approver"] != caller.name:
         return failure(403, "Not your approval", f"this approval record of {change['number']} is not {caller.name}'s")
     state = body.get("state")
     if state not in ("approved", "rejected"):

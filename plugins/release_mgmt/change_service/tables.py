@@ -26,7 +26,6 @@ APPROVAL_LABELS = {
     "requested": "Requested",
     "approved": "Approved",
     "rejected": "Rejected",
-    "not_required": "No Longer Required",
     approval_rules.NOT_REQUIRED: "No Longer Required",
 }
 TYPE_LABELS = {"normal": "Normal", "standard": "Standard", "emergency": "Emergency"}
@@ -122,12 +121,12 @@ def read_page(
         )
         if table is not CHANGES:
             return Page([as_record(r) for r in rows], int(total))
-        notes = _notes(session, [r.sys_id for r in rows])
+        notes = work_notes(session, [r.sys_id for r in rows])
         records = [as_record(r, notes.get(r.sys_id, "")) for r in rows]
     return Page(records, int(total))
 
 
-def _notes(session: Session, sys_ids: list[str]) -> dict[str, str]:
+def work_notes(session: Session, sys_ids: list[str]) -> dict[str, str]:
     """Each change's work notes, newest first, as the journal shows them (one query for the page)."""
     found: dict[str, list[str]] = {}
     if not sys_ids:

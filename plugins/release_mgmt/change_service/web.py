@@ -38,13 +38,19 @@ def opened_on_first_use(request: Request, name: str, make: Callable[[Engine], T]
     return made
 
 
+async def authenticated(request: Request) -> Caller:
+    """Who calls (the app's authenticator, sync or async); raises HTTPException 401 for an anonymous caller."""
+    answer = request.app.state.authenticate(request)
+    caller: Caller = await answer if isinstance(answer, Awaitable) else answer
+    return caller
+
+
 async def enforce(request: Request) -> Caller:
     """Authenticate the caller (401 when anonymous) and allow the call only when the permission table has a
     row for this route naming the caller's role (403 otherwise). Authorizers are decided per record."""
     if problem := request.app.state.secret_problem():
         raise HTTPException(503, detail=problem)
-    answer = request.app.state.authenticate(request)
-    caller: Caller = await answer if isinstance(answer, Awaitable) else answer
+    caller = await authenticated(request)
     route = request.scope.get("route")
     row = perms.permission(request.method, getattr(route, "path", ""))
     if row is None:
