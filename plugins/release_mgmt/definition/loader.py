@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from release_mgmt.definition import shared, yaml_io
+from release_mgmt.definition import notify_files, shared, yaml_io
 from release_mgmt.definition.budget import BudgetExceededError, time_budget
 from release_mgmt.definition.checks import maintenance_problems, semantic_problems, shell_problems
 from release_mgmt.definition.messages import problems_from
@@ -179,7 +179,8 @@ def _checked(
         raise DefinitionError(shown, problems, path)
     if definition.schedule is not None:
         _check_schedule(definition, path, shown, node)
-    return definition
+    include_dir = calendars_dir.parent if calendars_dir else path.parent.parent
+    return notify_files.with_notify(definition, path, shown, node, include_dir)
 
 
 def _check_schedule(defn: ReleaseDefinition, path: Path, shown: str, node: yaml.Node | None) -> None:

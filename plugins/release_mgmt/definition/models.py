@@ -8,10 +8,20 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+)
 
 from release_mgmt.definition.calendars import Window
 from release_mgmt.definition.durations import Duration
+from release_mgmt.definition.notify_rules import Directory, NotifyRule
 from release_mgmt.errors import quoted
 from release_mgmt.gates import Gate
 from release_mgmt.gates.approval import USER_PATTERN, User
@@ -152,6 +162,9 @@ class Environment(Strict):
     lock_timeout: Duration = Field(
         default=timedelta(days=1), description="How long a run waits in line for the lock before it fails."
     )
+    notify: tuple[NotifyRule, ...] = Field(
+        default=(), max_length=50, description="Who hears about this environment's events (after the release's)."
+    )
 
 
 def typed_default(kind: str, value: object, what: str = "default") -> object:
@@ -284,6 +297,18 @@ class ReleaseDefinition(Strict):
         "is deployed by one run at a time: a run waits for the environment's lock before its first deploy.",
     )
     policy: Policy = Policy()
+    notify: tuple[NotifyRule, ...] = Field(
+        default=(), max_length=50, description="Who hears about which events, through which channels."
+    )
+    notify_routes: tuple[Name, ...] = Field(
+        default=(), max_length=20, description="Shared notification rules (include/notify/<name>.yaml) that apply."
+    )
+    #: include/directory.yaml as loaded with the definition (channels and people); None without notify rules
+    _directory: Directory | None = PrivateAttr(default=None)
+
+    @property
+    def directory(self) -> Directory | None:
+        return self._directory
 
 
 def json_schema() -> dict[str, Any]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from release_mgmt.definition import yaml_io
 from release_mgmt.definition.calendars import CalendarFile
@@ -18,6 +18,8 @@ from release_mgmt.definition.models import ReleaseDefinition
 from release_mgmt.errors import DefinitionError, Problem
 from release_mgmt.gates.approval import User
 from release_mgmt.gates.base import GroupName
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def with_calendars(
@@ -47,6 +49,12 @@ def with_calendars(
 
 def load_calendar(file: Path) -> CalendarFile:
     """One shared calendar file; DefinitionError naming that file, line and key path."""
+    return load_model(file, CalendarFile)
+
+
+def load_model(file: Path, model: type[M]) -> M:
+    """One shared file (calendar, directory, notification rules) as ``model``; DefinitionError naming that file,
+    line and key path."""
     shown = yaml_io.display_path(file)
     try:
         text = yaml_io.read_small(file)
@@ -56,7 +64,7 @@ def load_calendar(file: Path) -> CalendarFile:
     except (yaml.YAMLError, yaml_io.LimitError) as exc:
         raise DefinitionError(shown, [yaml_io.problem(exc, text)], file) from None
     try:
-        return CalendarFile.model_validate(data if data is not None else {})
+        return model.model_validate(data if data is not None else {})
     except ValidationError as exc:
         problems = [
             dataclasses.replace(p, line=yaml_io.line_of(node, loc_from_path(p.path)))
