@@ -80,3 +80,12 @@ def kubernetes(monkeypatch: pytest.MonkeyPatch):
     with FakeKubernetes() as server:
         monkeypatch.setenv("AIRFLOW_CONN_K8S_TEST", server.connection())
         yield server
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server on loopback (aiosmtpd) that requires a login and keeps what it accepts."""
+    from tests.servers import SMTPServer
+
+    with SMTPServer() as server:
+        yield server

@@ -1,6 +1,6 @@
 """Real servers the tests start on loopback: OpenSSH's sshd (from Debian's openssh-server), PostgreSQL
-(Debian's postgresql), Redis (Debian's redis-server), scripted HTTP servers, a Kubernetes apps/v1 API
-and a fault-injecting proxy."""
+(Debian's postgresql), Redis (Debian's redis-server), scripted HTTP servers, an SMTP server (aiosmtpd), a
+Kubernetes apps/v1 API and a fault-injecting proxy."""
 
 from __future__ import annotations
 
@@ -585,3 +585,85 @@ def _read_http(sock: socket.socket) -> bytes:
             break
         body += chunk
     return head + b"\r\n\r\n" + body
+
+
+@dataclass
+class Mail:
+    """One message the SMTP server accepted."""
+
+    sender: str
+    recipients: list[str]
+    message: Any  # email.message.EmailMessage
+
+    def part(self, subtype: str) -> str:
+        """The text of the body part of this subtype (plain, html)."""
+        body = self.message.get_body(preferencelist=(subtype,))
+        return "" if body is None else str(body.get_content())
+
+
+class SMTPServer:
+    """A real SMTP server on loopback (aiosmtpd) that requires AUTH with ``login`` (over plain SMTP on loopback,
+    which aiosmtpd allows only when told) and keeps every message it accepts."""
+
+    def __init__(self, login: tuple[str, str] = ("release-bot", "smtp-s3cret-pw")) -> None:
+        import email
+        import email.policy
+        import threading
+
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        self.mails: list[Mail] = []
+        self.logins: list[str] = []
+        lock = threading.Lock()
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+                parsed = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+                with lock:
+                    outer.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), parsed))
+                return "250 OK"
+
+        def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+            good = (data.login.decode(), data.password.decode()) == login
+            if good:
+                outer.logins.append(data.login.decode())
+            return AuthResult(success=good)
+
+        self.port = free_port()
+        self.login = login
+        self.controller = Controller(
+            Handler(),
+            hostname="127.0.0.1",
+            port=self.port,
+            authenticator=authenticator,
+            auth_required=True,
+            auth_require_tls=False,
+        )
+
+    def connection(self, **extra: object) -> str:
+        """An Airflow SMTP connection (JSON) to this server."""
+        return json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": self.port,
+                "login": self.login[0],
+                "password": self.login[1],
+                "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "release-bot@example.com", **extra},
+            }
+        )
+
+    def wait_for(self, count: int, seconds: float = 30) -> list[Mail]:
+        deadline = time.monotonic() + seconds
+        while len(self.mails) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.mails)
+
+    def __enter__(self) -> SMTPServer:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()

@@ -77,13 +77,20 @@ def test_every_audit_event_is_offered_masked() -> None:
     assert (RECEIVED[0]["release"], RECEIVED[0]["component"], RECEIVED[0]["outcome"]) == ("shop", "api", "failed")
     assert "hunter2-db-password" not in str(RECEIVED)
     assert "t0k" not in str(RECEIVED)
-    assert "WARNING notifier broken could not send deploy.finished: chat service down" in log.lines
+    failed = [audit.parse_line(line) for line in log.lines if line.startswith("WARNING")]
+    assert [(r["event"], r["release"], r["run_id"], r["outcome"]) for r in failed] == [
+        ("notify.failed", "shop", "r1", "failed")
+    ]
+    assert failed[0]["details"] == {"notifier": "broken", "event": "deploy.finished", "error": "chat service down"}
     assert log.lines[0].startswith(audit.PREFIX)
 
 
 def test_dispatch_names_who_took_the_event() -> None:
-    """dispatch returns the notifiers that delivered; a failing one is skipped, never raised."""
+    """dispatch returns the notifiers that delivered; a failing one is skipped, never raised, and its failure
+    is an audit line (notify.failed) in the emitting task's log."""
     log = Lines()
     assert notify.dispatch({"event": "deploy.started", "release": "shop"}, log) == ["collector"]
     assert notify.dispatch({"event": "run.finished", "release": "shop"}, log) == []
-    assert log.lines == ["WARNING notifier broken could not send deploy.started: chat service down"]
+    [line] = log.lines
+    assert line.startswith("WARNING " + audit.PREFIX)
+    assert audit.parse_line(line)["details"]["error"] == "chat service down"

@@ -1,7 +1,8 @@
 """The change service's HTTP API: ServiceNow's Table API (table_api.py: ``change_request``,
 ``sysapproval_approver``, ``sys_journal_field``), its Change Management API (change_api.py: ``sn_chg_rest``), a
 decision door for authorizers (``/api/release_mgmt/change_request/{sys_id}/approve|reject``), the environment
-locks and step fences (lock_api.py) and approval gates' progress across retries (gate_api.py).
+locks and step fences (lock_api.py), approval gates' progress across retries (gate_api.py) and the notification outbox
+(notify_api.py).
 
 Every request, the API's docs included, passes one dependency (web.enforce): it authenticates the caller and
 finds the route's row in permissions.PERMISSIONS; no row, no access. The handlers then apply the row's scope to
@@ -22,7 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.exc import DataError, OperationalError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from release_mgmt.change_service import change_api, gate_api, lock_api, table_api
+from release_mgmt.change_service import change_api, gate_api, lock_api, notify_api, table_api
 from release_mgmt.change_service import permissions as perms
 from release_mgmt.change_service.locks import any_run_is_live
 from release_mgmt.change_service.permissions import Caller
@@ -109,6 +110,7 @@ def create_app(store: ChangeStore | None, authenticate: Authenticate) -> FastAPI
     app.include_router(router)
     app.include_router(lock_api.router)
     app.include_router(gate_api.router)
+    app.include_router(notify_api.router)
     _docs_routes(app)
     return app
 

@@ -15,6 +15,7 @@ DECIDE = "/api/release_mgmt/change_request/{sys_id}"
 LOCKS = "/api/release_mgmt/locks"
 FENCES = "/api/release_mgmt/fences"
 GATES = "/api/release_mgmt/gates"
+NOTIFICATIONS = "/api/release_mgmt/notifications"
 
 
 @dataclass(frozen=True)

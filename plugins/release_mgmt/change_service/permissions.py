@@ -28,7 +28,7 @@ ROLES = (ANONYMOUS, *HUMANS, AUTHORIZER, RELEASE_TASK)
 READERS = frozenset({*HUMANS, AUTHORIZER, RELEASE_TASK})
 
 CHANGES, APPROVALS, DECIDE, LOCKS = contract.TABLE, contract.APPROVALS, contract.DECIDE, contract.LOCKS
-FENCES, GATES = contract.FENCES, contract.GATES
+FENCES, GATES, NOTIFICATIONS = contract.FENCES, contract.GATES, contract.NOTIFICATIONS
 JOURNAL, CHANGE_API = contract.JOURNAL, contract.CHANGE_API
 TASK, ONE = frozenset({RELEASE_TASK}), frozenset({AUTHORIZER})
 
@@ -79,6 +79,8 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("POST", FENCES + "/end", "end its step's fence", frozenset({RELEASE_TASK}), "own_run"),
     Permission("GET", GATES + "/progress", "read its gate's progress", frozenset({RELEASE_TASK}), "own_run"),
     Permission("PUT", GATES + "/progress", "keep its gate's progress", frozenset({RELEASE_TASK}), "own_run"),
+    Permission("POST", NOTIFICATIONS, "hand over its run's notifications", frozenset({RELEASE_TASK}), "own_run"),
+    Permission("GET", NOTIFICATIONS, "read how notifications went", READERS, "release"),
 )
 _BY_ROUTE = {(p.method, p.route): p for p in PERMISSIONS}
 

@@ -36,6 +36,7 @@ from release_mgmt.definition.loader import (
 )
 from release_mgmt.definition.owners import choose_owner
 from release_mgmt.errors import DefinitionError
+from release_mgmt.notify import routes
 from release_mgmt.planning import ReleasePlan, TaskSpec, dag_id_for, doc_md, plan_release
 
 __all__ = ["INVALID_TAG", "build_dag", "build_release_dags", "trigger_params"]
@@ -192,7 +193,9 @@ def _built(item: LoadedDefinition) -> tuple[DAG | None, DefinitionError | None]:
     """(the release's DAG, None), or (None, why it could not be built within its budget)."""
     try:
         with time_budget(BUDGET_SECONDS, "building this release's DAG"):
-            return build_dag(_plan(item)), None
+            dag = build_dag(_plan(item))
+        routes.register(item.definition)  # the tasks this process runs route their events by it
+        return dag, None
     except BudgetExceededError as exc:
         error = over_budget(item.display, item.path, exc)
     except Exception as exc:  # noqa: BLE001 - one definition never costs more than its own DAG

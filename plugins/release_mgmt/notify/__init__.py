@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol
 
 from release_mgmt.masking import redact_value
 from release_mgmt.notify.events_file import EventsFileNotifier
+from release_mgmt.notify.outbox import OutboxNotifier
 
 
 class Notifier(Protocol):
@@ -38,7 +39,7 @@ class Notifier(Protocol):
 
 
 #: the registry, in delivery order
-NOTIFIERS: tuple[type[Notifier], ...] = (EventsFileNotifier,)
+NOTIFIERS: tuple[type[Notifier], ...] = (EventsFileNotifier, OutboxNotifier)
 
 
 class WarningLog(Protocol):
@@ -59,7 +60,22 @@ def dispatch(event: Mapping[str, Any], log: WarningLog) -> list[str]:
                 continue
             notifier.send(masked)
         except Exception as exc:  # noqa: BLE001 - a notification never breaks a release
-            log.warning("notifier %s could not send %s: %s", kind.name, masked.get("event"), exc)
+            log.warning("%s", _failed(kind.name, masked, exc))
             continue
         delivered.append(kind.name)
     return delivered
+
+
+def _failed(notifier: str, event: Mapping[str, Any], exc: Exception) -> str:
+    """The audit line of a notification that could not be handed on (the task goes on)."""
+    from release_mgmt.records.audit import audit_line
+
+    return audit_line(
+        "notify.failed",
+        release=str(event.get("release", "")),
+        run_id=str(event.get("run_id", "")),
+        environment=str(event.get("environment", "")),
+        component=str(event.get("component", "")),
+        outcome="failed",
+        details=redact_value({"notifier": notifier, "event": event.get("event"), "error": str(exc)[:500]}),
+    )

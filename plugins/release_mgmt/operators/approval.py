@@ -20,6 +20,7 @@ from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
 from release_mgmt.definition.durations import format_duration
 from release_mgmt.gates.approval import APPROVE, REJECT, ApprovalGate
+from release_mgmt.notify.messages import airflow_url
 from release_mgmt.operators.gate_progress import _FRESH, _WAITING, DEADLINE, REFUSED, VOTES, GateProgressMixin
 from release_mgmt.planning import version_param
 from release_mgmt.records import audit
@@ -67,7 +68,7 @@ class ApprovalGateOperator(GateProgressMixin, HITLOperator):
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Subject and body may use ``airflow_url`` (the API server's [api] base_url) for links."""
-        super().render_template_fields(cast("Any", {**dict(context), "airflow_url": _airflow_url()}), jinja_env)
+        super().render_template_fields(cast("Any", {**dict(context), "airflow_url": airflow_url()}), jinja_env)
 
     @property
     def model(self) -> ApprovalGate:
@@ -279,14 +280,6 @@ class BreakGlassOperator(ApprovalGateOperator):
             return {"decision": "not_emergency", "approvers": []}
         self._audit(context, "break_glass.requested", "waiting", change=change)
         return super().execute(context)
-
-
-def _airflow_url() -> str:
-    try:
-        from airflow.configuration import conf
-    except ImportError:  # a worker without airflow-core: links stay relative
-        return ""
-    return str(conf.get("api", "base_url", fallback="") or "").rstrip("/")
 
 
 def _triggerer(context: Context) -> str:

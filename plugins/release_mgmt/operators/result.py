@@ -8,6 +8,9 @@ from typing import Any
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from release_mgmt.change_service.service_token import TaskIdentity
+from release_mgmt.notify import routes
+from release_mgmt.notify.outbox import settled_ledger
 from release_mgmt.operators.base import ReleaseOperator, local_states, selection
 from release_mgmt.rules.outcomes import EnvironmentOutcome, environment_outcome
 
@@ -54,6 +57,10 @@ class EnvironmentResultOperator(ReleaseOperator):
         return {"status": outcome.status}
 
 
+#: how long the summary waits for notifications still being tried (the outbox gives up on one within a minute)
+SETTLE_SECONDS = 60.0
+
+
 class ReleaseSummaryOperator(ReleaseOperator):
     """The last task: one line per environment, and the run fails when any environment failed."""
 
@@ -76,7 +83,30 @@ class ReleaseSummaryOperator(ReleaseOperator):
         self.log.info("release %s %s", self.release, verdict)
         for line in lines:
             self.log.info("  %s", line)
+        self._notifications(context)
         self._audit(context, "run.finished", verdict.lower(), details={"environments": statuses, "summary": lines})
         if failed:
             raise AirflowFailException(f"release {self.release} FAILED: " + " | ".join(lines))
         return statuses
+
+    def _notifications(self, context: Context) -> None:
+        """How this run's notifications went, as audit lines (the outbox sends them off the deploy path; this last
+        task waits a bounded time for the ones still being tried)."""
+        if self.release not in routes.ROUTES:
+            return
+        identity = TaskIdentity.from_context(context)
+        try:
+            ledger = settled_ledger(identity, SETTLE_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - never fails the run
+            self.log.warning("could not read how this run's notifications went: %s", exc)
+            return
+        for row in ledger:
+            fields = {k: row[k] for k in ("channel", "recipient", "subject", "attempts", "error", "key")}
+            outcome = {"sent": "sent", "failed": "failed"}.get(row["status"], "pending")
+            self._audit(
+                context,
+                f"notify.{outcome}",
+                outcome,
+                environment=row["environment"],
+                details={"notification": row["event"], **fields},
+            )
