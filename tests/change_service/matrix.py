@@ -104,6 +104,19 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", perms.FENCES + "/hold"): {"component": "web", "seconds": 30},
     ("POST", perms.FENCES + "/end"): {"component": "web"},
     ("PUT", perms.GATES + "/progress"): {"deadline": "2026-11-30T00:00:00+00:00", "votes": [], "refused": []},
+    ("POST", perms.NOTIFICATIONS): {
+        "messages": [
+            {
+                "key": "f" * 64,
+                "event": "run.failed",
+                "channel": "matrix",
+                "kind": "webhook",
+                "connection": "matrix_no_such_connection",
+                "subject": "s",
+                "text": "t",
+            }
+        ]
+    },
 }
 
 
