@@ -619,7 +619,7 @@ class SMTPServer:
         outer = self
 
         class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 parsed = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
                 with lock:
                     outer.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), parsed))

@@ -168,4 +168,5 @@ def test_the_sender_thread_delivers_what_it_is_nudged_about(tmp_path, smtp_serve
     store.enqueue("release_shop", "r1", "t", [message()])
     sender.nudge()
     assert len(smtp_server.wait_for(1, seconds=20)) == 1
-    assert sender.thread is not None and sender.thread.daemon
+    assert sender.thread is not None
+    assert sender.thread.daemon

@@ -30,7 +30,7 @@ EVENTS: dict[str, EventKind] = {
     "approval.requested": EventKind("gate.requested", "", "an approval gate waits for its approvers"),
     "approval.vote_refused": EventKind("gate.vote_refused", "", "a vote was refused (told to the voter)"),
     "approval.timed_out": EventKind("gate.timeout", "", "an approval gate was not decided in time"),
-    "approval.rejected": EventKind("gate.decision", "reject", "an approver rejected"),
+    "approval.rejected": EventKind("gate.decision", "rejected", "an approval gate rejected the run (or timed out so)"),
     "change.awaiting_authorization": EventKind("change.waiting", "", "a change waits for its authorizers"),
     "change.authorized": EventKind("change.implement", "", "a change was authorized"),
     "change.rejected": EventKind("change.refused", "", "a change was rejected or canceled"),

@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import requests
-
 from release_mgmt.change_service import service_token
 from release_mgmt.change_service.contract import NOTIFICATIONS
 from release_mgmt.change_service.service_token import TaskIdentity
@@ -49,6 +47,8 @@ class OutboxNotifier:
 
 def hand_over(identity: TaskIdentity, messages: list[dict[str, str]]) -> list[dict[str, str]]:
     """Queue ``messages`` in the service's outbox as ``identity``: each "queued" or "duplicate"."""
+    import requests  # when a task sends, never when a DAG file is parsed
+
     response = requests.post(
         service_token.base_url().rstrip("/") + NOTIFICATIONS,
         json={"messages": messages},
@@ -77,6 +77,8 @@ def settled_ledger(identity: TaskIdentity, seconds: float, poll: float = 1.0) ->
     """The run's notifications once none is waiting to be sent any more (or ``seconds`` have passed): each with
     its status (sent, failed, or still pending), attempts and error."""
     import time
+
+    import requests
 
     deadline = time.monotonic() + seconds
     while True:

@@ -232,7 +232,9 @@ class ChangeAuthorizedOperator(ChangeOperator):
             self._stopped(context, record)
         timeout = parse_duration(self.change.get("authorization_timeout", "2d"))
         waits = format_duration(timeout)
-        self.change_audit(context, "change.waiting", "waiting", record["number"], state=state, timeout=waits)
+        self.change_audit(
+            context, "change.waiting", "waiting", record["number"], state=state, timeout=waits, sys_id=record["sys_id"]
+        )
         self.log.info(
             "waiting for %s to be authorized (state %s), up to %s, without a worker", record["number"], state, waits
         )
@@ -260,7 +262,8 @@ class ChangeAuthorizedOperator(ChangeOperator):
         record = self._get(backend, opened["sys_id"])
         authorized = ChangeState.of(record) in AUTHORIZED
         if event["status"] == "timeout" and not authorized:
-            self.change_audit(context, "change.timeout", "failed", record["number"], state=record["state"])
+            number, sys_id = record["number"], record["sys_id"]
+            self.change_audit(context, "change.timeout", "failed", number, state=record["state"], sys_id=sys_id)
             unreachable = f" (the change system was not answering: {event['error']})" if event.get("error") else ""
             raise AirflowFailException(
                 f"change {record['number']} was not authorized within "
@@ -281,7 +284,13 @@ class ChangeAuthorizedOperator(ChangeOperator):
         how = "rejected" if record.get("approval") == "rejected" else "canceled or closed"
         approval = record.get("approval", "")
         self.change_audit(
-            context, "change.refused", "failed", record["number"], state=record["state"], approval=approval
+            context,
+            "change.refused",
+            "failed",
+            record["number"],
+            state=record["state"],
+            approval=approval,
+            sys_id=record["sys_id"],
         )
         raise AirflowFailException(f"change {record['number']} was {how}: nothing is deployed to {self.environment}")
 
@@ -297,7 +306,13 @@ class ChangeAuthorizedOperator(ChangeOperator):
         decisions = self._decisions(backend, record)
         approval = record.get("approval", "")
         self.change_audit(
-            context, "change.implement", "implement", record["number"], approval=approval, decisions=decisions
+            context,
+            "change.implement",
+            "implement",
+            record["number"],
+            approval=approval,
+            decisions=decisions,
+            sys_id=record["sys_id"],
         )
         return {
             "sys_id": record["sys_id"],
