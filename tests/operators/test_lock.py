@@ -26,7 +26,7 @@ from release_mgmt.dag.builder import build_release_dags
 from release_mgmt.operators.deploy import DeployOperator
 from tests.helpers import command, minimal_definition, write_definition
 from tests.release_runs import audit_records, states, use_releases
-from tests.servers import serve_app
+from tests.servers import Reply, serve_app
 
 pytestmark = pytest.mark.e2e
 OTHER = Holder("release_other", "r0", "prod")
@@ -137,3 +137,40 @@ def test_a_deploy_run_again_deploys_only_while_its_run_holds_the_lock(locks) -> 
     locks.release("shared-prod", OTHER)
     deploy._check_lock(context)
     assert locks.status("shared-prod")[0]["holder"]["run_id"] == "r1"
+
+
+def test_a_long_wait_for_the_lock_is_told_once(tmp_path, monkeypatch, airflow_db, locks, http_server, capfd) -> None:
+    """lock_notice 2s: the run still in line after 2 s tells lock.waiting_long (routed to the team's webhook,
+    delivered by the service's outbox), goes on waiting and deploys once the holder gives back."""
+    import json
+
+    http_server.script("/hooks/ops", default=Reply(200, "ok"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OPS_WEBHOOK", json.dumps({"conn_type": "http", "host": f"{http_server.url}/hooks/ops"})
+    )
+    (tmp_path / "directory.yaml").write_text(
+        "channels:\n  ops-chat: {connection: ops_webhook, kind: webhook}\nusers: {}\n"
+    )
+    assert locks.acquire("shared-prod", OTHER)["granted"]
+    data = minimal_definition(
+        "long_wait", environments=[{"name": "prod", "lock": "shared-prod", "lock_timeout": "5m", "lock_notice": "2s"}]
+    )
+    data["notify"] = [{"events": ["lock.waiting_long"], "channels": ["ops-chat"]}]
+    write_definition(tmp_path / "releases", "long_wait.yaml", data)
+    use_releases(tmp_path / "releases", monkeypatch)
+    dag = build_release_dags(tmp_path / "releases")["release_long_wait"]
+    timer = threading.Timer(12, lambda: locks.release("shared-prod", OTHER))
+    timer.start()
+    try:
+        run = dag.test()
+    finally:
+        timer.cancel()
+    assert str(run.state) == "success"
+    records = audit_records(capfd.readouterr().out)
+    [long_wait] = [r for r in records if r["event"] == "lock.waiting_long"]
+    assert (long_wait["details"]["waited_minutes"], long_wait["details"]["held_by"]["dag_id"]) == (0.0, "release_other")
+    [sent] = [r for r in records if r["event"] == "notify.sent"]
+    assert sent["details"]["notification"] == "lock.waiting_long"
+    [post] = [json.loads(s.body) for s in http_server.seen]
+    assert post["subject"].startswith("[release_mgmt] long_wait has waited")
+    assert "lock shared-prod in prod" in post["subject"]

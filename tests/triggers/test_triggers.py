@@ -43,6 +43,7 @@ TRIGGERS: list[BaseTrigger] = [
         poll_seconds=1.5,
         max_poll_seconds=20,
         task_id="prod.lock",
+        notice_at=1_899_999_000.25,
     ),
 ]
 
@@ -214,3 +215,23 @@ def test_a_released_lock_is_handed_over_at_once(service) -> None:
     assert event["status"] == "granted"
     assert granted - released[0] < 1.0, f"hand-over took {granted - released[0]:.2f}s"
     assert longest < HELD  # the trigger never blocked the event loop while waiting
+
+
+@pytest.mark.faults
+def test_a_long_wait_in_line_is_told_once_then_the_run_waits_on(service) -> None:
+    """With notice_at passed and the lock still held, the trigger wakes its task with 'waiting_long' (the task
+    tells lock.waiting_long and defers again without a notice); the deadline is carried over unchanged."""
+    from release_mgmt.hooks.locks import LockClient
+
+    first = LockClient(TaskIdentity("release_a", "run_1", "prod.lock"), backoff=0.05)
+    assert first.acquire("notice")["granted"]
+    holder = {"dag_id": "release_b", "run_id": "run_2", "environment": "prod"}
+    deadline = time.time() + 60
+    trigger = EnvironmentLockTrigger("notice", holder, deadline, task_id="prod.lock", notice_at=time.time() + 1.5)
+    started = time.monotonic()
+    event, _, longest = asyncio.run(_run_with_ticker(trigger))
+    assert event["status"] == "waiting_long"
+    assert event["holder"]["dag_id"] == "release_a"
+    assert event["deadline"] == deadline
+    assert 1.4 < time.monotonic() - started < 10
+    assert longest < HELD

@@ -162,6 +162,10 @@ class Environment(Strict):
     lock_timeout: Duration = Field(
         default=timedelta(days=1), description="How long a run waits in line for the lock before it fails."
     )
+    lock_notice: Duration = Field(
+        default=timedelta(minutes=30),
+        description="After this long in line for the lock, the event lock.waiting_long is sent (once per run).",
+    )
     notify: tuple[NotifyRule, ...] = Field(
         default=(), max_length=50, description="Who hears about this environment's events (after the release's)."
     )

@@ -67,10 +67,13 @@ class _LockOperator(ReleaseOperator):
 class EnvironmentLockOperator(_LockOperator):
     """Takes the environment's lock, waiting in line without a worker; fails after ``timeout_seconds``."""
 
-    def __init__(self, *, timeout_seconds: float, poll_seconds: float = 2.0, **kwargs: Any) -> None:
+    def __init__(
+        self, *, timeout_seconds: float, poll_seconds: float = 2.0, notice_seconds: float = 1800.0, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.timeout_seconds = timeout_seconds
         self.poll_seconds = poll_seconds
+        self.notice_seconds = notice_seconds
 
     def execute(self, context: Context) -> dict[str, Any]:
         if context["params"].get("dry_run"):
@@ -95,23 +98,33 @@ class EnvironmentLockOperator(_LockOperator):
             position,
         )
         self._lock_audit(context, "lock.waiting", "waiting", held_by=answer["holder"], position=position)
+        now = time.time()
+        notice = now + self.notice_seconds if 0 < self.notice_seconds < self.timeout_seconds else None
+        self._defer_in_line(holder, now + self.timeout_seconds, notice)
+
+    def _defer_in_line(self, holder: Holder, deadline: float, notice_at: float | None) -> NoReturn:
         from release_mgmt.triggers.lock import EnvironmentLockTrigger
 
         self.defer(
             trigger=EnvironmentLockTrigger(
                 self.lock,
                 {"dag_id": holder.dag_id, "run_id": holder.run_id, "environment": holder.environment},
-                deadline=time.time() + self.timeout_seconds,
+                deadline=deadline,
                 poll_seconds=self.poll_seconds,
                 task_id=self.task_id,
+                notice_at=notice_at,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout_seconds) + TRIGGER_GRACE,
+            timeout=timedelta(seconds=max(0.0, deadline - time.time())) + TRIGGER_GRACE,
         )
 
     def execute_complete(self, context: Context, event: LockEvent) -> dict[str, Any]:
         if event["status"] == "granted":
             return self._granted(context, event["answer"])
+        if event["status"] == "waiting_long":  # told once; then back in line until the deadline
+            minutes = round(self.notice_seconds / 60, 1)
+            self._lock_audit(context, "lock.waiting_long", "waiting", held_by=event["holder"], waited_minutes=minutes)
+            self._defer_in_line(self._holder(context), event["deadline"], None)
         try:  # leave the queue, so the runs behind this one are not held up by it
             self._client(context).release(self.lock, f"gave up waiting: {event['status']}")
         except ServiceNowError as exc:

@@ -76,7 +76,8 @@ def _environment_arguments(plan: ReleasePlan, env: EnvironmentPlan, task: TaskSp
         return base | {"approver_groups": groups, "earlier_gates": earlier}
     if task.kind in ("lock", "unlock"):
         base["lock"] = env.lock or ""
-        return base | ({"timeout_seconds": env.lock_timeout.total_seconds()} if task.kind == "lock" else {})
+        waits = {"timeout_seconds": env.lock_timeout.total_seconds(), "notice_seconds": env.lock_notice.total_seconds()}
+        return base | (waits if task.kind == "lock" else {})
     if task.kind == "result":
         return base | {"local_task_ids": env.local_ids("result")}
     return base | _change_arguments(plan, env, task)

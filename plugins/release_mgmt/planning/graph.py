@@ -99,6 +99,8 @@ class EnvironmentPlan:
     lock_timeout: timedelta = timedelta(days=1)
     #: who may authorize this environment's changes (users, approver groups' and the assignment group's members)
     authorizers: tuple[str, ...] = ()
+    #: after how long in line for the lock lock.waiting_long is told
+    lock_notice: timedelta = timedelta(minutes=30)
 
     def local_ids(self, *excluded: str) -> list[str]:
         """The ids inside the task group of every task but those of the ``excluded`` kinds."""
@@ -310,6 +312,7 @@ def plan_graph(defn: ReleaseDefinition, source: str, workdir: str = ".") -> Rele
                 tuple(env.change.authorizers.names(defn.approver_groups, env.change.assignment_group))
                 if env.change
                 else (),
+                env.lock_notice,
             )
         )
         previous = (*previous, f"{env.name}.result")

@@ -49,4 +49,12 @@ class LockTimedOut(TypedDict):
     error: str
 
 
-LockEvent = LockGranted | LockTimedOut
+class LockWaitingLong(TypedDict):
+    """The run has waited ``notice_seconds`` in line (told once); it goes on waiting until ``deadline``."""
+
+    status: Literal["waiting_long"]
+    holder: dict[str, Any] | None
+    deadline: float
+
+
+LockEvent = LockGranted | LockTimedOut | LockWaitingLong

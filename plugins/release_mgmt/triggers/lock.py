@@ -13,7 +13,7 @@ from release_mgmt.change_service.contract import Holder, describe
 from release_mgmt.change_service.service_token import TaskIdentity
 from release_mgmt.errors import ServiceNowError
 from release_mgmt.hooks.locks import LockClient
-from release_mgmt.triggers.events import LockGranted, LockTimedOut
+from release_mgmt.triggers.events import LockGranted, LockTimedOut, LockWaitingLong
 
 #: how long one acquire call lets the service hold it until the lock is granted (its HTTP timeout is 30 s)
 WAIT_PER_CALL = 20.0
@@ -34,6 +34,7 @@ class EnvironmentLockTrigger(BaseTrigger):
         max_poll_seconds: float = 30.0,
         *,
         task_id: str = "",
+        notice_at: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is not annotated
         self.task_id = task_id  # the waiting task: the service token is bound to it
@@ -42,6 +43,7 @@ class EnvironmentLockTrigger(BaseTrigger):
         self.deadline = deadline
         self.poll_seconds = poll_seconds
         self.max_poll_seconds = max_poll_seconds
+        self.notice_at = notice_at  # when still waiting then, the operator is woken to tell lock.waiting_long
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -53,6 +55,7 @@ class EnvironmentLockTrigger(BaseTrigger):
                 "poll_seconds": self.poll_seconds,
                 "max_poll_seconds": self.max_poll_seconds,
                 "task_id": self.task_id,
+                "notice_at": self.notice_at,
             },
         )
 
@@ -63,7 +66,8 @@ class EnvironmentLockTrigger(BaseTrigger):
         wait, error, held_by = self.poll_seconds, "", None
         while True:
             asked = time.monotonic()
-            patience = max(0.0, min(WAIT_PER_CALL, self.deadline - time.time()))
+            until = min(self.deadline, self.notice_at) if self.notice_at is not None else self.deadline
+            patience = max(0.0, min(WAIT_PER_CALL, until - time.time()))
             try:
                 answer = await client.acquire_async(self.lock, patience)
             except ServiceNowError as exc:
@@ -80,7 +84,10 @@ class EnvironmentLockTrigger(BaseTrigger):
             if time.time() >= self.deadline:
                 yield TriggerEvent(LockTimedOut(status="timeout", holder=held_by, error=error))
                 return
+            if self.notice_at is not None and time.time() >= self.notice_at:
+                yield TriggerEvent(LockWaitingLong(status="waiting_long", holder=held_by, deadline=self.deadline))
+                return
             if time.monotonic() - asked >= patience / 2 and not error:
                 continue  # the service waited for us: ask again at once
-            await asyncio.sleep(max(0.0, min(wait, self.deadline - time.time())))
+            await asyncio.sleep(max(0.0, min(wait, until - time.time())))
             wait = min(wait * 1.5, self.max_poll_seconds)
