@@ -23,7 +23,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from release_mgmt.dag.builder import validated  # Airflow: the DAG each file becomes is built, as Airflow would
 
     report = validated([p for p in paths if p.exists()])
-    calendar_errors = _check_calendars(paths, report.loaded)
+    calendar_errors = _check_calendars(paths, report.loaded) + _check_notify_files(paths)
     for item in report.loaded:
         defn = item.definition
         print(
@@ -65,6 +65,31 @@ def _check_calendars(paths: list[Path], loaded: Sequence[LoadedDefinition]) -> i
         broken += bool(unknown)
         if not unknown:
             print(f"{file}: ok: calendar")
+    return broken
+
+
+def _check_notify_files(paths: list[Path]) -> int:
+    """Validate the directory (include/directory.yaml) and shared notification rules (include/notify) beside
+    each folder of definitions, whether or not a definition uses them yet; count the broken."""
+    from release_mgmt.definition.notify_files import DIRECTORY_FILE, RULES_FOLDER
+    from release_mgmt.definition.notify_rules import Directory, SharedRules
+    from release_mgmt.definition.shared import load_model
+    from release_mgmt.errors import DefinitionError
+
+    broken = 0
+    parents = {p.parent for p in paths if p.is_dir()}
+    files: list[tuple[Path, Any]] = [(d / DIRECTORY_FILE, Directory) for d in sorted(parents)]
+    files += [(f, SharedRules) for d in sorted(parents) for f in sorted((d / RULES_FOLDER).glob("*.yaml"))]
+    for file, model in files:
+        if not file.is_file():
+            continue
+        try:
+            load_model(file, model)
+        except DefinitionError as exc:
+            print("\n".join(exc.lines()))
+            broken += 1
+            continue
+        print(f"{file}: ok: {'directory' if model is Directory else 'notification rules'}")
     return broken
 
 
