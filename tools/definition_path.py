@@ -55,6 +55,7 @@ def exercise(path: Path, calendars_dir: Path | None = None, now: datetime | None
     try:
         _after_build(dag, now or datetime.now(UTC))
         _decide_windows(item.definition, now or datetime.now(UTC))
+        route_every_event(item.definition)
     except DefinitionError:
         raise
     except Exception as exc:
@@ -93,6 +94,78 @@ def _decide_windows(defn: Any, now: datetime) -> None:
                     component=component.name,
                     expected=env.expected_duration,
                 )
+
+
+def route_every_event(defn: Any) -> None:
+    """What a task's notifier makes of every notification event in every environment: messages and the people
+    without an address (as rendered for delivery, markup escaped and secrets masked)."""
+    from release_mgmt.definition.notify_rules import EVENTS
+    from release_mgmt.notify import routes
+    from release_mgmt.notify.messages import Occasion
+
+    if defn.directory is None:
+        return
+    occasion = Occasion(f"release_{defn.name}", "manual__fuzz", "prod.task", "ann", {"api": "1.0"}, "http://127.0.0.1")
+    eligible = sorted({*defn.approver_groups.get("leads", ()), "ann", "zed"})
+    for env in [*(e.name for e in defn.environments), ""]:
+        for kind in EVENTS.values():
+            record = {
+                "event": kind.audit,
+                "outcome": kind.outcome or "waiting",
+                "release": defn.name,
+                "run_id": "manual__fuzz",
+                "environment": env,
+                "component": defn.components[0].name,
+                "version": "1.0",
+                "actor": "zed",
+                "change": "CHG0000001",
+                "details": {"eligible": eligible, "gate": "approval", "reason": "<blink>why</blink>", "sys_id": "a/b"},
+            }
+            for message in routes.messages_for(defn, record, occasion):
+                if "<blink>" in message["html"]:
+                    raise Crash("notify:markup-not-escaped", message["html"][:200])
+            routes.unreachable(defn, record, occasion)
+
+
+def exercise_notify(folder: Path, text: str, *, as_directory: bool) -> Outcome:
+    """A directory (or, with ``as_directory`` False, a shared rules file) as ``text``, used by a definition with
+    notification rules (tests/definition/corpus/payments.yaml naming the shared rules ``oncall``): loaded and
+    every event routed. ``folder`` holds releases/, notify/ and directory.yaml (made here)."""
+    from release_mgmt.definition.loader import load_file
+    from release_mgmt.errors import DefinitionError
+
+    repo = Path(__file__).resolve().parents[1]
+    (folder / "releases").mkdir(exist_ok=True)
+    (folder / "notify").mkdir(exist_ok=True)
+    definition = (repo / "tests/definition/corpus/payments.yaml").read_text() + "notify_routes: [oncall]\n"
+    (folder / "releases" / "payments.yaml").write_text(definition)
+    directory = text if as_directory else (repo / "include/directory.yaml").read_text()
+    rules = text if not as_directory else NOTIFY_RULES
+    (folder / "directory.yaml").write_text(directory, encoding="utf-8", errors="surrogatepass")
+    (folder / "notify" / "oncall.yaml").write_text(rules, encoding="utf-8", errors="surrogatepass")
+    try:
+        item = load_file(folder / "releases" / "payments.yaml")
+    except DefinitionError as error:
+        _readable(error, text)
+        return Outcome("error", tuple(error.lines()))
+    except Exception as exc:
+        raise Crash(_signature(exc), f"escaped: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    try:
+        route_every_event(item.definition)
+    except Crash:
+        raise
+    except Exception as exc:
+        raise Crash(_signature(exc), f"routing: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    return Outcome("accepted", ())
+
+
+#: the shared rules file the notification fuzzer starts from
+NOTIFY_RULES = """\
+rules:
+  - {events: ["run.*", "rollback.*"], channels: [release-chat], to: [triggered_by, group:leads, bob]}
+  - {events: [approval.requested], channels: [release-mail], to: [bob, admin@example.com]}
+  - {events: ["*"], channels: [release-chat]}
+"""
 
 
 def _readable(error: object, source: str) -> None:

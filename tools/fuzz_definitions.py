@@ -13,6 +13,7 @@ hang the smallest reproducing case found (lines removed while the signature stay
 make it a regression case in tests/definition/invalid with its expected message once it is fixed.
 
     python -m tools.fuzz_definitions --cases 50000 --seed 7 --workers 2      # the long run (about an hour)
+    python -m tools.fuzz_definitions --target notify --cases 20000           # the directory and shared rules
 
 The short run (2,000 cases) is a test: tests/definition/test_fuzz.py. Exit status 1 when anything crashed or hung.
 """
@@ -261,9 +262,10 @@ class Campaign:
         return "\n".join(lines)
 
 
-def _worker(conn: Connection, memory_mb: int) -> None:
-    """Run cases sent as (index, text) and answer (index, kind, signature)."""
-    from tools.definition_path import Crash, exercise
+def _worker(conn: Connection, memory_mb: int, target: str = "definition") -> None:
+    """Run cases sent as (index, text) and answer (index, kind, signature). ``target`` "notify": the text is the
+    directory (even cases) or a shared notification rules file (odd cases), used by a notifying definition."""
+    from tools.definition_path import Crash, exercise, exercise_notify
 
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     limit = (own + memory_mb) * 1024 * 1024 * 4  # address space: a process maps several times what it uses
@@ -275,14 +277,18 @@ def _worker(conn: Connection, memory_mb: int) -> None:
     (folder / "corpus").mkdir()
     (folder / "corpus" / "groups.yaml").write_text(groups.read_text())
     (folder / "invalid").mkdir()
+    (folder / "notify-case").mkdir()
     while True:
         try:
             index, text = conn.recv()
         except EOFError:
             return
-        path.write_text(text, encoding="utf-8", errors="surrogatepass")
         try:
-            outcome = exercise(path, CALENDARS)
+            if target == "notify":
+                outcome = exercise_notify(folder / "notify-case", text, as_directory=index % 2 == 0)
+            else:
+                path.write_text(text, encoding="utf-8", errors="surrogatepass")
+                outcome = exercise(path, CALENDARS)
             conn.send((index, outcome.kind, ""))
         except Crash as exc:
             conn.send((index, "crash", exc.signature))
@@ -293,14 +299,14 @@ def _worker(conn: Connection, memory_mb: int) -> None:
 class Pool:
     """Worker processes with a per-case time limit: a worker that does not answer in time is killed (a hang)."""
 
-    def __init__(self, workers: int, timeout: float, memory_mb: int) -> None:
-        self.timeout, self.memory_mb = timeout, memory_mb
+    def __init__(self, workers: int, timeout: float, memory_mb: int, target: str = "definition") -> None:
+        self.timeout, self.memory_mb, self.target = timeout, memory_mb, target
         self.context = multiprocessing.get_context("fork")
         self.slots = [self._start() for _ in range(workers)]
 
     def _start(self) -> tuple[Any, Connection]:
         parent, child = self.context.Pipe()
-        process = self.context.Process(target=_worker, args=(child, self.memory_mb), daemon=True)
+        process = self.context.Process(target=_worker, args=(child, self.memory_mb, self.target), daemon=True)
         process.start()
         child.close()
         return process, parent
@@ -350,7 +356,7 @@ class Pool:
                 process.kill()
 
 
-def minimize(pool: Pool, text: str, signature: str, attempts: int = 120) -> str:
+def minimize(pool: Pool, text: str, signature: str, attempts: int = 120, index: int = 0) -> str:
     """The smallest text found (whole lines, then runs of lines, removed) that still gives ``signature``."""
     lines = text.splitlines(keepends=True)
     chunk = max(len(lines) // 2, 1)
@@ -359,7 +365,7 @@ def minimize(pool: Pool, text: str, signature: str, attempts: int = 120) -> str:
         while start < len(lines) and attempts > 0:
             candidate = lines[:start] + lines[start + chunk :]
             attempts -= 1
-            [(_, kind, sig)] = pool.run([(0, "".join(candidate))])
+            [(_, kind, sig)] = pool.run([(index, "".join(candidate))])
             if (sig if kind == "crash" else kind) == signature and candidate:
                 lines, changed = candidate, True
             else:
@@ -369,22 +375,41 @@ def minimize(pool: Pool, text: str, signature: str, attempts: int = 120) -> str:
     return "".join(lines)
 
 
+def notify_corpus() -> list[tuple[str, str]]:
+    """What the notification campaign mutates: the directory (even cases) and a shared rules file (odd)."""
+    from tools.definition_path import NOTIFY_RULES
+
+    return [("directory.yaml", (REPO / "include" / "directory.yaml").read_text()), ("oncall.yaml", NOTIFY_RULES)]
+
+
 def fuzz(
-    seed: int, cases: int, *, workers: int = 2, timeout: float = 15.0, memory_mb: int = 2048, out: Path | None = None
+    seed: int,
+    cases: int,
+    *,
+    workers: int = 2,
+    timeout: float = 15.0,
+    memory_mb: int = 2048,
+    out: Path | None = None,
+    target: str = "definition",
 ) -> Campaign:
-    """Run a campaign; findings minimized and, with ``out``, written there."""
+    """Run a campaign on definitions (or, ``target`` "notify", on the directory and shared notification rules);
+    findings minimized and, with ``out``, written there."""
     import tools.definition_path  # noqa: F401 - imported once here, shared by the forked workers
     from release_mgmt.dag import builder  # noqa: F401
 
-    sources = corpus()
+    sources = corpus() if target == "definition" else notify_corpus()
     campaign = Campaign(seed, cases)
     started = time.monotonic()
-    pool = Pool(workers, timeout, memory_mb)
+    pool = Pool(workers, timeout, memory_mb, target)
     texts: dict[int, str] = {}
     try:
         batch = 200
         for first in range(0, cases, batch):
-            jobs = [(i, case_text(seed, i, sources)) for i in range(first, min(first + batch, cases))]
+            numbers = range(first, min(first + batch, cases))
+            if target == "notify":  # the source follows the case's parity, as the worker reads it
+                jobs = [(i, mutate(sources[i % 2][1], random.Random(f"{seed}:{i}"))) for i in numbers]  # noqa: S311
+            else:
+                jobs = [(i, case_text(seed, i, sources)) for i in numbers]
             texts = dict(jobs)
             for index, kind, signature in pool.run(jobs):
                 campaign.counts[kind] += 1
@@ -392,7 +417,7 @@ def fuzz(
                 if kind in ("crash", "hang") and key not in campaign.findings:
                     campaign.findings[key] = (index, texts[index])
         for key, (index, text) in list(campaign.findings.items()):
-            campaign.findings[key] = (index, minimize(pool, text, key))
+            campaign.findings[key] = (index, minimize(pool, text, key, index=index))
     finally:
         pool.close()
     campaign.seconds = time.monotonic() - started
@@ -414,8 +439,15 @@ def main(argv: list[str] | None = None) -> int:
     args.add_argument("--timeout", type=float, default=15.0, help="seconds per case before it counts as a hang")
     args.add_argument("--memory-mb", type=int, default=2048, help="memory a case may use")
     args.add_argument("--out", type=Path, default=Path("fuzz-findings"), help="where minimized findings go")
+    args.add_argument(
+        "--target",
+        choices=("definition", "notify"),
+        default="definition",
+        help="definition files, or the notification directory and shared rules files",
+    )
     ns = args.parse_args(argv)
-    campaign = fuzz(ns.seed, ns.cases, workers=ns.workers, timeout=ns.timeout, memory_mb=ns.memory_mb, out=ns.out)
+    settings = {"workers": ns.workers, "timeout": ns.timeout, "memory_mb": ns.memory_mb, "out": ns.out}
+    campaign = fuzz(ns.seed, ns.cases, target=ns.target, **settings)
     print(campaign.report())
     return 1 if campaign.counts["crash"] or campaign.counts["hang"] else 0
 

@@ -60,3 +60,13 @@ def test_two_thousand_mutated_definitions_neither_crash_nor_hang(tmp_path: Path)
     print(campaign.report())
     assert campaign.counts["accepted"] + campaign.counts["error"] == 2000, campaign.report()
     assert campaign.counts["accepted"] >= 50  # the mutations still reach the build, serialize and window paths
+
+
+def test_fifteen_hundred_mutated_directories_and_rule_files_neither_crash_nor_hang(tmp_path: Path) -> None:
+    """The notification campaign: the directory and a shared rules file, mutated, used by a notifying definition
+    and every event routed (messages rendered, markup escaped). Its findings are regression cases in
+    tests/definition/test_notify_rules.py."""
+    campaign = fuzz_definitions.fuzz(2027, 1500, workers=2, timeout=20.0, out=tmp_path / "findings", target="notify")
+    print(campaign.report())
+    assert campaign.counts["accepted"] > 50  # mutations that keep the files valid are routed end to end
+    assert not campaign.findings, campaign.report()

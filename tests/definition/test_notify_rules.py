@@ -141,17 +141,26 @@ def test_roles_a_scope_does_not_have_are_errors(tmp_path: Path) -> None:
             "channels:\n  mail: {connection: smtp, kind: pigeon}\n",
             "directory.yaml:2: channels.mail.kind: input should be",
         ),
-        ("users:\n  alice: {email: not-an-address}\n", "directory.yaml:2: users.alice.email: string should match"),
+        (
+            "users:\n  alice: {email: not-an-address}\n",
+            "directory.yaml:2: users.alice.email: 'not-an-address' is not an e-mail address such as alice@example.com",
+        ),
         ("channels: [mail]\n", "directory.yaml:1: channels: input should be a valid dictionary"),
-        ("channels:\n  mail: {connection: 'bad id!', kind: email}\n", "channels.mail.connection: string should match"),
+        (
+            "channels:\n  mail: {connection: 'bad id!', kind: email}\n",
+            "channels.mail.connection: 'bad id!' is not an Airflow connection id: letters, digits",
+        ),
         ("users: {alice: {email: a@b.co}\n", "directory.yaml:"),
         ("teams: []\n", "directory.yaml:1: teams: extra inputs are not permitted"),
+        # found by the notification fuzzer (tools/fuzz_definitions.py --target notify): a merge key as a user name
+        ("users:\n  '<<':\n", "directory.yaml:2: users.<<.[key]: '<<' is not an Airflow user name"),
     ],
 )
 def test_a_malformed_directory_is_named_at_validation(tmp_path: Path, directory: str, expected: str) -> None:
     data = gated(notify=[{"events": ["run.failed"], "channels": ["mail"], "to": ["alice@example.com"]}])
     lines = problems(tmp_path, data, directory)
     assert any(expected in line for line in lines), lines
+    assert not any("^[" in line or "pattern" in line for line in lines), lines  # words, never a regex
 
 
 def test_rules_without_a_directory_say_where_it_belongs(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from release_mgmt.gates.approval import USER_PATTERN, User
+from release_mgmt.gates.approval import USER_PATTERN
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,29 @@ def _recipient(value: str) -> str:
     )
 
 
+def _matching(pattern: str, rule: str) -> AfterValidator:
+    """A check that says what a value must look like in words (a regular expression is no message)."""
+
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"{value[:80]!r} is not {rule}")
+        return value
+
+    return AfterValidator(check)
+
+
 EventPattern = Annotated[str, StringConstraints(max_length=60), AfterValidator(_known_event)]
 Recipient = Annotated[str, StringConstraints(max_length=200), AfterValidator(_recipient)]
-ChannelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,49}$")]
+ChannelName = Annotated[
+    str, _matching(r"[a-z][a-z0-9_-]{0,49}", "a channel name: lowercase letters, digits, '_' or '-', at most 50")
+]
+ConnectionId = Annotated[
+    str, _matching(CONNECTION_ID, "an Airflow connection id: letters, digits, '_', '.' or '-', at most 250")
+]
+Email = Annotated[str, _matching(EMAIL.pattern, "an e-mail address such as alice@example.com")]
+UserName = Annotated[
+    str, _matching(USER_PATTERN, "an Airflow user name: letters, digits, '.', '_', '@', '+' or '-', at most 100")
+]
 
 
 class _Strict(BaseModel):
@@ -105,9 +125,7 @@ class NotifyRule(_Strict):
 class Channel(_Strict):
     """A way to reach people: an Airflow connection (which holds the address and any secret)."""
 
-    connection: Annotated[str, StringConstraints(pattern=CONNECTION_ID)] = Field(
-        description="The Airflow connection id (SMTP for email; HTTP for webhook)."
-    )
+    connection: ConnectionId = Field(description="The Airflow connection id (SMTP for email; HTTP for webhook).")
     kind: Literal["email", "webhook"] = Field(description="email (SMTP provider) or webhook (HTTP provider).")
     format: Literal["json", "slack", "teams"] = Field(
         default="json",
@@ -119,7 +137,7 @@ class Person(_Strict):
     """How to reach one Airflow user."""
 
     name: str = Field(default="", max_length=100, description="Display name used in messages.")
-    email: Annotated[str, StringConstraints(pattern=EMAIL.pattern)] | None = None
+    email: Email | None = None
     chat: str = Field(default="", max_length=100, description="Chat handle webhooks mention, e.g. @alice.")
 
 
@@ -127,7 +145,7 @@ class Directory(_Strict):
     """include/directory.yaml: the channels and the people notifications reach."""
 
     channels: dict[ChannelName, Channel] = Field(default_factory=dict, max_length=100)
-    users: dict[User, Person] = Field(default_factory=dict, max_length=5000)
+    users: dict[UserName, Person] = Field(default_factory=dict, max_length=5000)
 
 
 class SharedRules(_Strict):
