@@ -33,6 +33,14 @@ def test_committed_schema_matches_models(repo: Path) -> None:
     assert committed == json.loads(json.dumps(json_schema()))
 
 
+def test_committed_directory_schema_matches_the_model(repo: Path) -> None:
+    """include/schema/directory.schema.json is what `python -m release_mgmt schema --directory` prints."""
+    from release_mgmt.definition.notify_rules import Directory
+
+    committed = json.loads((repo / "include/schema/directory.schema.json").read_text())
+    assert committed == {**Directory.model_json_schema(by_alias=True), "title": "release_mgmt notification directory"}
+
+
 def test_schema_describes_step_union_and_strictness() -> None:
     """Editors get the step types and that unknown keys are not allowed."""
     schema = json_schema()

@@ -116,6 +116,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
         schema = CalendarFile.model_json_schema(by_alias=True)
         schema["title"] = "release_mgmt shared calendar"
+    elif args.directory:
+        from release_mgmt.definition.notify_rules import Directory
+
+        schema = Directory.model_json_schema(by_alias=True)
+        schema["title"] = "release_mgmt notification directory"
     else:
         schema = json_schema()
     text = json.dumps(schema, indent=2, sort_keys=True) + "\n"
@@ -172,6 +177,7 @@ def add_commands(sub: Any) -> None:
     schema = sub.add_parser("schema", help="print (or write) the JSON schema of a release definition")
     schema.add_argument("--out", help="write to this file instead of standard output")
     schema.add_argument("--calendar", action="store_true", help="the schema of a shared calendar file instead")
+    schema.add_argument("--directory", action="store_true", help="the schema of the notification directory instead")
     schema.set_defaults(func=cmd_schema)
     cal = sub.add_parser("calendar", help="upcoming freezes and maintenance windows per environment")
     cal.add_argument("environment", nargs="?", help="only this environment")
