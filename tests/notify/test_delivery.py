@@ -170,3 +170,32 @@ def test_the_sender_thread_delivers_what_it_is_nudged_about(tmp_path, smtp_serve
     assert len(smtp_server.wait_for(1, seconds=20)) == 1
     assert sender.thread is not None
     assert sender.thread.daemon
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_senders_of_several_processes_send_each_message_once(
+    database, tmp_path, postgres_server, http_server, monkeypatch
+):
+    """Every API server process has a sender; four draining one outbox at once (on PostgreSQL really side by
+    side) deliver each of 60 messages exactly once, and the same key handed over twice is one row."""
+    import threading
+
+    http_server.script("/hook", default=Reply(200, "ok"))
+    monkeypatch.setenv("AIRFLOW_CONN_OPS_WEBHOOK", json.dumps({"conn_type": "http", "host": f"{http_server.url}/hook"}))
+    if database == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_path / 'shared.db'}")
+    else:
+        engine = create_engine(postgres_server.create_database("outbox_race"), pool_size=10)
+    store = OutboxStore(engine)
+    hooks = [message(f"{i:064x}", kind="webhook", connection="ops_webhook") for i in range(60)]
+    assert store.enqueue("release_shop", "r1", "t", hooks) == ["queued"] * 60
+    assert store.enqueue("release_shop", "r1", "t", hooks[:5]) == ["duplicate"] * 5
+    senders = [Sender(OutboxStore(engine)) for _ in range(4)]
+    threads = [threading.Thread(target=s.drain_once) for s in senders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    keys = [s.headers["Idempotency-Key"] for s in http_server.seen]
+    assert sorted(keys) == sorted(m["key"] for m in hooks)
+    assert {r["status"] for r in store.ledger("release_shop")} == {"sent"}
