@@ -37,7 +37,9 @@ EVENTS: dict[str, EventKind] = {
     "change.timed_out": EventKind("change.timeout", "", "a change was not authorized in time"),
     "window.waiting": EventKind("window.waiting", "", "a deploy waits for a freeze to end or a maintenance window"),
     "break_glass.requested": EventKind("break_glass.requested", "", "an emergency run asks to deploy in a freeze"),
-    "break_glass.granted": EventKind("window.freeze_overridden", "", "a freeze was opened by break-glass"),
+    "break_glass.granted": EventKind(
+        "window.freeze_overridden", "", "a deploy goes on during a freeze under break-glass (per component)"
+    ),
     "deploy.started": EventKind("deploy.started", "", "a component's deploy started"),
     "validation.failed": EventKind("validate.finished", "failed", "a component's validation failed"),
     "rollback.done": EventKind("rollback.finished", "success", "a component was rolled back"),
@@ -164,3 +166,12 @@ def notification_event(record: Mapping[str, object]) -> str | None:
         if record.get("event") == kind.audit and (not kind.outcome or record.get("outcome") == kind.outcome):
             return name
     return None
+
+
+def events_markdown() -> str:
+    """The README's table of notification events (a test keeps the README's copy equal to this)."""
+    rows = ["| event | when | audit event |", "|---|---|---|"]
+    for name, kind in EVENTS.items():
+        audit = f"`{kind.audit}`" + (f" ({kind.outcome})" if kind.outcome else "")
+        rows.append(f"| `{name}` | {kind.says} | {audit} |")
+    return "\n".join(rows)
