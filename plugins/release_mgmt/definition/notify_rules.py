@@ -41,6 +41,7 @@ EVENTS: dict[str, EventKind] = {
         "window.freeze_overridden", "", "a deploy goes on during a freeze under break-glass (per component)"
     ),
     "deploy.started": EventKind("deploy.started", "", "a component's deploy started"),
+    "deploy.failed": EventKind("deploy.finished", "failed", "a component's deploy failed"),
     "validation.failed": EventKind("validate.finished", "failed", "a component's validation failed"),
     "rollback.done": EventKind("rollback.finished", "success", "a component was rolled back"),
     "rollback.failed": EventKind("rollback.finished", "failed", "a component's rollback failed"),

@@ -86,6 +86,10 @@ def _headline(event: str, r: Mapping[str, Any], d: Mapping[str, Any], versions: 
             "The deploy goes on during the freeze under the emergency change.",
         ),
         "deploy.started": (f"Deploying {comp} {ver} to {env} ({release})", "Watch the run; nothing to do."),
+        "deploy.failed": (
+            f"Deploy failed: {comp} {ver} in {env} ({release})",
+            "It is being rolled back to the last known good version; look at the deploy task's log.",
+        ),
         "validation.failed": (
             f"Validation failed: {comp} {ver} in {env} ({release})",
             "It is being rolled back to the last known good version; look at the validate task's log.",
@@ -129,7 +133,14 @@ def links(event: str, record: Mapping[str, Any], occasion: Occasion) -> dict[str
     if event.startswith("change."):
         sys_id = str(record.get("details", {}).get("sys_id", ""))
         found = {"Change": f"{base}/release-console/changes" + (f"/{quote(sys_id)}" if sys_id else ""), **found}
-    if event in ("run.failed", "run.succeeded", "rollback.failed", "rollback.done", "validation.failed"):
+    if event in (
+        "run.failed",
+        "run.succeeded",
+        "rollback.failed",
+        "rollback.done",
+        "validation.failed",
+        "deploy.failed",
+    ):
         console_run = f"{base}/release-console/runs/{quote(occasion.dag_id)}/{quote(occasion.run_id, safe='')}"
         found["Evidence"] = f"{console_run}/evidence"
     return found
