@@ -10,7 +10,9 @@ processor has them), in interleaved rounds; ratios are taken within a round. Pri
 per DAG, ms per DAG, ms per task, serialization ms per DAG (DagSerialization.to_dict, as the DAG processor runs
 it), total parse seconds, the slowest single file (what one DAG-file import must fit in: Airflow times each
 file on its own), peak RSS of the one process that parsed everything; the ratios release_mgmt / hand-written;
-and the time a worker needs to build one release's DAG out of N with Airflow's parsing context set.
+and the time a worker needs to build one release's DAG out of N with Airflow's parsing context set. With
+``--notify`` every release also routes its events (notification rules release-wide and per environment, checked
+against a directory of 2,000 people): compare its ratios with a run without.
 """
 
 from __future__ import annotations
@@ -171,15 +173,37 @@ def handwritten(n: int) -> str:
     return HANDWRITTEN.replace("NNNN", f"{n:04d}")
 
 
-def write(base: Path, n: int) -> tuple[Path, Path]:
+#: with --notify: every release routes events (release-wide and in prod) through a directory of this many people
+DIRECTORY_USERS = 2000
+
+
+def notifying(data: dict[str, Any]) -> dict[str, Any]:
+    """The release with notification rules: approvers and authorizers by mail in every environment, the team's
+    chat for outcomes."""
+    data["notify"] = [{"events": ["run.*", "rollback.*", "validation.failed"], "channels": ["chat"]}]
+    for env in data["environments"]:
+        env["notify"] = [
+            {"events": ["approval.requested"], "channels": ["mail"], "to": ["approvers"]},
+            {"events": ["change.awaiting_authorization"], "channels": ["mail", "chat"], "to": ["authorizers"]},
+        ]
+    return data
+
+
+def write(base: Path, n: int, notify: bool = False) -> tuple[Path, Path]:
     import yaml
 
     releases, hand = base / "releases", base / "handwritten"
     releases.mkdir(parents=True)
     hand.mkdir()
     for i in range(n):
-        (releases / f"bench_{i:04d}.yaml").write_text(yaml.safe_dump(release(i), sort_keys=False))
+        data = notifying(release(i)) if notify else release(i)
+        (releases / f"bench_{i:04d}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
         (hand / f"hand_{i:04d}.py").write_text(handwritten(i))
+    if notify:
+        users = {f"user{i:04d}": {"email": f"user{i:04d}@example.com"} for i in range(DIRECTORY_USERS)}
+        users |= {u: {"email": f"{u}@example.com", "chat": f"@{u}"} for u in ("alice", "bob", "carol")}
+        channels = {"mail": {"connection": "smtp", "kind": "email"}, "chat": {"connection": "hook", "kind": "webhook"}}
+        (base / "directory.yaml").write_text(yaml.safe_dump({"channels": channels, "users": users}))
     return releases, hand
 
 
@@ -231,12 +255,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--notify",
+        action="store_true",
+        help=f"releases with notification rules and a {DIRECTORY_USERS}-person directory",
+    )
     args = parser.parse_args()
     print(f"{'N':>5} {'contestant':<12} {'DAGs':>5} {'tasks/DAG':>9} {'ms/DAG':>7} {'ms/task':>8} "
           f"{'ser ms/DAG':>10} {'parse s':>8} {'slowest file s':>14} {'RSS MB':>7}")  # fmt: skip
     for n in args.sizes:
         base = Path(tempfile.mkdtemp(prefix=f"parse_bench_{n}_"))
-        releases, hand = write(base, n)
+        releases, hand = write(base, n, notify=args.notify)
         rows: dict[str, list[dict[str, Any]]] = {"hand-written": [], "release_mgmt": []}
         ratios, serial = [], []
         for _ in range(args.rounds):

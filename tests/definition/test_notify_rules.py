@@ -202,3 +202,11 @@ def test_every_notification_event_is_one_audit_event() -> None:
     assert notification_event({"event": "run.finished", "outcome": "failed"}) == "run.failed"
     assert notification_event({"event": "gate.requested", "outcome": "waiting"}) == "approval.requested"
     assert len({(k.audit, k.outcome) for k in EVENTS.values()}) == len(EVENTS)
+
+
+def test_an_edited_directory_is_read_again(tmp_path: Path) -> None:
+    """The directory is read once per version of the file, not once per definition: an edit is seen at once."""
+    data = gated(notify=[{"events": ["run.failed"], "channels": ["ops-chat"]}])
+    assert load(tmp_path, data).definition.directory is not None
+    lines = problems(tmp_path, data, DIRECTORY.replace("ops-chat", "team-chat"))
+    assert any("unknown channel 'ops-chat'" in line for line in lines), lines

@@ -7,13 +7,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from release_mgmt.definition import yaml_io
 from release_mgmt.definition.models import ReleaseDefinition
 from release_mgmt.definition.notify_rules import EMAIL, ROLES, Directory, NotifyRule, SharedRules
-from release_mgmt.definition.shared import load_model, loc_from_path
+from release_mgmt.definition.shared import M, load_model, loc_from_path
 from release_mgmt.errors import DefinitionError, Problem
 
 DIRECTORY_FILE = "directory.yaml"
@@ -33,7 +34,7 @@ def with_notify(
             message = f"no shared rules {yaml_io.display_path(file)}; known: {', '.join(known) or 'none'}"
             where = ("notify_routes", i)
             raise DefinitionError(shown, [Problem(f"notify_routes[{i}]", message, yaml_io.line_of(node, where))], path)
-        shared.append((file, load_model(file, SharedRules)))
+        shared.append((file, _cached(file, SharedRules)))
     scoped = list(_scoped(defn))
     if not shared and not scoped:
         return defn
@@ -45,7 +46,7 @@ def with_notify(
             "connections to send through; users: their e-mail and chat handles); create it"
         )
         raise DefinitionError(shown, [Problem(first, message, yaml_io.line_of(node, loc_from_path(first)))], path)
-    directory = load_model(directory_file, Directory)
+    directory = _cached(directory_file, Directory)
     problems = rule_problems(defn, scoped, directory)
     if problems:
         lined = [dataclasses.replace(p, line=yaml_io.line_of(node, loc_from_path(p.path))) for p in problems]
@@ -61,6 +62,24 @@ def with_notify(
     updated = defn.model_copy(update={"notify": tuple(rules)})
     updated._directory = directory
     return updated
+
+
+#: (file, model) -> ((mtime_ns, size), loaded): every definition of a parse shares one read of the directory
+_LOADED: dict[tuple[str, str], tuple[tuple[int, int], Any]] = {}
+
+
+def _cached(file: Path, model: type[M]) -> M:
+    """``load_model`` once per file version in this process (a thousand notifying releases read the directory
+    once per parse, not a thousand times); an error is never cached, so it is reported for every release."""
+    stat = file.stat()
+    key, version = (str(file.resolve()), model.__name__), (stat.st_mtime_ns, stat.st_size)
+    found = _LOADED.get(key)
+    if found is not None and found[0] == version:
+        loaded: M = found[1]
+        return loaded
+    loaded = load_model(file, model)
+    _LOADED[key] = (version, loaded)
+    return loaded
 
 
 def _scoped(defn: ReleaseDefinition) -> Iterator[tuple[str, str, NotifyRule]]:
