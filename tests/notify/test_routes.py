@@ -140,3 +140,18 @@ def test_someone_without_an_address_is_reported_not_dropped(defn) -> None:
     rec = record("gate.vote_refused", "refused", actor="zed", gate="approval", reason="not eligible")
     assert routes.messages_for(defn, rec, occasion()) == []
     assert routes.unreachable(defn, rec, occasion()) == ["zed"]
+
+
+def test_a_wait_for_a_window_is_told_once_per_environment(defn) -> None:
+    """Every component's deploy task waits for the same window: one message for the environment, with until."""
+    rule = {"events": ["window.waiting"], "channels": ["ops-chat"], "to": ["triggered_by"]}
+    scoped = defn.model_copy(update={"notify": (type(defn.notify[0]).model_validate(rule),)})
+    scoped._directory = defn.directory
+    until = "2026-12-27T00:00:00+00:00"
+    api = record("window.waiting", component="api", until=until, reason="frozen: holidays", window="holidays")
+    web = {**api, "component": "web"}
+    [first] = routes.messages_for(scoped, api, occasion("prod.deploy_api"))
+    [second] = routes.messages_for(scoped, web, occasion("prod.deploy_web"))
+    assert first["key"] == second["key"]
+    assert first["subject"] == f"[release_mgmt] Waiting for a window: shop into prod until {until}"
+    assert "Why: frozen: holidays" in first["text"]

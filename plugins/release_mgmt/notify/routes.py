@@ -14,6 +14,8 @@ from release_mgmt.definition.notify_files import approvers, authorizers
 from release_mgmt.definition.notify_rules import EMAIL, Channel, NotifyRule, matches, notification_event
 from release_mgmt.notify.messages import Occasion, render
 
+#: events told once per environment and run, whichever component's task hit them first
+ONCE_PER_ENVIRONMENT = frozenset({"window.waiting", "break_glass.granted"})
 #: release name -> its definition (as built in this process), for the releases that have notification rules
 ROUTES: dict[str, ReleaseDefinition] = {}
 
@@ -128,8 +130,9 @@ def idempotency_key(event: str, record: Mapping[str, Any], occasion: Occasion, c
     same key over again and the outbox keeps the first."""
     details = record.get("details") or {}
     which = record.get("actor", "") if event == "approval.vote_refused" else details.get("gate", "")
+    component = "" if event in ONCE_PER_ENVIRONMENT else record.get("component")
     parts: tuple[Any, ...] = (occasion.dag_id, occasion.run_id, event, record.get("environment"))
-    parts += (record.get("component"), record.get("change", ""), which, channel, recipient)
+    parts += (component, record.get("change", ""), which, channel, recipient)
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
 
 
