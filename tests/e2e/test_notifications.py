@@ -159,6 +159,12 @@ def test_a_successful_run_tells_approvers_authorizers_and_the_team(airflow, mail
     sent = [r for r in summary if r["event"] == "notify.sent"]
     assert len(sent) >= 6
     assert not [r for r in summary if r["event"] in ("notify.failed", "notify.pending")]
+    from release_mgmt.reports import evidence
+
+    report = evidence.fetch(airflow.client("admin"), dag, run)  # what an auditor gets
+    told = {(n["status"], n["notification"], n["recipient"]) for n in report["notifications"]}
+    assert ("sent", "approval.requested", "bob") in told
+    assert ("sent", "change.awaiting_authorization", "bob") in told
 
 
 def test_a_rejected_run_tells_whoever_triggered_it(airflow, mailroom, sample_notify) -> None:

@@ -116,3 +116,53 @@ def test_digest_detects_any_change() -> None:
     tampered["environments"]["prod"]["gates"][0]["approvers"] = ["mallory"]
     assert not evidence.verify(tampered)
     assert evidence.digest(report) == evidence.digest(json.loads(json.dumps(report)))  # stable across copies
+
+
+def test_report_says_who_was_told_what_and_how_it_went() -> None:
+    """The summary's notify.* lines (and a hand-over a task could not make) become the report's notifications."""
+    lines = [
+        _line(
+            "notify.failed",
+            environment="prod",
+            outcome="failed",
+            details={"notifier": "rules", "event": "gate.requested", "error": "the change service answered 503"},
+        ),
+        _line(
+            "notify.sent",
+            environment="prod",
+            outcome="sent",
+            details={
+                "notification": "approval.requested",
+                "channel": "release-mail",
+                "recipient": "bob",
+                "subject": "[release_mgmt] Approval needed",
+                "attempts": 1,
+                "error": "",
+                "key": "k1",
+            },
+        ),
+        _line(
+            "notify.failed",
+            outcome="failed",
+            details={
+                "notification": "run.failed",
+                "channel": "ops-chat",
+                "recipient": "",
+                "subject": "s",
+                "attempts": 3,
+                "error": "the webhook answered 500 Internal Server Error",
+                "key": "k2",
+            },
+        ),
+    ]
+    records, _ = records_from_log("\n".join(lines))
+    report = evidence.build(RUN, [], records)
+    assert [(n["status"], n["notification"], n["channel"], n["recipient"]) for n in report["notifications"]] == [
+        ("failed", "gate.requested", "rules", ""),
+        ("sent", "approval.requested", "release-mail", "bob"),
+        ("failed", "run.failed", "ops-chat", ""),
+    ]
+    markdown = evidence.to_markdown(report)
+    assert "- sent: approval.requested to bob via release-mail" in markdown
+    assert "- failed: run.failed via ops-chat: the webhook answered 500 Internal Server Error" in markdown
+    assert evidence.verify(report)

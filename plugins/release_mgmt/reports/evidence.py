@@ -59,6 +59,7 @@ def build(
             }
             for t in tasks
         ],
+        "notifications": [_notification(r) for r in records if str(r.get("event", "")).startswith("notify.")],
         "audit_lines": len(records),
         "malformed_audit_lines": list(malformed),
     }
@@ -77,6 +78,23 @@ def _after(component: Mapping[str, Any]) -> str:
     if outcome.get("deploy.finished") == "success" and "rollback.started" not in outcome:
         return str(component["version"])
     return str(component["previous_version"]) if "deploy.finished" not in outcome else "unknown"
+
+
+def _notification(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Who was told what, through which channel, and how it went (the summary's notify.* lines; a hand-over
+    that failed in any task is a notify.failed line of that task)."""
+    details = record.get("details") or {}
+    return {
+        "status": str(record.get("event", "")).removeprefix("notify."),
+        "notification": details.get("notification") or details.get("event", ""),
+        "environment": record.get("environment", ""),
+        "channel": details.get("channel", details.get("notifier", "")),
+        "recipient": details.get("recipient", ""),
+        "subject": details.get("subject", ""),
+        "attempts": details.get("attempts"),
+        "error": details.get("error", ""),
+        "at": record.get("time"),
+    }
 
 
 def _add(section: dict[str, Any], record: Mapping[str, Any]) -> None:
@@ -188,6 +206,13 @@ def to_markdown(report: Mapping[str, Any]) -> str:
             outcome = ", ".join(f"{s['event']}={s['outcome']}" for s in comp["steps"])
             before = comp["previous_version"] or "nothing recorded"
             lines.append(f"- {name}: {before} -> {comp['version']}, now {comp['after']} ({outcome})")
+        lines.append("")
+    if report.get("notifications"):
+        lines += ["## Notifications", ""]
+        for note in report["notifications"]:
+            to = f" to {note['recipient']}" if note["recipient"] else ""
+            why = f": {note['error']}" if note["error"] else ""
+            lines.append(f"- {note['status']}: {note['notification']}{to} via {note['channel']}{why}")
         lines.append("")
     if report["malformed_audit_lines"]:
         lines += ["## Malformed audit lines", "", *[f"- `{m}`" for m in report["malformed_audit_lines"]], ""]
