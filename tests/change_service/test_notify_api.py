@@ -100,3 +100,22 @@ def test_bad_hand_overs_are_400s(service: str, body: object) -> None:
 def test_the_ledger_needs_a_release(service: str) -> None:
     answer = requests.get(service + NOTIFICATIONS, headers=task(), timeout=10)
     assert answer.status_code == 400
+
+
+def test_a_restarted_service_sends_what_its_predecessor_left(tmp_path: Path, smtp_server, monkeypatch) -> None:
+    """Messages queued (and one claimed mid-send) by a process that died are sent once a new process serves its
+    first request of any kind; nothing is sent twice."""
+    from sqlalchemy import create_engine
+
+    from release_mgmt.change_service.outbox import OutboxStore
+
+    monkeypatch.setenv("RELEASE_MGMT_SERVICE_SECRET", "s" * 40)
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_RELEASE", smtp_server.connection())
+    url = f"sqlite:///{tmp_path / 'changes.db'}"
+    old = OutboxStore(create_engine(url), clock=lambda: 1_000.0)  # the dead process, long ago (STALE_SECONDS)
+    old.enqueue("release_shop", "r1", "t", [message(), message("b" * 64, address="bob@example.com")])
+    assert len(old.claim(limit=1)) == 1  # it died while sending the first
+    with serve_app(create_app(ChangeStore(url), basic_auth({"alice": ("alice-pass", "admin")}))) as service:
+        assert requests.get(service + "/api/release_mgmt/locks", auth=("alice", "alice-pass"), timeout=10).ok
+        mails = smtp_server.wait_for(2, seconds=20)
+    assert sorted(m.recipients[0] for m in mails) == ["alice@example.com", "bob@example.com"]

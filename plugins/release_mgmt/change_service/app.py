@@ -105,6 +105,7 @@ def create_app(store: ChangeStore | None, authenticate: Authenticate) -> FastAPI
     app.add_exception_handler(StarletteHTTPException, _no_route)  # type: ignore[arg-type]
     app.add_exception_handler(StatementError, _database_refused)  # type: ignore[arg-type]
     app.add_middleware(VersionedPaths)
+    app.add_middleware(notify_api.WakeSender)
     app.include_router(table_api.router)
     app.include_router(change_api.router)
     app.include_router(router)

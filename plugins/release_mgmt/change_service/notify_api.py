@@ -4,6 +4,7 @@ message went. The process's sender (notify/sender.py) delivers them."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,6 +19,7 @@ from release_mgmt.change_service.web import CallerDep, opened_on_first_use, read
 from release_mgmt.notify.sender import sender_for
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 #: messages one call may hand over (one event's recipients and channels)
 MAX_MESSAGES = 100
 
@@ -75,3 +77,22 @@ def _checked(message: Any, index: int) -> dict[str, str]:
     if checked["kind"] not in ("email", "webhook") or not checked["connection"]:
         raise ChangeRuleError("Invalid message", f"messages[{index}] needs kind email or webhook and a connection", 400)
     return checked
+
+
+class WakeSender:
+    """ASGI middleware: the first request a service process serves starts its notification sender, so messages a
+    restarted (or killed) process left in the outbox go out without waiting for the next hand-over."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.woken = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not self.woken and scope["type"] == "http":
+            self.woken = True
+            try:
+                await run_in_threadpool(_outbox, Request(scope))
+            except Exception as exc:  # noqa: BLE001 - the request itself is served regardless
+                self.woken = False
+                log.warning("the notification sender could not start yet: %s", exc)
+        await self.app(scope, receive, send)

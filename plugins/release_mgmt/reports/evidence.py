@@ -207,16 +207,21 @@ def to_markdown(report: Mapping[str, Any]) -> str:
             before = comp["previous_version"] or "nothing recorded"
             lines.append(f"- {name}: {before} -> {comp['version']}, now {comp['after']} ({outcome})")
         lines.append("")
-    if report.get("notifications"):
-        lines += ["## Notifications", ""]
-        for note in report["notifications"]:
-            to = f" to {note['recipient']}" if note["recipient"] else ""
-            why = f": {note['error']}" if note["error"] else ""
-            lines.append(f"- {note['status']}: {note['notification']}{to} via {note['channel']}{why}")
-        lines.append("")
+    lines += _notification_lines(report.get("notifications") or [])
     if report["malformed_audit_lines"]:
         lines += ["## Malformed audit lines", "", *[f"- `{m}`" for m in report["malformed_audit_lines"]], ""]
     return "\n".join(lines)
+
+
+def _notification_lines(notifications: list[Mapping[str, Any]]) -> list[str]:
+    if not notifications:
+        return []
+    lines = ["## Notifications", ""]
+    for note in notifications:
+        to = f" to {note['recipient']}" if note["recipient"] else ""
+        why = f": {note['error']}" if note["error"] else ""
+        lines.append(f"- {note['status']}: {note['notification']}{to} via {note['channel']}{why}")
+    return [*lines, ""]
 
 
 def _lock_line(lock: Mapping[str, Any]) -> str:
