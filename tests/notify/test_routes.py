@@ -61,7 +61,8 @@ def record(event: str, outcome: str = "waiting", environment: str = "prod", **fi
 
 def test_approval_requested_reaches_the_eligible_approvers_but_not_the_triggerer(defn) -> None:
     """alice triggered the run: she cannot approve it, so only bob and carol are asked, by mail and in chat."""
-    rec = record("gate.requested", gate="approval", eligible=["alice", "bob", "carol"])
+    rec = record("gate.requested", gate="approval", eligible=["alice", "bob", "carol"], min_approvals=2)
+    rec["details"] |= {"group_quorums": [{"group": "managers", "min_approvals": 1}], "timeout": "1d"}
     messages = routes.messages_for(defn, rec, occasion())
     mails = [m for m in messages if m["kind"] == "email"]
     assert sorted((m["recipient"], m["address"]) for m in mails) == [
@@ -78,6 +79,7 @@ def test_approval_requested_reaches_the_eligible_approvers_but_not_the_triggerer
     assert f'href="{link}"' in mail["html"]
     assert "Triggered by: alice" in mail["text"]
     assert "Versions: api 1.2.0" in mail["text"]
+    assert "Needs: 2 distinct approval(s), 1 from managers; waits 1d, then rejects" in mail["text"]
 
 
 def test_a_refused_vote_is_told_to_the_voter_only(defn) -> None:

@@ -123,6 +123,17 @@ def _why(record: Mapping[str, Any], details: Mapping[str, Any]) -> str:
     return "; ".join(map(str, failed)) if isinstance(failed, list) else ""
 
 
+def _needs(details: Mapping[str, Any]) -> str:
+    """What an approval gate waits for: how many approvals, until when, then what."""
+    if not details.get("min_approvals"):
+        return ""
+    quorums = "".join(f", {q.get('min_approvals')} from {q.get('group')}" for q in details.get("group_quorums") or [])
+    wait = (
+        f"; waits {details['timeout']}, then {details.get('on_timeout', 'reject')}s" if details.get("timeout") else ""
+    )
+    return f"{details['min_approvals']} distinct approval(s){quorums}{wait}"
+
+
 def links(event: str, record: Mapping[str, Any], occasion: Occasion) -> dict[str, str]:
     """Where to act or look (absolute when ``[api] base_url`` is set)."""
     base = occasion.base_url.rstrip("/")
@@ -160,6 +171,7 @@ def render(event: str, record: Mapping[str, Any], occasion: Occasion, mentions: 
         ("Who", who),
         ("Triggered by", occasion.triggered_by),
         ("Why", _why(record, details)),
+        ("Needs", _needs(details)),
         ("Change", record.get("change", "")),
         ("For", mentions),
         ("Next", next_step),
