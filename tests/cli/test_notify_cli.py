@@ -101,3 +101,29 @@ def test_validate_checks_the_directory_and_shared_rules_unused_or_not(tmp_path: 
     done = _cli("validate", "include/releases", cwd=root)
     assert done.returncode == 1
     assert "directory.yaml:1: channels.mail.kind: input should be 'email' or 'webhook'" in done.stdout
+
+
+def test_validate_connections_names_missing_and_mistyped_ones(tmp_path: Path, smtp_server) -> None:
+    """With --connections, each channel's connection must exist (as this machine's Airflow finds it) and be of
+    its kind's type; without, validate stays free of Airflow's configuration (as CI runs it)."""
+    root = _include(tmp_path)
+    write_definition(root / "include" / "releases", "quiet.yaml", minimal_definition("quiet"))
+    assert _cli("validate", "include/releases", cwd=root).returncode == 0
+    done = _cli(
+        "validate", "--connections", "include/releases", cwd=root, AIRFLOW_CONN_CLI_HOOK=smtp_server.connection()
+    )
+    assert done.returncode == 1
+    assert "channels.release-mail.connection: no Airflow connection 'cli_smtp'; create it or fix the id" in done.stdout
+    assert (
+        "channels.ops-chat.connection: connection 'cli_hook' is of type 'smtp'; a webhook channel needs" in done.stdout
+    )
+    good = _cli(
+        "validate",
+        "--connections",
+        "include/releases",
+        cwd=root,
+        AIRFLOW_CONN_CLI_SMTP=smtp_server.connection(),
+        AIRFLOW_CONN_CLI_HOOK=json.dumps({"conn_type": "http", "host": "http://127.0.0.1:9/hook"}),
+    )
+    assert good.returncode == 0, good.stdout
+    assert "include/directory.yaml: ok: directory" in good.stdout

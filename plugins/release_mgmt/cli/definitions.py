@@ -23,7 +23,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from release_mgmt.dag.builder import validated  # Airflow: the DAG each file becomes is built, as Airflow would
 
     report = validated([p for p in paths if p.exists()])
-    calendar_errors = _check_calendars(paths, report.loaded) + _check_notify_files(paths)
+    calendar_errors = _check_calendars(paths, report.loaded) + _check_notify_files(paths, args.connections)
     for item in report.loaded:
         defn = item.definition
         print(
@@ -68,9 +68,10 @@ def _check_calendars(paths: list[Path], loaded: Sequence[LoadedDefinition]) -> i
     return broken
 
 
-def _check_notify_files(paths: list[Path]) -> int:
+def _check_notify_files(paths: list[Path], connections: bool = False) -> int:
     """Validate the directory (include/directory.yaml) and shared notification rules (include/notify) beside
-    each folder of definitions, whether or not a definition uses them yet; count the broken."""
+    each folder of definitions, whether or not a definition uses them yet; count the broken. With
+    ``connections``, each channel's Airflow connection must exist here and be of its kind's type."""
     from release_mgmt.definition.notify_files import DIRECTORY_FILE, RULES_FOLDER
     from release_mgmt.definition.notify_rules import Directory, SharedRules
     from release_mgmt.definition.shared import load_model
@@ -84,13 +85,43 @@ def _check_notify_files(paths: list[Path]) -> int:
         if not file.is_file():
             continue
         try:
-            load_model(file, model)
+            loaded = load_model(file, model)
         except DefinitionError as exc:
             print("\n".join(exc.lines()))
             broken += 1
             continue
-        print(f"{file}: ok: {'directory' if model is Directory else 'notification rules'}")
+        problems = _connection_problems(loaded) if connections and model is Directory else []
+        for problem in problems:
+            print(f"{file}: {problem}")
+        broken += bool(problems)
+        if not problems:
+            print(f"{file}: ok: {'directory' if model is Directory else 'notification rules'}")
     return broken
+
+
+#: the connection types each channel kind works with
+CONNECTION_TYPES = {"email": ("smtp", "email"), "webhook": ("http", "https")}
+
+
+def _connection_problems(directory: Any) -> list[str]:
+    """Channels whose Airflow connection this machine's Airflow does not have, or has of another type."""
+    from airflow.sdk import BaseHook
+
+    problems = []
+    for name, channel in directory.channels.items():
+        where = f"channels.{name}.connection"
+        try:
+            conn = BaseHook.get_connection(channel.connection)
+        except Exception:  # noqa: BLE001 - not found, or no backend answered: either way, not usable here
+            problems.append(f"{where}: no Airflow connection {channel.connection!r}; create it or fix the id")
+            continue
+        if conn.conn_type not in CONNECTION_TYPES[channel.kind]:
+            kinds = " or ".join(CONNECTION_TYPES[channel.kind])
+            problems.append(
+                f"{where}: connection {channel.connection!r} is of type {conn.conn_type!r}; a {channel.kind} "
+                f"channel needs {kinds}"
+            )
+    return problems
 
 
 def _unknown_scopes(windows: Sequence[Any], loaded: Sequence[LoadedDefinition]) -> list[str]:
@@ -173,6 +204,11 @@ def add_commands(sub: Any) -> None:
     """Register the group's commands on the root parser's subparsers."""
     validate = sub.add_parser("validate", help="check release definitions; exit 1 when any is invalid")
     validate.add_argument("paths", nargs="*", help=f"files or folders (default: {DEFAULT_RELEASES})")
+    validate.add_argument(
+        "--connections",
+        action="store_true",
+        help="also check that each notification channel's Airflow connection exists here, of the right type",
+    )
     validate.set_defaults(func=cmd_validate)
     schema = sub.add_parser("schema", help="print (or write) the JSON schema of a release definition")
     schema.add_argument("--out", help="write to this file instead of standard output")
