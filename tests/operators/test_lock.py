@@ -50,14 +50,18 @@ def locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         yield LockStore(store.engine)
 
 
-def _run(tmp_path: Path, monkeypatch, name: str, journal: Path, lock_timeout: str) -> Any:
+def _dag(tmp_path: Path, monkeypatch, name: str, journal: Path, lock_timeout: str) -> Any:
     data = minimal_definition(
         name, environments=[{"name": "prod", "lock": "shared-prod", "lock_timeout": lock_timeout}]
     )
     data["components"][0]["deploy"] = command(f"date +%s.%N > {journal}")
     write_definition(tmp_path / "releases", f"{name}.yaml", data)
     use_releases(tmp_path / "releases", monkeypatch)
-    return build_release_dags(tmp_path / "releases")[f"release_{name}"].test()
+    return build_release_dags(tmp_path / "releases")[f"release_{name}"]
+
+
+def _run(tmp_path: Path, monkeypatch, name: str, journal: Path, lock_timeout: str) -> Any:
+    return _dag(tmp_path, monkeypatch, name, journal, lock_timeout).test()
 
 
 def test_waits_in_line_and_deploys_once_the_holder_gives_back(tmp_path, monkeypatch, airflow_db, locks, capfd) -> None:
@@ -69,12 +73,10 @@ def test_waits_in_line_and_deploys_once_the_holder_gives_back(tmp_path, monkeypa
         given_back.append(time.time())
         locks.release("shared-prod", OTHER)
 
-    timer = threading.Timer(4, give_back)
-    timer.start()
-    try:
-        run = _run(tmp_path, monkeypatch, "waits_for_lock", tmp_path / "deployed_at", "5m")
-    finally:
-        timer.cancel()
+    dag = _dag(tmp_path, monkeypatch, "waits_for_lock", tmp_path / "deployed_at", "5m")
+    waiter = _when_in_line(locks, "release_waits_for_lock", 2.0, give_back)
+    run = dag.test()
+    waiter.join(5)
     assert str(run.state) == "success"
     assert float((tmp_path / "deployed_at").read_text()) > given_back[0]
     records = audit_records(capfd.readouterr().out)
@@ -85,6 +87,24 @@ def test_waits_in_line_and_deploys_once_the_holder_gives_back(tmp_path, monkeypa
     assert datetime.fromisoformat(acquired["details"]["granted_on"]).timestamp() >= given_back[0]
     assert [r["event"] for r in records if r["event"] == "lock.released"] == ["lock.released"]
     assert locks.status("shared-prod")[0]["holder"] is None
+
+
+def _when_in_line(locks: LockStore, dag_id: str, seconds: float, then: Any) -> threading.Thread:
+    """Call ``then`` once ``dag_id``'s run has waited ``seconds`` in line for shared-prod (however long the run
+    took to get there)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(q["dag_id"] == dag_id for q in locks.status("shared-prod")[0]["queue"]):
+                time.sleep(seconds)
+                then()
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
 def test_gives_up_after_lock_timeout_and_leaves_the_queue(tmp_path, monkeypatch, airflow_db, locks, capfd) -> None:
@@ -159,12 +179,9 @@ def test_a_long_wait_for_the_lock_is_told_once(tmp_path, monkeypatch, airflow_db
     write_definition(tmp_path / "releases", "long_wait.yaml", data)
     use_releases(tmp_path / "releases", monkeypatch)
     dag = build_release_dags(tmp_path / "releases")["release_long_wait"]
-    timer = threading.Timer(12, lambda: locks.release("shared-prod", OTHER))
-    timer.start()
-    try:
-        run = dag.test()
-    finally:
-        timer.cancel()
+    waiter = _when_in_line(locks, "release_long_wait", 6.0, lambda: locks.release("shared-prod", OTHER))
+    run = dag.test()
+    waiter.join(5)
     assert str(run.state) == "success"
     records = audit_records(capfd.readouterr().out)
     [long_wait] = [r for r in records if r["event"] == "lock.waiting_long"]
