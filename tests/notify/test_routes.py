@@ -157,3 +157,15 @@ def test_a_wait_for_a_window_is_told_once_per_environment(defn) -> None:
     assert first["key"] == second["key"]
     assert first["subject"] == f"[release_mgmt] Waiting for a window: shop into prod until {until}"
     assert "Why: frozen: holidays" in first["text"]
+
+
+def test_rules_naming_one_channel_make_one_post_naming_everyone(defn) -> None:
+    """run.failed matched by the release's rule (managers, carol) and, here, a second rule (bob again, alice):
+    one post on the channel, each person mentioned once; one e-mail per address."""
+    extra = {"events": ["run.*"], "channels": ["ops-chat", "release-mail"], "to": ["bob", "alice"]}
+    scoped = defn.model_copy(update={"notify": (*defn.notify, type(defn.notify[0]).model_validate(extra))})
+    scoped._directory = defn.directory
+    messages = routes.messages_for(scoped, record("run.finished", "failed", environment=""), occasion("summary"))
+    [chat] = [m for m in messages if m["kind"] == "webhook"]
+    assert json.loads(chat["payload"])["mentions"] == "@alice, bob, @carol"
+    assert sorted(m["address"] for m in messages if m["kind"] == "email") == ["alice@example.com", "bob@example.com"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from release_mgmt.definition.models import ReleaseDefinition
@@ -34,105 +35,96 @@ def rules_for(defn: ReleaseDefinition, environment: str) -> list[NotifyRule]:
 
 def messages_for(defn: ReleaseDefinition, record: Mapping[str, Any], occasion: Occasion) -> list[dict[str, str]]:
     """The messages ``record`` (a masked audit record) makes under ``defn``'s rules; [] when it is not a
-    notification event or no rule wants it. Each has its idempotency key."""
+    notification event or no rule wants it. Per channel: one e-mail per address, or one webhook post naming
+    everyone the matching rules name. Each has its idempotency key."""
     event = notification_event(record)
     if event is None or defn.directory is None:
         return []
-    directory = defn.directory
-    made: dict[str, dict[str, str]] = {}
-    for rule in rules_for(defn, str(record.get("environment", ""))):
-        if not any(matches(p, event) for p in rule.events):
-            continue
-        people = _people(defn, rule, event, record, occasion)
-        for name in rule.channels:
-            channel = directory.channels[name]
-            if channel.kind == "email":
-                for person in people:
-                    address = _address(defn, person)
-                    if address:
-                        _add(
-                            made,
-                            event,
-                            record,
-                            occasion,
-                            channel_name=name,
-                            channel=channel,
-                            recipient=person,
-                            address=address,
-                            mentions="",
-                        )
-            else:
-                mentions = ", ".join(_handle(defn, p) for p in people)
-                _add(
-                    made,
-                    event,
-                    record,
-                    occasion,
-                    channel_name=name,
-                    channel=channel,
-                    recipient=",".join(people),
-                    address="",
-                    mentions=mentions,
-                )
-    return list(made.values())
+    made: list[dict[str, str]] = []
+    for name, people in _wanted(defn, event, record, occasion).items():
+        channel = defn.directory.channels[name]
+        if channel.kind == "email":
+            made += [
+                _message(event, record, occasion, Target(name, channel, person, address))
+                for person in people
+                if (address := _address(defn, person))
+            ]
+        else:
+            mentions = ", ".join(_handle(defn, p) for p in people)
+            made.append(_message(event, record, occasion, Target(name, channel, ",".join(people), "", mentions)))
+    return made
 
 
 def unreachable(defn: ReleaseDefinition, record: Mapping[str, Any], occasion: Occasion) -> list[str]:
-    """People an e-mail rule names for ``record`` who have no address (told in the task log, never silently)."""
+    """People an e-mail channel should reach for ``record`` who have no address (told in the task log, never
+    silently dropped)."""
     event = notification_event(record)
     if event is None or defn.directory is None:
         return []
-    lacking: set[str] = set()
+    channels = defn.directory.channels
+    wanted = _wanted(defn, event, record, occasion)
+    return sorted(
+        {p for c, people in wanted.items() if channels[c].kind == "email" for p in people if not _address(defn, p)}
+    )
+
+
+def _wanted(defn: ReleaseDefinition, event: str, record: Mapping[str, Any], occasion: Occasion) -> dict[str, list[str]]:
+    """Channel -> the people the rules matching ``event`` name for it (release-wide rules, then the
+    environment's), in order, once each."""
+    wanted: dict[str, list[str]] = {}
     for rule in rules_for(defn, str(record.get("environment", ""))):
-        kinds = {defn.directory.channels[c].kind for c in rule.channels}
-        if "email" in kinds and any(matches(p, event) for p in rule.events):
-            lacking.update(p for p in _people(defn, rule, event, record, occasion) if not _address(defn, p))
-    return sorted(lacking)
+        if any(matches(p, event) for p in rule.events):
+            people = _people(defn, rule, event, record, occasion)
+            for channel in rule.channels:
+                found = wanted.setdefault(channel, [])
+                found.extend(p for p in people if p not in found)
+    return wanted
 
 
-def _add(
-    made: dict[str, dict[str, str]],
-    event: str,
-    record: Mapping[str, Any],
-    occasion: Occasion,
-    *,
-    channel_name: str,
-    channel: Channel,
-    recipient: str,
-    address: str,
-    mentions: str,
-) -> None:
-    key = idempotency_key(event, record, occasion, channel_name, address or recipient)
-    if key in made:
-        return
-    rendered = render(event, record, occasion, mentions)
+@dataclass(frozen=True)
+class Target:
+    """Where one message goes: the channel, and a person with an e-mail address (or, on a webhook, everyone
+    named, mentioned by their chat handles)."""
+
+    channel_name: str
+    channel: Channel
+    recipient: str
+    address: str
+    mentions: str = ""
+
+
+def _message(event: str, record: Mapping[str, Any], occasion: Occasion, target: Target) -> dict[str, str]:
+    """One outbox message (its key names the run, event, target and the address, or the webhook channel)."""
+    rendered = render(event, record, occasion, target.mentions)
     payload = {"event": event, "release": record["release"], "environment": record["environment"]}
     payload |= {"run_id": occasion.run_id, "versions": occasion.versions, "links": rendered.links}
-    made[key] = {
-        "key": key,
+    channel = target.channel
+    webhook = channel.kind == "webhook"
+    return {
+        "key": idempotency_key(event, record, occasion, target.channel_name, target.address),
         "event": event,
         "environment": str(record.get("environment", ""))[:100],
-        "channel": channel_name,
+        "channel": target.channel_name,
         "kind": channel.kind,
         "connection": channel.connection,
         "format": channel.format,
-        "recipient": recipient[:200],
-        "address": address,
+        "recipient": target.recipient[:200],
+        "address": target.address,
         "subject": rendered.subject,
         "text": rendered.text,
-        "html": rendered.html if channel.kind == "email" else "",
-        "payload": json.dumps(payload | {"mentions": mentions}, default=str) if channel.kind == "webhook" else "",
+        "html": "" if webhook else rendered.html,
+        "payload": json.dumps(payload | {"mentions": target.mentions}, default=str) if webhook else "",
     }
 
 
-def idempotency_key(event: str, record: Mapping[str, Any], occasion: Occasion, channel: str, recipient: str) -> str:
-    """One message per run, event, target and recipient: a retried task (or a gate that re-requests) hands the
-    same key over again and the outbox keeps the first."""
+def idempotency_key(event: str, record: Mapping[str, Any], occasion: Occasion, channel: str, address: str) -> str:
+    """One message per run, event, target, channel and address (a webhook: per channel): a retried task (or a
+    gate that re-requests) hands the same key over again and the outbox keeps the first."""
     details = record.get("details") or {}
     which = record.get("actor", "") if event == "approval.vote_refused" else details.get("gate", "")
     component = "" if event in ONCE_PER_ENVIRONMENT else record.get("component")
     parts: tuple[Any, ...] = (occasion.dag_id, occasion.run_id, event, record.get("environment"))
-    parts += (component, record.get("change", ""), which, channel, recipient)
+    parts += (component, record.get("change", ""), which, channel, address)
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
 
 
