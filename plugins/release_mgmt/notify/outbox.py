@@ -15,7 +15,7 @@ from release_mgmt.notify import routes
 from release_mgmt.notify.messages import Occasion, airflow_url
 
 #: (connect, read) seconds the hand-over may take: the service answers from its own database
-TIMEOUT = (3.0, 10.0)
+TIMEOUT = (2.0, 5.0)
 
 
 class UnreachableError(Exception):
