@@ -199,3 +199,19 @@ def test_senders_of_several_processes_send_each_message_once(
     keys = [s.headers["Idempotency-Key"] for s in http_server.seen]
     assert sorted(keys) == sorted(m["key"] for m in hooks)
     assert {r["status"] for r in store.ledger("release_shop")} == {"sent"}
+
+
+def test_a_hand_over_to_a_service_that_is_down_fails_fast(monkeypatch) -> None:
+    """The task's hand-over is bounded: nothing listening fails at once, and dispatch turns it into an audit
+    line (tests/notify/test_dispatch.py) while the task goes on."""
+    import requests
+
+    from release_mgmt.change_service.service_token import TaskIdentity
+    from release_mgmt.notify.outbox import hand_over
+
+    monkeypatch.setenv("RELEASE_MGMT_SERVICE_SECRET", "s" * 40)
+    monkeypatch.setenv("RELEASE_MGMT_CHANGE_SERVICE_URL", f"http://127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    with pytest.raises(requests.ConnectionError):
+        hand_over(TaskIdentity("release_shop", "r1", "prod.deploy_api"), [message()])
+    assert time.monotonic() - started < 5
