@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,24 +48,17 @@ def _check_calendars(paths: list[Path], loaded: Sequence[LoadedDefinition]) -> i
     window scoped to releases or components that none of the folder's definitions has protects nothing: an error
     (when the folder has definitions to compare with)."""
     from release_mgmt.definition.shared import load_calendar
-    from release_mgmt.errors import DefinitionError
 
-    broken = 0
     folders = {p.parent / "calendars" for p in paths if p.is_dir() and (p.parent / "calendars").is_dir()}
-    for file in sorted(f for folder in folders for f in folder.glob("*.yaml")):
-        try:
-            calendar = load_calendar(file)
-        except DefinitionError as exc:
-            print("\n".join(exc.lines()))
-            broken += 1
-            continue
-        unknown = _unknown_scopes(calendar.windows, loaded) if loaded else []
-        for line in unknown:
-            print(f"{file}: {line}")
-        broken += bool(unknown)
-        if not unknown:
-            print(f"{file}: ok: calendar")
-    return broken
+    return sum(
+        _check_file(
+            file,
+            load_calendar,
+            lambda calendar: _unknown_scopes(calendar.windows, loaded) if loaded else [],
+            "calendar",
+        )
+        for file in sorted(f for folder in folders for f in folder.glob("*.yaml"))
+    )
 
 
 def _check_notify_files(paths: list[Path], connections: bool = False) -> int:
@@ -75,28 +68,39 @@ def _check_notify_files(paths: list[Path], connections: bool = False) -> int:
     from release_mgmt.definition.notify_files import DIRECTORY_FILE, RULES_FOLDER
     from release_mgmt.definition.notify_rules import Directory, SharedRules
     from release_mgmt.definition.shared import load_model
+
+    parents = sorted({p.parent for p in paths if p.is_dir()})
+    broken = sum(
+        _check_file(
+            folder / DIRECTORY_FILE,
+            lambda file: load_model(file, Directory),
+            _connection_problems if connections else lambda _: [],
+            "directory",
+        )
+        for folder in parents
+        if (folder / DIRECTORY_FILE).is_file()
+    )
+    rules = [f for folder in parents for f in sorted((folder / RULES_FOLDER).glob("*.yaml"))]
+    return broken + sum(
+        _check_file(f, lambda file: load_model(file, SharedRules), lambda _: [], "notification rules") for f in rules
+    )
+
+
+def _check_file(file: Path, load: Callable[[Path], Any], problems_of: Callable[[Any], list[str]], what: str) -> int:
+    """One shared file: its errors, or the problems ``problems_of`` finds in it, or "ok"; 1 when it is broken."""
     from release_mgmt.errors import DefinitionError
 
-    broken = 0
-    parents = {p.parent for p in paths if p.is_dir()}
-    files: list[tuple[Path, Any]] = [(d / DIRECTORY_FILE, Directory) for d in sorted(parents)]
-    files += [(f, SharedRules) for d in sorted(parents) for f in sorted((d / RULES_FOLDER).glob("*.yaml"))]
-    for file, model in files:
-        if not file.is_file():
-            continue
-        try:
-            loaded = load_model(file, model)
-        except DefinitionError as exc:
-            print("\n".join(exc.lines()))
-            broken += 1
-            continue
-        problems = _connection_problems(loaded) if connections and model is Directory else []
-        for problem in problems:
-            print(f"{file}: {problem}")
-        broken += bool(problems)
-        if not problems:
-            print(f"{file}: ok: {'directory' if model is Directory else 'notification rules'}")
-    return broken
+    try:
+        loaded = load(file)
+    except DefinitionError as exc:
+        print("\n".join(exc.lines()))
+        return 1
+    problems = problems_of(loaded)
+    for problem in problems:
+        print(f"{file}: {problem}")
+    if not problems:
+        print(f"{file}: ok: {what}")
+    return int(bool(problems))
 
 
 #: the connection types each channel kind works with
