@@ -89,3 +89,20 @@ def smtp_server():
 
     with SMTPServer() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's package; .ci/run installs it), driven by Playwright."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    chromium_path = "/usr/bin/chromium"
+    assert shutil.which("chromium") or Path(chromium_path).exists(), (
+        "install Debian's chromium (apt-get install chromium)"
+    )
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=chromium_path, headless=True, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()

@@ -194,3 +194,32 @@ def test_plugin_shows_the_console_in_the_ui() -> None:
     assert views["dag_run"]["href"] == "/release-console/runs/{DAG_ID}/{RUN_ID}"
     nav = [v["url_route"] for v in ReleaseMgmtPlugin.external_views if v["destination"] == "nav"]
     assert nav == ["releases", "release-calendar", "changes"]
+
+
+def test_evidence_page_shows_who_was_told_what() -> None:
+    """The auditor's page lists the run's notifications, a failure with its reason, markup shown as text."""
+    from release_mgmt.console.app import TEMPLATES
+    from release_mgmt.records.audit import audit_line, records_from_log
+    from release_mgmt.reports import evidence
+
+    line = audit_line(
+        "notify.failed",
+        release="shop",
+        run_id="r1",
+        outcome="failed",
+        environment="prod",
+        details={
+            "notification": "run.failed",
+            "channel": "ops-chat",
+            "recipient": "<b>bob</b>",
+            "attempts": 3,
+            "error": "the webhook answered 500 Internal Server Error",
+        },
+    )
+    report = evidence.build(
+        {"dag_id": "release_shop", "run_id": "r1", "state": "failed"}, [], records_from_log(line)[0]
+    )
+    html = TEMPLATES.get_template("evidence.html").render(root="", viewer=None, report=report, dag_id="d", run_id="r1")
+    assert "<h2>Notifications</h2>" in html
+    assert "the webhook answered 500 Internal Server Error" in html
+    assert "&lt;b&gt;bob&lt;/b&gt;" in html

@@ -5,9 +5,7 @@ page are kept in the test's temporary folder (``screenshots/``)."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,20 +17,7 @@ from tests.helpers import minimal_definition, write_definition
 from tests.release_runs import gated_sample, release_mgmt_cli, served_version, stop_sample
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = "/usr/bin/chromium"
 GATE = "prod.gate_approval"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Headless Chromium (Debian's package; .ci/run installs it)."""
-    from playwright.sync_api import sync_playwright
-
-    assert shutil.which("chromium") or Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install chromium)"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 class Person:

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from release_mgmt.records.audit import records_from_log
+from tests.e2e.test_console_browser import Person
 from tests.helpers import command, free_port, minimal_definition, write_definition
 from tests.operators.test_approval import GATE, _wait_open
 from tests.release_runs import gated_sample, stop_sample
@@ -202,9 +203,12 @@ def test_a_rolled_back_run_tells_the_team_what_failed_and_what_was_restored(airf
     assert rollback["links"]["Evidence"] == evidence
 
 
-def test_channels_down_for_the_whole_run_change_nothing_but_audit_lines(airflow, mailroom, tmp_path: Path) -> None:
+def test_channels_down_for_the_whole_run_change_nothing_but_audit_lines(
+    airflow, mailroom, tmp_path: Path, browser
+) -> None:
     """The same release with and without notifications to a dead mail server and a 500 webhook: the same task
-    states, and every failure is a notify.failed audit line naming why."""
+    states, and every failure is a notify.failed audit line naming why, which an auditor reads on the run's
+    evidence page in a real browser."""
     dags = {}
     for name, rules in (("quiet", []), ("loud", [{"events": ["*"], "channels": ["down-mail", "broken-chat"]}])):
         data = minimal_definition(f"notify_{name}")
@@ -232,6 +236,17 @@ def test_channels_down_for_the_whole_run_change_nothing_but_audit_lines(airflow,
     assert not [r for r in records if r["event"] == "notify.pending"]
     assert len(mailroom.hooks.seen) >= 3
     assert "smtp-s3cret-pw" not in log
+    auditor = Person(browser, airflow, "victor", tmp_path)  # a viewer
+    try:
+        auditor.open(f"/release-console/runs/{dags['loud']}/{quote(runs['loud'], safe='')}/evidence")
+        rows = auditor.page.locator("tr.notification")
+        assert rows.count() == len(failed)
+        assert "the webhook answered 500 Internal Server Error" in rows.all_inner_texts()[-1] or any(
+            "the webhook answered 500" in text for text in rows.all_inner_texts()
+        )
+        auditor.shot("evidence-with-failed-notifications")
+    finally:
+        auditor.context.close()
 
 
 def test_a_rollback_retried_three_times_tells_its_failure_once(airflow, mailroom, tmp_path: Path) -> None:

@@ -162,14 +162,25 @@ def test_a_sender_that_died_mid_send_does_not_lose_the_message(outbox, smtp_serv
 
 
 def test_the_sender_thread_delivers_what_it_is_nudged_about(tmp_path, smtp_server, monkeypatch) -> None:
+    """The thread delivers on a nudge, ends once nothing is left (no thread polls an idle or vanished database
+    forever), and the next nudge starts another."""
+    from release_mgmt.notify import sender as module
+
+    monkeypatch.setattr(module, "IDLE_SECONDS", 0.05)
+    monkeypatch.setattr(module, "IDLE_ROUNDS", 3)
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_RELEASE", smtp_server.connection())
     store = OutboxStore(create_engine(f"sqlite:///{tmp_path / 'threaded.db'}"))
     sender = Sender(store)
     store.enqueue("release_shop", "r1", "t", [message()])
     sender.nudge()
     assert len(smtp_server.wait_for(1, seconds=20)) == 1
-    assert sender.thread is not None
-    assert sender.thread.daemon
+    deadline = time.monotonic() + 10
+    while sender.thread is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sender.thread is None, "an idle sender's thread ends"
+    store.enqueue("release_shop", "r1", "t", [message("c" * 64, address="carol@example.com")])
+    sender.nudge()
+    assert [m.recipients[0] for m in smtp_server.wait_for(2, seconds=20)][-1] == "carol@example.com"
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])

@@ -14,8 +14,10 @@ from release_mgmt.masking import redact
 from release_mgmt.notify.channels import DeliveryError, deliver
 
 log = logging.getLogger(__name__)
-#: how often an idle sender looks for messages due again (retries after a backoff, rows of a dead sender)
+#: how often a sender looks for messages due again (retries after a backoff, rows of a dead sender)
 IDLE_SECONDS = 1.0
+#: rounds with nothing to send (or no database) after which the thread ends until the next hand-over
+IDLE_ROUNDS = 30
 
 
 class Sender:
@@ -29,12 +31,12 @@ class Sender:
         self.lock = threading.Lock()
 
     def nudge(self) -> None:
-        """Deliver soon: start the thread when it is not running, and wake it."""
+        """Deliver soon: wake the thread, starting it when none runs."""
         with self.lock:
-            if self.thread is None or not self.thread.is_alive():
+            self.wake.set()
+            if self.thread is None:
                 self.thread = threading.Thread(target=self._loop, name="release_mgmt-notify", daemon=True)
                 self.thread.start()
-        self.wake.set()
 
     def drain_once(self) -> int:
         """Deliver every message due now (one attempt each); how many were attempted."""
@@ -55,13 +57,27 @@ class Sender:
         return done
 
     def _loop(self) -> None:
+        """Deliver what is due, then look again every IDLE_SECONDS while anything waits (a retry's backoff); with
+        nothing left for IDLE_ROUNDS rounds the thread ends, and the next hand-over starts another."""
+        idle, failing = 0, False
         while True:
-            try:
-                self.drain_once()
-            except Exception:
-                log.exception("the notification sender could not read the outbox")
-            self.wake.wait(IDLE_SECONDS)
             self.wake.clear()
+            busy = False
+            try:
+                busy = bool(self.drain_once()) or self.store.pending()
+                failing = False
+            except Exception as exc:  # noqa: BLE001 - a database hiccup: said once, tried again next round
+                if not failing:
+                    log.warning("the notification sender could not read the outbox: %s", exc)
+                failing = True
+            idle = 0 if busy else idle + 1
+            if idle >= IDLE_ROUNDS:
+                with self.lock:
+                    if not self.wake.is_set():
+                        self.thread = None
+                        return
+                idle = 0
+            self.wake.wait(IDLE_SECONDS)
 
 
 _senders: dict[int, Sender] = {}
