@@ -47,18 +47,24 @@ class OutboxNotifier:
 
 def hand_over(identity: TaskIdentity, messages: list[dict[str, str]]) -> list[dict[str, str]]:
     """Queue ``messages`` in the service's outbox as ``identity``: each "queued" or "duplicate"."""
+    result: list[dict[str, str]] = _call("POST", identity, json={"messages": messages})
+    return result
+
+
+def _call(method: str, identity: TaskIdentity, **kwargs: Any) -> Any:
+    """One call to the outbox route as ``identity`` (a fresh service token), bounded by TIMEOUT; its result."""
     import requests  # when a task sends, never when a DAG file is parsed
 
-    response = requests.post(
+    response = requests.request(
+        method,
         service_token.base_url().rstrip("/") + NOTIFICATIONS,
-        json={"messages": messages},
         headers={"Authorization": f"Bearer {service_token.make_token(identity)}"},
         timeout=TIMEOUT,
+        **kwargs,
     )
     if response.status_code != 200:
         raise ConnectionError(f"the change service answered {response.status_code}: {response.text[:200]}")
-    result: list[dict[str, str]] = response.json()["result"]
-    return result
+    return response.json()["result"]
 
 
 def current_occasion() -> Occasion:
@@ -78,19 +84,11 @@ def settled_ledger(identity: TaskIdentity, seconds: float, poll: float = 1.0) ->
     its status (sent, failed, or still pending), attempts and error."""
     import time
 
-    import requests
-
     deadline = time.monotonic() + seconds
     while True:
-        response = requests.get(
-            service_token.base_url().rstrip("/") + NOTIFICATIONS,
-            params={"dag_id": identity.dag_id, "run_id": identity.run_id},
-            headers={"Authorization": f"Bearer {service_token.make_token(identity)}"},
-            timeout=TIMEOUT,
+        rows: list[dict[str, Any]] = _call(
+            "GET", identity, params={"dag_id": identity.dag_id, "run_id": identity.run_id}
         )
-        if response.status_code != 200:
-            raise ConnectionError(f"the change service answered {response.status_code}: {response.text[:200]}")
-        rows: list[dict[str, Any]] = response.json()["result"]
         if all(r["status"] in ("sent", "failed") for r in rows) or time.monotonic() >= deadline:
             return rows
         time.sleep(poll)
