@@ -23,6 +23,8 @@ class EventKind:
     audit: str
     outcome: str = ""
     says: str = ""
+    #: told once per environment and run, whichever component's task met it first (else once per component)
+    per_environment: bool = False
 
 
 #: name -> the audit event it is; the names rules use (``approval.*`` patterns allowed)
@@ -35,10 +37,12 @@ EVENTS: dict[str, EventKind] = {
     "change.authorized": EventKind("change.implement", "", "a change was authorized"),
     "change.rejected": EventKind("change.refused", "", "a change was rejected or canceled"),
     "change.timed_out": EventKind("change.timeout", "", "a change was not authorized in time"),
-    "window.waiting": EventKind("window.waiting", "", "a deploy waits for a freeze to end or a maintenance window"),
+    "window.waiting": EventKind(
+        "window.waiting", "", "a deploy waits for a freeze to end or a maintenance window", per_environment=True
+    ),
     "break_glass.requested": EventKind("break_glass.requested", "", "an emergency run asks to deploy in a freeze"),
     "break_glass.granted": EventKind(
-        "window.freeze_overridden", "", "a deploy goes on during a freeze under break-glass (per component)"
+        "window.freeze_overridden", "", "a deploy goes on during a freeze under break-glass", per_environment=True
     ),
     "deploy.started": EventKind("deploy.started", "", "a component's deploy started"),
     "deploy.failed": EventKind("deploy.finished", "failed", "a component's deploy failed"),

@@ -12,11 +12,9 @@ from typing import Any
 
 from release_mgmt.definition.models import ReleaseDefinition
 from release_mgmt.definition.notify_files import approvers, authorizers
-from release_mgmt.definition.notify_rules import EMAIL, Channel, NotifyRule, matches, notification_event
+from release_mgmt.definition.notify_rules import EMAIL, EVENTS, Channel, NotifyRule, matches, notification_event
 from release_mgmt.notify.messages import Occasion, render
 
-#: events told once per environment and run, whichever component's task hit them first
-ONCE_PER_ENVIRONMENT = frozenset({"window.waiting", "break_glass.granted"})
 #: release name -> its definition (as built in this process), for the releases that have notification rules
 ROUTES: dict[str, ReleaseDefinition] = {}
 
@@ -122,7 +120,7 @@ def idempotency_key(event: str, record: Mapping[str, Any], occasion: Occasion, c
     gate that re-requests) hands the same key over again and the outbox keeps the first."""
     details = record.get("details") or {}
     which = record.get("actor", "") if event == "approval.vote_refused" else details.get("gate", "")
-    component = "" if event in ONCE_PER_ENVIRONMENT else record.get("component")
+    component = "" if EVENTS[event].per_environment else record.get("component")
     parts: tuple[Any, ...] = (occasion.dag_id, occasion.run_id, event, record.get("environment"))
     parts += (component, record.get("change", ""), which, channel, address)
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
