@@ -86,3 +86,7 @@ class ApiError(ReleaseMgmtError):
         self.status = status
         self.detail = detail
         super().__init__(f"{method} {path}: HTTP {status}: {detail[:300]}")
+
+
+class SourceError(ReleaseMgmtError):
+    """A component's version could not be found where it lives (repository, registry, endpoint, record)."""

@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "definition": 1,
     "gates": 1,
     "steps": 1,
+    "sources": 1,
     "rules": 2,
     "planning": 2,
     "change_service": 3,

@@ -71,7 +71,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         dag_id_for(defn.name),
         envs,
         [c.name for c in defn.components],
-        {c.name: c.version for c in defn.components},
+        {c.name: c.version or "" for c in defn.components},
         limit=args.limit,
     )
     for line in history.lines(runs, [args.env] if args.env else envs):

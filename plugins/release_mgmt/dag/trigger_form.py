@@ -16,6 +16,17 @@ def trigger_params(plan: ReleasePlan) -> dict[str, Param]:
     envs = list(plan.environment_names)
     params: dict[str, Param] = {}
     for comp in plan.components:
+        if comp.source is not None:
+            # empty (null): the run's preflight resolves it from the source; a value typed here overrides it
+            params[version_param(comp.name)] = Param(
+                None,
+                type=["null", "string"],
+                pattern=VERSION_PATTERN,
+                title=f"Version of {comp.name}",
+                description=f"Leave empty to deploy what the source gives: {comp.source.describe()}. "
+                "A version typed here is deployed instead (the evidence says it was overridden).",
+            )
+            continue
         params[version_param(comp.name)] = Param(
             comp.version,
             type="string",

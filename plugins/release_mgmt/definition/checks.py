@@ -45,6 +45,7 @@ def semantic_problems(defn: ReleaseDefinition) -> list[Problem]:
                     "policy.require_rollback: false",
                 )
             )
+    problems += _source_problems(defn)
     problems += _gate_problems(defn)
     problems += _authorizer_problems(defn)
     problems += shell_problems(defn)[0]
@@ -74,6 +75,24 @@ def semantic_problems(defn: ReleaseDefinition) -> list[Problem]:
     reserved = {*RESERVED_PARAMETERS, *(f"version_{n}" for n in names)}
     for key in sorted(defn.parameters.keys() & reserved):
         problems.append(Problem(f"parameters.{key}", f"{key!r} is a built-in trigger parameter; choose another name"))
+    return problems
+
+
+def _source_problems(defn: ReleaseDefinition) -> list[Problem]:
+    """A promote source names an environment of the release, other than the last (nothing runs after it)."""
+    envs = [e.name for e in defn.environments]
+    problems = []
+    for i, comp in enumerate(defn.components):
+        source = getattr(comp.source, "from_environment", None)
+        if source is not None and source not in envs[:-1]:
+            problems.append(
+                Problem(
+                    f"components[{i}].source.from",
+                    f"unknown environment {source!r}; promote from one of {', '.join(envs[:-1]) or '(none)'}"
+                    if source not in envs
+                    else f"{source!r} is the last environment; promote from one before it",
+                )
+            )
     return problems
 
 

@@ -26,12 +26,14 @@ from release_mgmt.errors import quoted
 from release_mgmt.gates import Gate
 from release_mgmt.gates.approval import USER_PATTERN, User
 from release_mgmt.gates.base import GroupName
+from release_mgmt.sources import Source
+from release_mgmt.sources.base import VERSION_RE
 from release_mgmt.steps import Step
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,49}$"
 NAME_RULE = "lowercase letters, digits, '_' or '-', starting with a letter, at most 50 characters"
-VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"
-VERSION_RULE = "letters, digits, '.', '_', '+' or '-', starting with a letter or digit, at most 128 characters"
+VERSION_PATTERN = VERSION_RE.pattern  # ':' allowed: a digest (sha256:...) is a version
+VERSION_RULE = "letters, digits, '.', '_', '+', ':' or '-', starting with a letter or digit, at most 128 characters"
 KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 KEY_RULE = "letters, digits or '_', starting with a letter or '_' (usable in templates)"
 
@@ -72,7 +74,14 @@ class Component(Strict):
 
     name: Name
     description: str = ""
-    version: Version = Field(description="Version offered by default in the trigger form.")
+    version: Version | None = Field(
+        default=None, description="Version offered by default in the trigger form (without a source)."
+    )
+    source: Source | None = Field(
+        default=None,
+        description="Where the run finds the version to deploy (git, oci, http, promote) when the trigger form "
+        "leaves it empty.",
+    )
     depends_on: tuple[Name, ...] = Field(default=(), description="Components deployed and validated before this one.")
     current_version: Step | None = Field(
         default=None,
@@ -88,6 +97,14 @@ class Component(Strict):
     undeploy: Step | None = Field(
         default=None, description="Removes the component when its first deployment fails (nothing to restore)."
     )
+
+    @model_validator(mode="after")
+    def _version_or_source(self) -> Component:
+        if (self.version is None) == (self.source is None):
+            raise ValueError(
+                "give version (the trigger form's default) or source (where each run finds it), one of them"
+            )
+        return self
 
 
 class Authorizers(Strict):

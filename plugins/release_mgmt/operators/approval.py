@@ -21,6 +21,7 @@ from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 from release_mgmt.definition.durations import format_duration
 from release_mgmt.gates.approval import APPROVE, REJECT, ApprovalGate
 from release_mgmt.notify.messages import airflow_url
+from release_mgmt.operators.base import settled_versions
 from release_mgmt.operators.gate_progress import _FRESH, _WAITING, DEADLINE, REFUSED, VOTES, GateProgressMixin
 from release_mgmt.planning import version_param
 from release_mgmt.records import audit
@@ -287,7 +288,8 @@ def _triggerer(context: Context) -> str:
 
 
 def _versions(context: Context, components: list[str]) -> dict[str, str]:
-    return {c: str(context["params"].get(version_param(c), "")) for c in components}
+    settled = settled_versions(context)
+    return {c: settled.get(c) or str(context["params"].get(version_param(c)) or "") for c in components}
 
 
 def _iso(value: Any) -> str:

@@ -16,10 +16,37 @@ from release_mgmt.rules import run_params
 from release_mgmt.steps import shell
 
 
-def selection(context: Context, components: list[str], environments: list[str]) -> run_params.RunSelection:
-    """The run's versions and environments; a parameter no run may carry fails the task."""
+def selection(
+    context: Context, components: list[str], environments: list[str], sourced: Iterable[str] = ()
+) -> run_params.RunSelection:
+    """The run's versions (as the preflight settled them: resolved from sources or typed in) and environments;
+    a parameter no run may carry fails the task. The preflight names the components whose version a source may
+    give (``sourced``); later tasks read the settled versions, and those that deploy check theirs again
+    (:func:`run_version`), so a task reporting on a run whose preflight failed still reports."""
+    settled = settled_versions(context)
+    params = {**param_values(context), **{f"version_{c}": v for c, v in settled.items()}}
+    later = context["ti"].task_id != "preflight"
     try:
-        return run_params.select(context["params"], components, environments)
+        return run_params.select(params, components, environments, components if later else frozenset(sourced))
+    except ParameterError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def settled_versions(context: Context) -> dict[str, str]:
+    """The versions the run's preflight settled on (empty before it ran, or when it failed)."""
+    if context["ti"].task_id == "preflight":
+        return {}
+    found = context["ti"].xcom_pull(task_ids="preflight")
+    versions = found.get("versions") if isinstance(found, dict) else None
+    return {str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {}
+
+
+def run_version(context: Context, component: str) -> str:
+    """The version of ``component`` this run deploys, checked (it reaches shell steps); fails the task when the
+    run has none."""
+    value = settled_versions(context).get(component) or context["params"].get(f"version_{component}")
+    try:
+        return run_params.check_version(component, value)
     except ParameterError as exc:
         raise AirflowFailException(str(exc)) from exc
 

@@ -5,12 +5,14 @@ freeze or a closed maintenance window (no worker held)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from release_mgmt.operators.base import ReleaseOperator, params_env, selection
+from release_mgmt.operators.versions import VersionsMixin
 from release_mgmt.operators.windows import WindowsMixin
 from release_mgmt.planning.words import with_version
 from release_mgmt.records import deployment
@@ -18,10 +20,18 @@ from release_mgmt.rules.promotion import promotion_problems
 from release_mgmt.rules.run_params import RunSelection
 
 
-class PreflightOperator(ReleaseOperator):
-    """Checks the trigger parameters before anything is touched and logs the plan of the run."""
+class PreflightOperator(VersionsMixin, ReleaseOperator):
+    """Checks the trigger parameters, settles the versions (sources resolved) and the release notes before
+    anything is touched, and logs the plan of the run."""
 
-    def __init__(self, *, plan_lines: list[str], patterns: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        plan_lines: list[str],
+        patterns: dict[str, str] | None = None,
+        sources: dict[str, dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs["inlets"] = [
             deployment.record_asset(kwargs["release"], env, comp)
             for env in kwargs["environments"]
@@ -30,10 +40,13 @@ class PreflightOperator(ReleaseOperator):
         super().__init__(**kwargs)
         self.plan_lines = list(plan_lines)
         self.patterns = dict(patterns or {})
+        self.sources = dict(sources or {})
 
     def execute(self, context: Context) -> dict[str, Any]:
-        chosen = selection(context, self.components, self.environments)
+        chosen = selection(context, self.components, self.environments, self.sources)
         self._check_parameters(context)
+        versions, resolved = self._settle(context, chosen)
+        chosen = replace(chosen, versions=versions)
         if chosen.source_environment:
             self._check_promotion(context, chosen)
         mode = "DRY RUN: nothing will be changed" if chosen.dry_run else "live run"
@@ -45,7 +58,7 @@ class PreflightOperator(ReleaseOperator):
             self.log.info("  plan: %s", with_version(line, chosen.versions.get(component, "{{ version }}")))
         summary = {"versions": chosen.versions, "environments": list(chosen.environments), "dry_run": chosen.dry_run}
         self._audit(context, "run.planned", "ok", details=summary)
-        return summary
+        return summary | {"resolved": [r.as_dict() for r in resolved], "notes": self._notes(context, chosen, versions)}
 
     def _check_parameters(self, context: Context) -> None:
         """Parameters match their declared patterns (a run created around the trigger form's checks too) and

@@ -14,14 +14,12 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowFailException
 
 from release_mgmt.change_service.service_token import TaskIdentity
-from release_mgmt.errors import ParameterError, ServiceNowError
-from release_mgmt.operators.base import ReleaseOperator, param_values, params_env, run_after
+from release_mgmt.errors import ServiceNowError
+from release_mgmt.operators.base import ReleaseOperator, param_values, params_env, run_after, run_version
 from release_mgmt.operators.windows import WindowsMixin
 from release_mgmt.records import deployment
-from release_mgmt.rules import run_params
 from release_mgmt.steps import STEP_ADAPTER, StepContext, shell
 from release_mgmt.steps.base import Stopper
 
@@ -69,10 +67,16 @@ class StepOperator(WindowsMixin, ReleaseOperator):
         self._set_windows(windows, on_freeze, outside_maintenance, expected_seconds)
 
     def _version(self, context: Context) -> str:
-        try:
-            return run_params.check_version(self.component, context["params"].get(f"version_{self.component}"))
-        except ParameterError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        return run_version(context, self.component)
+
+    def _origin(self, context: Context) -> dict[str, str]:
+        """Where this run's version of the component came from, as the preflight found it (its source's
+        reference and digest); empty for a version typed in the trigger form."""
+        found = context["ti"].xcom_pull(task_ids="preflight")
+        for item in found.get("resolved", []) if isinstance(found, dict) else []:
+            if item.get("component") == self.component and item.get("how") == "resolved":
+                return {"source": f"{item['source']} {item['reference']}", "digest": str(item.get("digest", ""))}
+        return {}
 
     def _previous_version(self, context: Context) -> str:
         """The last known good version the deploy task found (empty when there is none)."""
@@ -252,6 +256,7 @@ class StepOperator(WindowsMixin, ReleaseOperator):
             deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
             change=self._change_number(context),
             run_after=run_after(context),
+            **self._origin(context),
         )
         deployment.add(context, self.release, self.environment, self.component, record)
         self._audit(context, "deployment.recorded", "success", **self._where(context))

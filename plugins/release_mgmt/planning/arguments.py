@@ -103,7 +103,8 @@ def _change_arguments(plan: ReleasePlan, env: EnvironmentPlan, task: TaskSpec) -
 def _top_arguments(plan: ReleasePlan, task: TaskSpec) -> dict[str, Any]:
     if task.kind == "preflight":
         patterns = {k: v["pattern"] for k, v in plan.parameters.items() if v.get("pattern")}
-        return {"plan_lines": plan_lines(plan), "patterns": patterns}
+        sources = {c.name: c.source.model_dump(mode="json", by_alias=True) for c in plan.components if c.source}
+        return {"plan_lines": plan_lines(plan), "patterns": patterns} | ({"sources": sources} if sources else {})
     if task.kind == "break_glass":
         return {"approver_groups": {k: list(v) for k, v in plan.approver_groups.items()}}
     return {"tasks_by_environment": {e.name: e.local_ids("result") for e in plan.environments}}

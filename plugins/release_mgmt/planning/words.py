@@ -105,7 +105,9 @@ def doc_md(plan: ReleasePlan) -> str:
     """The DAG's documentation: what the release is, who owns it, its promotion order, the controls on the way
     into each environment, break-glass, and its steps."""
     rows = "\n".join(f"- `{line.split(': ', 1)[0]}`: {line.split(': ', 1)[1]}" for line in plan_lines(plan))
-    comps = ", ".join(f"{c.name} {c.version}" for c in plan.components)
+    comps = ", ".join(
+        f"{c.name} {c.version or (f'({c.source.describe()})' if c.source else '')}" for c in plan.components
+    )
     control_rows = "\n".join(
         f"- **{env.name}**: " + ("; ".join(controls(plan, env)) or "no gate, change, window or lock")
         for env in plan.environments

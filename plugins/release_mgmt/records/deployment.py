@@ -45,6 +45,10 @@ class DeploymentRecord:
     change: str = ""
     #: when the deploying run was triggered (ISO 8601): tells a later run's deployment from an earlier one's
     run_after: str = ""
+    #: where the version came from (a version source's reference, e.g. a repository and tag), and its content
+    #: digest (a commit, an image digest); empty for a version typed in the trigger form
+    source: str = ""
+    digest: str = ""
 
     def describe(self) -> str:
         return f"{self.version} (since {self.deployed_at}, run {self.run_id})"
@@ -61,6 +65,8 @@ class DeploymentRecord:
             str(extra.get("deployed_at") or stamp),
             str(extra.get("change", "")),
             str(extra.get("run_after", "")),
+            str(extra.get("source", "")),
+            str(extra.get("digest", "")),
         )
 
 
@@ -85,6 +91,8 @@ def add(context: Context, release: str, environment: str, component: str, record
             "deployed_at": record.deployed_at,
             "change": record.change,
             "run_after": record.run_after,
+            "source": record.source,
+            "digest": record.digest,
             "release": release,
             "environment": environment,
             "component": component,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ from release_mgmt.planning import version_param
 class RunSelection:
     """What one run does: the version per component, the environments, and whether it is a dry run."""
 
+    #: the version per component; empty for a component whose source the preflight resolves
     versions: dict[str, str]
     environments: tuple[str, ...]
     dry_run: bool
@@ -32,13 +33,21 @@ def check_version(component: str, value: Any) -> str:
     return value
 
 
-def select(params: Mapping[str, Any], components: list[str], environments: list[str]) -> RunSelection:
+def select(
+    params: Mapping[str, Any], components: list[str], environments: list[str], sourced: Collection[str] = ()
+) -> RunSelection:
     """Read and check a run's parameters against the release's components and promotion order.
 
-    The environments must be consecutive in the promotion order. A run that starts after the
+    The environments must be consecutive in the promotion order. A component in ``sourced`` may come without a
+    version (its source gives it). A run that starts after the
     first environment must also pass the promotion rule (checked against the deployment record).
     """
-    versions = {c: check_version(c, params.get(version_param(c))) for c in components}
+    # an empty version is left to the component's source (the preflight refuses it for a component without one)
+    # an empty version of a component in ``sourced`` is left to its source (the preflight resolves it)
+    versions = {
+        c: "" if c in sourced and not params.get(version_param(c)) else check_version(c, params.get(version_param(c)))
+        for c in components
+    }
     chosen = params.get("environments")
     if chosen is None:
         chosen = list(environments)
