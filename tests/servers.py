@@ -667,3 +667,119 @@ class SMTPServer:
 
     def __exit__(self, *exc: object) -> None:
         self.controller.stop()
+
+
+class OciRegistry:
+    """A local server of the OCI distribution API calls a version source makes: ``GET /v2/<name>/tags/list``
+    (paged with ``n`` and ``last``, a ``Link: <...>; rel="next"`` header while more remain) and ``HEAD``/``GET
+    /v2/<name>/manifests/<tag>`` with ``Docker-Content-Digest`` (the SHA-256 of the manifest's bytes). Auth as a
+    registry does it: Basic credentials, or (``bearer=True``) a 401 ``WWW-Authenticate: Bearer`` challenge naming
+    ``/token``, which trades Basic credentials for a token."""
+
+    def __init__(self, login: str = "puller", password: str = "r3gistry-pa55", bearer: bool = False) -> None:
+        import hashlib
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        self.images: dict[str, dict[str, bytes]] = {}
+        self.seen: list[tuple[str, str, str]] = []  # method, path, Authorization
+        outer, token = self, "tok-" + password[::-1]
+        basic = "Basic " + __import__("base64").b64encode(f"{login}:{password}".encode()).decode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def _authorized(self) -> bool:
+                given = self.headers.get("Authorization", "")
+                if (bearer and given == f"Bearer {token}") or (not bearer and given == basic):
+                    return True
+                challenge = (
+                    f'Bearer realm="{outer.url}/token",service="registry.test"'
+                    if bearer
+                    else 'Basic realm="registry"'
+                )
+                error = json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]})
+                self._send(401, error.encode(), {"WWW-Authenticate": challenge})
+                return False
+
+            def _answer(self) -> None:
+                url = urlsplit(self.path)
+                query = parse_qs(url.query)
+                outer.seen.append((self.command, self.path, self.headers.get("Authorization", "")))
+                if url.path == "/token":
+                    ok = self.headers.get("Authorization") == basic
+                    body = json.dumps({"token": token} if ok else {"error": "denied"}).encode()
+                    return self._send(200 if ok else 401, body)
+                if not self._authorized():
+                    return None
+                parts = url.path.split("/")
+                if url.path.endswith("/tags/list"):
+                    name = "/".join(parts[2:-2])
+                    if name not in outer.images:
+                        return self._send(404, b'{"errors": [{"code": "NAME_UNKNOWN"}]}')
+                    names = sorted(outer.images[name])
+                    size = int(query.get("n", ["100"])[0])
+                    after = query.get("last", [""])[0]
+                    rest = [t for t in names if t > after]
+                    page, more = rest[:size], len(rest) > size
+                    headers = {"Content-Type": "application/json"}
+                    if more:
+                        headers["Link"] = f'</v2/{name}/tags/list?n={size}&last={page[-1]}>; rel="next"'
+                    return self._send(200, json.dumps({"name": name, "tags": page}).encode(), headers)
+                if "manifests" in parts:
+                    name, tag = "/".join(parts[2:-2]), parts[-1]
+                    manifest = outer.images.get(name, {}).get(tag)
+                    if manifest is None:
+                        return self._send(404, b'{"errors": [{"code": "MANIFEST_UNKNOWN"}]}')
+                    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+                    media = "application/vnd.oci.image.manifest.v1+json"
+                    return self._send(200, manifest, {"Docker-Content-Digest": digest, "Content-Type": media})
+                return self._send(404, b"{}")
+
+            do_GET = do_HEAD = _answer  # noqa: N815
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.login, self.password = login, password
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def push(self, name: str, tag: str, content: str = "") -> str:
+        """Tag a manifest (its bytes made from ``content``) in ``name``; its digest."""
+        import hashlib
+
+        manifest = json.dumps({"schemaVersion": 2, "config": {"digest": content or tag}}).encode()
+        self.images.setdefault(name, {})[tag] = manifest
+        return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+    def connection(self, password: str | None = None) -> str:
+        """An Airflow HTTP connection (JSON) of this registry."""
+        return json.dumps(
+            {
+                "conn_type": "http",
+                "host": "127.0.0.1",
+                "port": self.port,
+                "schema": "http",
+                "login": self.login,
+                "password": self.password if password is None else password,
+            }
+        )
+
+    def __enter__(self) -> OciRegistry:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

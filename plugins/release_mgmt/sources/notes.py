@@ -32,11 +32,13 @@ MAX_COMMITS = 300
 def parse_commit(sha: str, author: str, subject: str, body: str, tickets: re.Pattern[str]) -> dict[str, Any]:
     """One commit as notes show it."""
     match = HEADER.match(subject)
+    if match and match["type"].lower() not in GROUPS:
+        match = None  # "wip: ..." is no Conventional Commits type: the subject stays whole
     kind = match["type"].lower() if match else ""
     return {
         "sha": sha,
         "author": author,
-        "type": kind if kind in GROUPS else "",
+        "type": kind,
         "scope": (match["scope"] or "") if match else "",
         "subject": match["subject"] if match else subject,
         "breaking": bool(match and match["bang"]) or bool(BREAKING.search(body)),
