@@ -702,9 +702,7 @@ class OciRegistry:
                 if (bearer and given == f"Bearer {token}") or (not bearer and given == basic):
                     return True
                 challenge = (
-                    f'Bearer realm="{outer.url}/token",service="registry.test"'
-                    if bearer
-                    else 'Basic realm="registry"'
+                    f'Bearer realm="{outer.url}/token",service="registry.test"' if bearer else 'Basic realm="registry"'
                 )
                 error = json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]})
                 self._send(401, error.encode(), {"WWW-Authenticate": challenge})

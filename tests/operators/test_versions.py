@@ -5,12 +5,16 @@ each environment are in the audit trail, and a source that cannot answer stops t
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
 
+from release_mgmt import cli
 from release_mgmt.dag.builder import build_release_dags
+from release_mgmt.operators.versions import notes_text
+from release_mgmt.reports import evidence
 from tests.release_runs import audit_records, states, use_releases
 from tests.sources.conftest import Repo
 
@@ -69,6 +73,37 @@ def test_git_tags_resolve_deploy_record_and_notes(
     assert {r["version"] for r in recorded} == {"1.1.0"}
     preflight = second.get_task_instance("preflight").xcom_pull(task_ids="preflight")
     assert preflight["notes"]["prod"]["api"]["groups"]["Fixes"][0]["subject"] == "refunds rounding PAY-31"
+    report = evidence.build({"run_id": second.run_id}, [], records)
+    assert report["versions"][0] | {"reference": ""} == {
+        "component": "api",
+        "source": "git",
+        "reference": "",
+        "version": "1.1.0",
+        "digest": sha,
+        "how": "resolved",
+    }
+    assert report["environments"]["prod"]["release_notes"]["api"]["tickets"] == ["PAY-31"]
+    text = evidence.to_markdown(report)
+    assert f"- api 1.1.0: resolved (git {repo.url}@v1.1.0, digest {sha})" in text
+    assert "### api 1.1.0 (since 1.0.0): 1 commit(s)" in text and "- **api**: refunds rounding PAY-31 (PAY-31)" in text
+    ti = SimpleNamespace(xcom_pull=lambda task_ids: preflight)
+    assert notes_text({"ti": ti}, "prod").startswith("\n\nRelease notes:\n### api 1.1.0 (since 1.0.0)")  # type: ignore[arg-type]
+    assert notes_text({"ti": ti}, "qa") == ""  # type: ignore[arg-type]
+
+    repo.commit("feat: exports PAY-40")
+    repo.tag("v1.2.0")
+    capfd.readouterr()
+    assert cli.main(["notes", "versions_git", "--env", "prod", "--releases", str(folder)]) == 0
+    printed = capfd.readouterr().out
+    assert printed.startswith("## api 1.2.0 (since 1.1.0): 1 commit(s)") and "exports PAY-40" in printed
+    assert "refunds rounding" not in printed
+    assert (
+        cli.main(
+            ["notes", "versions_git", "--env", "prod", "--from", "1.0.0", "--to", "1.1.0", "--releases", str(folder)]
+        )
+        == 0
+    )
+    assert "refunds rounding" in capfd.readouterr().out
 
     capfd.readouterr()
     override = run(folder, "versions_git", monkeypatch, version_api="1.0.0", environments=["dev"])

@@ -62,7 +62,16 @@ def git_daemon(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     base, port = tmp_path / "served", free_port()
     base.mkdir()
     daemon = subprocess.Popen(
-        ["git", "daemon", "--export-all", "--reuseaddr", f"--base-path={base}", "--listen=127.0.0.1", f"--port={port}", str(base)],
+        [
+            "git",
+            "daemon",
+            "--export-all",
+            "--reuseaddr",
+            f"--base-path={base}",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            str(base),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -20,7 +20,10 @@ def test_a_json_field_is_the_version(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("AIRFLOW_CONN_BUILDS", server.connection())
         server.script("/latest", default=Reply(200, {"build": {"artifacts": [{"version": "5.2.1"}], "number": 88}}))
         spec = {"type": "http", "connection": "builds", "endpoint": "/latest"}
-        assert SOURCE_ADAPTER.validate_python({**spec, "field": "build.artifacts.0.version"}).resolve(ctx()).version == "5.2.1"
+        assert (
+            SOURCE_ADAPTER.validate_python({**spec, "field": "build.artifacts.0.version"}).resolve(ctx()).version
+            == "5.2.1"
+        )
         assert SOURCE_ADAPTER.validate_python({**spec, "field": "build.number"}).resolve(ctx()).version == "88"
         with pytest.raises(SourceError, match="no field 'build.tag'"):
             SOURCE_ADAPTER.validate_python({**spec, "field": "build.tag"}).resolve(ctx())

@@ -1,7 +1,8 @@
 """``python -m release_mgmt``: check definitions, see what runs where, answer gates, read a run's evidence.
 
 One module per command group: ``definitions`` (validate, schema, calendar), ``runs`` (status, audit, history,
-locks), ``approvals`` (gates, approve, reject), ``notify`` (test a channel, list the events).
+locks), ``approvals`` (gates, approve, reject), ``notify`` (test a channel, list the events),
+``notes`` (release notes of git-sourced components).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 # configuration names its folder
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(Path(__file__).resolve().parents[2]))
 
-from release_mgmt.cli import approvals, definitions, notify, runs
+from release_mgmt.cli import approvals, definitions, notes, notify, runs
 from release_mgmt.cli.common import DEFAULT_RELEASES
 from release_mgmt.errors import ReleaseMgmtError
 
@@ -30,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
         description="Check release definitions, see what runs where, answer approval gates, read a run's evidence.",
     )
     sub = root.add_subparsers(dest="command", required=True)
-    for group in (definitions, runs, approvals, notify):
+    for group in (definitions, runs, approvals, notify, notes):
         group.add_commands(sub)
     return root
 

@@ -22,6 +22,7 @@ from release_mgmt.change_service.service_token import TaskIdentity
 from release_mgmt.definition.durations import format_duration, parse_duration
 from release_mgmt.errors import ServiceNowError
 from release_mgmt.operators.base import ReleaseOperator, triggerer
+from release_mgmt.operators.versions import notes_text
 from release_mgmt.planning.words import with_versions
 from release_mgmt.rules.change import (
     AUTHORIZED,
@@ -164,7 +165,7 @@ class ChangeOpenOperator(ChangeOperator):
             "description": f"{self.description}\n\nVersions:\n"
             + "\n".join(f"- {c}: {v}" for c, v in versions.items())
             + f"\n\nAirflow run {context['run_id']} of DAG {context['dag'].dag_id}, triggered by "
-            f"{triggerer(context) or 'the scheduler'}.",
+            f"{triggerer(context) or 'the scheduler'}." + notes_text(context, self.environment),
             "start_date": start.strftime("%Y-%m-%d %H:%M:%S"),
             "end_date": (start + timedelta(hours=4)).strftime("%Y-%m-%d %H:%M:%S"),
             "cmdb_ci": self.change.get("cmdb_ci", ""),

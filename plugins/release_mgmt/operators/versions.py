@@ -17,6 +17,7 @@ from release_mgmt.records import deployment
 from release_mgmt.rules.run_params import RunSelection
 from release_mgmt.sources import SOURCE_ADAPTER, Resolved, SourceContext, SourceModel
 from release_mgmt.sources.notes import notes as empty_notes
+from release_mgmt.sources.notes import to_markdown
 
 
 class VersionsMixin(ReleaseOperator):
@@ -83,6 +84,23 @@ class VersionsMixin(ReleaseOperator):
                 found = {e: empty_notes(comp, p, v, [], note=f"no notes: {exc}") for e, (p, v) in ranges.items()}
             for env, entry in found.items():
                 by_env[env][comp] = entry
-                details = {k: entry[k] for k in ("from", "to", "commits", "tickets", "note")}
-                self._audit(context, "release.notes", "ok", environment=env, component=comp, details=details)
+                self._audit(context, "release.notes", "ok", environment=env, component=comp, details=entry)
         return {env: comps for env, comps in by_env.items() if comps}
+
+
+#: how much of a change's description release notes may take (ServiceNow's description field holds 4,000
+#: characters by default; the rest of the description needs room too)
+NOTES_LIMIT = 3000
+
+
+def notes_text(context: Context, environment: str) -> str:
+    """The release notes of ``environment`` as the preflight wrote them, as text for a change's description
+    (cut to :data:`NOTES_LIMIT` characters, saying so); empty when there are none."""
+    found = context["ti"].xcom_pull(task_ids="preflight")
+    entries = (found.get("notes") or {}).get(environment) if isinstance(found, dict) else None
+    if not isinstance(entries, dict) or not entries:
+        return ""
+    text = "\n\n".join(to_markdown(entry, level=3) for _, entry in sorted(entries.items()))
+    if len(text) > NOTES_LIMIT:
+        text = text[:NOTES_LIMIT].rsplit("\n", 1)[0] + "\n... (cut; the run's evidence report has the whole notes)"
+    return "\n\nRelease notes:\n" + text

@@ -12,6 +12,7 @@ from typing import Any
 
 from release_mgmt import masking
 from release_mgmt.records.digest import canonical, digest, verify
+from release_mgmt.sources import notes
 
 REPORT_VERSION = 1
 __all__ = ["REPORT_VERSION", "build", "canonical", "digest", "fetch", "to_markdown", "verify"]
@@ -59,6 +60,7 @@ def build(
             }
             for t in tasks
         ],
+        "versions": [dict(r.get("details") or {}) for r in records if r.get("event") == "version.resolved"],
         "notifications": [_notification(r) for r in records if str(r.get("event", "")).startswith("notify.")],
         "audit_lines": len(records),
         "malformed_audit_lines": list(malformed),
@@ -102,6 +104,8 @@ def _add(section: dict[str, Any], record: Mapping[str, Any]) -> None:
     component = record.get("component") or ""
     if event == "environment.finished":
         section["outcome"] = record.get("outcome", "")
+    elif event == "release.notes":
+        section.setdefault("release_notes", {})[component] = dict(details)
     elif event == "gate.decision":
         section["gates"].append(
             {
@@ -183,6 +187,7 @@ def to_markdown(report: Mapping[str, Any]) -> str:
         f"- SHA-256 of this report's JSON: `{report['digest']}`",
         "",
     ]
+    lines += [_version_line(found) for found in report.get("versions") or []]
     for env, section in report["environments"].items():
         lines += [f"## {env}: {section['outcome'] or 'no outcome recorded'}", ""]
         for gate in section["gates"]:
@@ -206,11 +211,20 @@ def to_markdown(report: Mapping[str, Any]) -> str:
             outcome = ", ".join(f"{s['event']}={s['outcome']}" for s in comp["steps"])
             before = comp["previous_version"] or "nothing recorded"
             lines.append(f"- {name}: {before} -> {comp['version']}, now {comp['after']} ({outcome})")
+        for entry in (section.get("release_notes") or {}).values():
+            lines += ["", notes.to_markdown(entry, level=3)]
         lines.append("")
     lines += _notification_lines(report.get("notifications") or [])
     if report["malformed_audit_lines"]:
         lines += ["## Malformed audit lines", "", *[f"- `{m}`" for m in report["malformed_audit_lines"]], ""]
     return "\n".join(lines)
+
+
+def _version_line(found: Mapping[str, Any]) -> str:
+    """Where a component's version came from: its source and reference (or the trigger form), and its digest."""
+    digest = f", digest {found['digest']}" if found.get("digest") else ""
+    where = f"{found['source']} {found['reference']}"
+    return f"- {found['component']} {found['version']}: {found['how']} ({where}{digest})"
 
 
 def _notification_lines(notifications: list[Mapping[str, Any]]) -> list[str]:

@@ -26,7 +26,7 @@ HEADER = re.compile(r"^(?P<type>[A-Za-z]+)(?:\((?P<scope>[^()]{1,60})\))?(?P<ban
 BREAKING = re.compile(r"^BREAKING[ -]CHANGE: ", re.MULTILINE)
 DEFAULT_TICKETS = r"\b[A-Z][A-Z0-9]{1,9}-[0-9]{1,7}\b"
 #: at most this many commits per range; more are counted, not listed
-MAX_COMMITS = 300
+MAX_COMMITS = 200
 
 
 def parse_commit(sha: str, author: str, subject: str, body: str, tickets: re.Pattern[str]) -> dict[str, Any]:
