@@ -676,7 +676,9 @@ class OciRegistry:
     registry does it: Basic credentials, or (``bearer=True``) a 401 ``WWW-Authenticate: Bearer`` challenge naming
     ``/token``, which trades Basic credentials for a token."""
 
-    def __init__(self, login: str = "puller", password: str = "r3gistry-pa55", bearer: bool = False) -> None:
+    def __init__(  # noqa: C901 -- the request handler class lives inside, as in ScriptedHTTP
+        self, login: str = "puller", password: str = "r3gistry-pa55", bearer: bool = False
+    ) -> None:
         import hashlib
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

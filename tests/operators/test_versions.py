@@ -85,17 +85,19 @@ def test_git_tags_resolve_deploy_record_and_notes(
     assert report["environments"]["prod"]["release_notes"]["api"]["tickets"] == ["PAY-31"]
     text = evidence.to_markdown(report)
     assert f"- api 1.1.0: resolved (git {repo.url}@v1.1.0, digest {sha})" in text
-    assert "### api 1.1.0 (since 1.0.0): 1 commit(s)" in text and "- **api**: refunds rounding PAY-31 (PAY-31)" in text
-    ti = SimpleNamespace(xcom_pull=lambda task_ids: preflight)
-    assert notes_text({"ti": ti}, "prod").startswith("\n\nRelease notes:\n### api 1.1.0 (since 1.0.0)")  # type: ignore[arg-type]
-    assert notes_text({"ti": ti}, "qa") == ""  # type: ignore[arg-type]
+    assert "### api 1.1.0 (since 1.0.0): 1 commit(s)" in text
+    assert "- **api**: refunds rounding PAY-31 (PAY-31)" in text
+    context: Any = {"ti": SimpleNamespace(xcom_pull=lambda task_ids: preflight)}
+    assert notes_text(context, "prod").startswith("\n\nRelease notes:\n### api 1.1.0 (since 1.0.0)")
+    assert notes_text(context, "qa") == ""
 
     repo.commit("feat: exports PAY-40")
     repo.tag("v1.2.0")
     capfd.readouterr()
     assert cli.main(["notes", "versions_git", "--env", "prod", "--releases", str(folder)]) == 0
     printed = capfd.readouterr().out
-    assert printed.startswith("## api 1.2.0 (since 1.1.0): 1 commit(s)") and "exports PAY-40" in printed
+    assert printed.startswith("## api 1.2.0 (since 1.1.0): 1 commit(s)")
+    assert "exports PAY-40" in printed
     assert "refunds rounding" not in printed
     assert (
         cli.main(
@@ -126,9 +128,12 @@ def test_a_source_that_cannot_answer_stops_the_run_before_any_deploy(
     out = capfd.readouterr().out
     assert states(failed)["preflight"] == "failed"
     assert states(failed)["dev.deploy_api"] != "success"
-    assert "api: the version source (git " in out and "gave no version: " in out and "it has no tags" in out
+    assert "api: the version source (git " in out
+    assert "gave no version: " in out
+    assert "it has no tags" in out
     refused = [r for r in audit_records(out) if r["event"] == "run.refused"]
-    assert refused and refused[0]["outcome"] == "version_source"
+    assert refused
+    assert refused[0]["outcome"] == "version_source"
     assert not (tmp_path / "deployed.txt").exists()
 
 

@@ -60,8 +60,8 @@ class GitSource(SourceModel):
 
     @model_validator(mode="after")
     def _one_way(self) -> GitSource:
-        if (self.repository is None) == (self.connection is None):
-            raise ValueError("give repository (a URL or path) or connection (whose host is the URL), one of them")
+        if self.repository is None and self.connection is None:
+            raise ValueError("give repository (a URL or path), or connection (whose host is the URL)")
         if self.tags is not None and self.branch is not None:
             raise ValueError("give tags (the newest matching tag) or branch (its head), not both")
         return self
