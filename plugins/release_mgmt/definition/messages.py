@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from release_mgmt.definition.models import PATTERN_RULES, ReleaseDefinition
 from release_mgmt.errors import Problem, quoted
 from release_mgmt.gates import GATE_TYPES, gate_type_names
+from release_mgmt.sources import source_type_names
 from release_mgmt.steps import STEP_TYPES, step_type_names
 
 
@@ -157,16 +158,29 @@ def _sentence(err: dict[str, Any], data: Any) -> str:
         "value": quoted(value) if isinstance(value, str) else value,
         "step_types": ", ".join(step_type_names()),
     }
-    if kind in STEP_TYPE_TEMPLATES and loc[-1:] == ("type",) and _is_step(loc[:-1]):
-        return STEP_TYPE_TEMPLATES[kind].format(**names)
-    if kind == "literal_error" and loc[-1:] == ("type",) and _is_gate(loc[:-1]):
-        return f"unknown gate type {quoted(value)}; expected one of: {', '.join(gate_type_names())}"
+    tagged = _type_sentence(kind, tuple(loc), names, value)
+    if tagged:
+        return tagged
     if kind == "union_tag_invalid":
         names["tag"] = quoted(str(names.get("tag", "")))
     if kind in TEMPLATES:
         return TEMPLATES[kind].format(**names)
     msg = err["msg"]
     return f"{msg[0].lower()}{msg[1:]} (got {names['got']})"
+
+
+def _type_sentence(kind: str, loc: tuple[Any, ...], names: dict[str, Any], value: Any) -> str:
+    """The sentence for a missing or unknown ``type`` of a step, a gate or a version source ("" for others)."""
+    if loc[-2:] == ("source", "type") and kind in (*STEP_TYPE_TEMPLATES, "union_tag_invalid", "union_tag_not_found"):
+        source_types = ", ".join(source_type_names())
+        if kind in ("missing", "union_tag_not_found"):
+            return f"required key is missing; expected one of: {source_types}"
+        return f"unknown source type {quoted(str(names.get('tag', value)))}; expected one of: {source_types}"
+    if kind in STEP_TYPE_TEMPLATES and loc[-1:] == ("type",) and _is_step(loc[:-1]):
+        return STEP_TYPE_TEMPLATES[kind].format(**names)
+    if kind == "literal_error" and loc[-1:] == ("type",) and _is_gate(loc[:-1]):
+        return f"unknown gate type {quoted(value)}; expected one of: {', '.join(gate_type_names())}"
+    return ""
 
 
 def _is_noise(err: dict[str, Any], errors: list[dict[str, Any]]) -> bool:
@@ -183,10 +197,13 @@ def _is_noise(err: dict[str, Any], errors: list[dict[str, Any]]) -> bool:
 
 def _without_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     """The key path as written: pydantic puts a step union's tag (``command``) into the location."""
-    tags = set(step_type_names())
+    tags, sources = set(step_type_names()), set(source_type_names())
     cleaned: tuple[Any, ...] = ()
     after_tag = False
     for part in loc:
+        if not after_tag and part in sources and cleaned[-1:] == ("source",):
+            after_tag = True  # a version source's tag (git, oci, ...)
+            continue
         if not after_tag and part in tags and _is_step(cleaned):
             after_tag = True  # the next part is a key of that step, even when it is named like a tag
             continue

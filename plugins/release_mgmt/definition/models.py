@@ -28,6 +28,8 @@ from release_mgmt.gates.approval import USER_PATTERN, User
 from release_mgmt.gates.base import GroupName
 from release_mgmt.sources import Source
 from release_mgmt.sources.base import VERSION_RE
+from release_mgmt.sources.endpoint import FIELD_PATH
+from release_mgmt.sources.git import REPOSITORY
 from release_mgmt.steps import Step
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,49}$"
@@ -45,6 +47,8 @@ PATTERN_RULES = {
     NAME_PATTERN: NAME_RULE,
     VERSION_PATTERN: VERSION_RULE,
     KEY_PATTERN: KEY_RULE,
+    REPOSITORY: "a URL (https, http, git, ssh or file) or an absolute path, not starting with '-'",
+    FIELD_PATH: "a dotted path of keys or list positions, e.g. release.version or builds.0.version",
     USER_PATTERN: "an Airflow user name: letters, digits, '.', '_', '@', '+' or '-', at most 100 characters",
 }
 

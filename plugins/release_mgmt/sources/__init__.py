@@ -20,7 +20,21 @@ from release_mgmt.sources.promote import PromoteSource
 
 SOURCE_TYPES: tuple[type[SourceModel], ...] = (GitSource, OciSource, HttpSource, PromoteSource)
 
+
+def source_type_names() -> list[str]:
+    """The ``type`` tags a source may carry, in registry order."""
+    return [cls.model_fields["type"].annotation.__args__[0] for cls in SOURCE_TYPES]  # type: ignore[union-attr]
+
+
 Source: Any = Annotated[Union[SOURCE_TYPES], Field(discriminator="type")]  # noqa: UP007
 SOURCE_ADAPTER: TypeAdapter[SourceModel] = TypeAdapter(Source)
 
-__all__ = ["SOURCE_ADAPTER", "SOURCE_TYPES", "Resolved", "Source", "SourceContext", "SourceModel"]
+__all__ = [
+    "SOURCE_ADAPTER",
+    "SOURCE_TYPES",
+    "Resolved",
+    "Source",
+    "SourceContext",
+    "SourceModel",
+    "source_type_names",
+]

@@ -10,6 +10,8 @@ from pydantic import Field
 from release_mgmt.errors import SourceError, excerpt, quoted
 from release_mgmt.sources.base import Resolved, SourceContext, SourceModel, checked_version
 
+FIELD_PATH = r"^[A-Za-z0-9_-]{1,100}(\.[A-Za-z0-9_-]{1,100}){0,9}$"
+
 
 class HttpSource(SourceModel):
     """The version is ``field`` (a dotted path) of the JSON ``endpoint`` answers with."""
@@ -18,7 +20,7 @@ class HttpSource(SourceModel):
     connection: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,200}$", description="HTTP connection of the endpoint.")
     endpoint: str = Field(default="", max_length=500, description="Path after the connection's URL.")
     field: str = Field(
-        pattern=r"^[A-Za-z0-9_-]{1,100}(\.[A-Za-z0-9_-]{1,100}){0,9}$",
+        pattern=FIELD_PATH,
         description="Dotted path of the version in the JSON answer, e.g. release.version (a number indexes a list).",
     )
     timeout_seconds: float = Field(default=10, gt=0, le=120, description="Time limit of the request.")
