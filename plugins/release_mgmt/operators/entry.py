@@ -12,6 +12,7 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from release_mgmt.operators.base import ReleaseOperator, params_env, selection
+from release_mgmt.operators.train_claim import CONF_KEY, check_claim
 from release_mgmt.operators.versions import VersionsMixin
 from release_mgmt.operators.windows import WindowsMixin
 from release_mgmt.planning.words import with_version
@@ -45,9 +46,13 @@ class PreflightOperator(VersionsMixin, ReleaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         chosen = selection(context, self.components, self.environments, self.sources)
         self._check_parameters(context)
-        versions, resolved = self._settle(context, chosen)
+        claim = self._train_claim(context, chosen)
+        versions, resolved = self._settle(context, chosen, claim)
         chosen = replace(chosen, versions=versions)
-        if chosen.source_environment:
+        if chosen.source_environment and claim and claim["purpose"] == "revert":
+            details = {"train": claim["train"], "train_run_id": claim["train_run_id"], "versions": versions}
+            self._audit(context, "promotion.waived", "train_revert", details=details)
+        elif chosen.source_environment:
             self._check_promotion(context, chosen)
         mode = "DRY RUN: nothing will be changed" if chosen.dry_run else "live run"
         self.log.info("release %s, %s, environments %s", self.release, mode, " -> ".join(chosen.environments))
@@ -59,6 +64,25 @@ class PreflightOperator(VersionsMixin, ReleaseOperator):
         summary = {"versions": chosen.versions, "environments": list(chosen.environments), "dry_run": chosen.dry_run}
         self._audit(context, "run.planned", "ok", details=summary)
         return summary | {"resolved": [r.as_dict() for r in resolved], "notes": self._notes(context, chosen, versions)}
+
+    def _train_claim(self, context: Context, chosen: RunSelection) -> dict[str, Any] | None:
+        """The train's claim this run carries (operators/train_claim.py), checked; None without one. A claim that
+        does not verify for exactly this run fails it: only a train's task can make one."""
+        conf = getattr(context.get("dag_run"), "conf", None) or {}
+        if CONF_KEY not in conf:
+            return None
+        found = check_claim(
+            conf[CONF_KEY],
+            release=self.release,
+            run_id=str(context["run_id"]),
+            environments=list(chosen.environments),
+            versions=chosen.versions,
+        )
+        if isinstance(found, str):
+            self._audit(context, "run.refused", "train_claim", details={"reason": found})
+            raise AirflowFailException(f"the run carries a train claim that is not valid ({found}); nothing was run")
+        self.log.info("run of train %s (run %s): %s", found["train"], found["train_run_id"], found["purpose"])
+        return found
 
     def _check_parameters(self, context: Context) -> None:
         """Parameters match their declared patterns (a run created around the trigger form's checks too) and

@@ -33,14 +33,19 @@ class VersionsMixin(ReleaseOperator):
         record = deployment.latest(context, deployment.record_asset(self.release, environment, component))
         return record.version if record else None
 
-    def _settle(self, context: Context, chosen: RunSelection) -> tuple[dict[str, str], list[Resolved]]:
-        """The version of every component, and how each sourced one was found."""
+    def _settle(
+        self, context: Context, chosen: RunSelection, claim: dict[str, Any] | None = None
+    ) -> tuple[dict[str, str], list[Resolved]]:
+        """The version of every component, and how each sourced one was found (typed in the form, or given by
+        the train whose ``claim`` the run carries)."""
         versions, found = dict(chosen.versions), []
+        typed_by = f"train {claim['train']} run {claim['train_run_id']}" if claim else "trigger form"
         for comp in self.components:
             source = self._source(comp)
             if versions[comp]:
                 if source is not None:
-                    found.append(Resolved(comp, source.type, "trigger form", versions[comp], how="override"))
+                    how = "train" if claim else "override"
+                    found.append(Resolved(comp, source.type, typed_by, versions[comp], how=how))
                 continue
             if source is None:
                 raise AirflowFailException(f"parameter version_{comp}: give the version to deploy; nothing was run")
