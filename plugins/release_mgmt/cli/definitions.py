@@ -24,6 +24,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     report = validated([p for p in paths if p.exists()])
     calendar_errors = _check_calendars(paths, report.loaded) + _check_notify_files(paths, args.connections)
+    calendar_errors += _check_trains(paths, report.loaded)
     for item in report.loaded:
         defn = item.definition
         print(
@@ -41,6 +42,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
     total = len(report.loaded) + len(report.errors)
     print(f"{len(report.loaded)} of {total} definition(s) valid")
     return 1 if report.errors or missing or calendar_errors else 0
+
+
+def _check_trains(paths: list[Path], loaded: Sequence[LoadedDefinition]) -> int:
+    """Validate the trains beside each folder of definitions (include/trains) against its valid releases, each
+    one's DAG built as Airflow would; count the broken."""
+    from release_mgmt.dag.trains import build_train_dag
+    from release_mgmt.definition.trains import load_trains
+
+    releases = {item.definition.name: item.definition for item in loaded}
+    broken = 0
+    for folder in sorted({p.parent / "trains" for p in paths if p.is_dir() and (p.parent / "trains").is_dir()}):
+        report = load_trains(folder, releases)
+        for item in report.loaded:
+            build_train_dag(item)
+            train = item.train
+            order = " -> ".join(e.name for e in train.environments)
+            print(f"{item.source}: ok: train {train.name}, {len(train.members)} member(s), environments {order}")
+        for error in report.errors:
+            print("\n".join(error.lines()))
+        broken += len(report.errors)
+    return broken
 
 
 def _check_calendars(paths: list[Path], loaded: Sequence[LoadedDefinition]) -> int:
@@ -156,6 +178,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
         schema = Directory.model_json_schema(by_alias=True)
         schema["title"] = "release_mgmt notification directory"
+    elif args.train:
+        from release_mgmt.definition.trains import json_schema as train_schema
+
+        schema = train_schema()
     else:
         schema = json_schema()
     text = json.dumps(schema, indent=2, sort_keys=True) + "\n"
@@ -218,6 +244,7 @@ def add_commands(sub: Any) -> None:
     schema.add_argument("--out", help="write to this file instead of standard output")
     schema.add_argument("--calendar", action="store_true", help="the schema of a shared calendar file instead")
     schema.add_argument("--directory", action="store_true", help="the schema of the notification directory instead")
+    schema.add_argument("--train", action="store_true", help="the schema of a release train file instead")
     schema.set_defaults(func=cmd_schema)
     cal = sub.add_parser("calendar", help="upcoming freezes and maintenance windows per environment")
     cal.add_argument("environment", nargs="?", help="only this environment")

@@ -38,9 +38,9 @@ def _type_name(value: Any) -> str:
     return quoted(value)
 
 
-def _models_at(loc: tuple[Any, ...]) -> list[type[BaseModel]]:
-    """The model classes that may stand at ``loc`` in a definition (several for a step union)."""
-    current: list[Any] = [ReleaseDefinition]
+def _models_at(loc: tuple[Any, ...], root: type[BaseModel] = ReleaseDefinition) -> list[type[BaseModel]]:
+    """The model classes that may stand at ``loc`` in a file of ``root`` (several for a step union)."""
+    current: list[Any] = [root]
     for part in loc:
         nxt: list[Any] = []
         for tp in current:
@@ -63,8 +63,10 @@ def _flatten(tp: Any) -> list[Any]:
     return [flat for arg in get_args(tp) for flat in _flatten(arg)]
 
 
-def _allowed_keys(parent: tuple[Any, ...], given: dict[str, Any] | None) -> list[str]:
-    models = _models_at(parent)
+def _allowed_keys(
+    parent: tuple[Any, ...], given: dict[str, Any] | None, root: type[BaseModel] = ReleaseDefinition
+) -> list[str]:
+    models = _models_at(parent, root)
     step_type = given.get("type") if isinstance(given, dict) else None
     if step_type and any(m in STEP_TYPES for m in models):
         models = [m for m in models if m.model_fields["type"].annotation.__args__ == (step_type,)]  # type: ignore[union-attr]
@@ -74,9 +76,9 @@ def _allowed_keys(parent: tuple[Any, ...], given: dict[str, Any] | None) -> list
     return keys
 
 
-def _unknown_key(loc: tuple[Any, ...], data: Any) -> str:
+def _unknown_key(loc: tuple[Any, ...], data: Any, root: type[BaseModel] = ReleaseDefinition) -> str:
     parent = _value_at(data, loc[:-1])
-    allowed = _allowed_keys(loc[:-1], parent)
+    allowed = _allowed_keys(loc[:-1], parent, root)
     msg = "unknown key"
     close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
     if close:
@@ -143,10 +145,10 @@ STEP_TYPE_TEMPLATES = {
 }
 
 
-def _sentence(err: dict[str, Any], data: Any) -> str:
+def _sentence(err: dict[str, Any], data: Any, root: type[BaseModel] = ReleaseDefinition) -> str:
     kind, loc, value = err["type"], err["loc"], err.get("input")
     if kind == "extra_forbidden":
-        return _unknown_key(loc, data)
+        return _unknown_key(loc, data, root)
     if kind == "string_pattern_mismatch":
         pattern = str((err.get("ctx") or {}).get("pattern"))
         rule = PATTERN_RULES.get(pattern, "written in the form the documentation shows for this key")
@@ -262,7 +264,7 @@ def _one_per_union(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def problems_from(exc: ValidationError, data: Any) -> list[Problem]:
+def problems_from(exc: ValidationError, data: Any, root: type[BaseModel] = ReleaseDefinition) -> list[Problem]:
     """Every validation error of one file as a :class:`Problem`, noise removed."""
     errors: list[dict[str, Any]] = []
     every = exc.errors(include_url=False, include_context=True, include_input=True)
@@ -279,7 +281,7 @@ def problems_from(exc: ValidationError, data: Any) -> list[Problem]:
             continue
         loc = tuple(err["loc"])
         if loc and loc[-1] == "[key]":
-            problems.append(Problem(key_path(loc[:-2]), f"key {quoted(str(loc[-2]))}: {_sentence(err, data)}"))
+            problems.append(Problem(key_path(loc[:-2]), f"key {quoted(str(loc[-2]))}: {_sentence(err, data, root)}"))
         else:
-            problems.append(Problem(key_path(loc), _sentence(err, data)))
+            problems.append(Problem(key_path(loc), _sentence(err, data, root)))
     return problems

@@ -124,8 +124,11 @@ def train_problems(train: TrainDefinition, releases: Mapping[str, ReleaseDefinit
             problems.append(Problem(f"{where}.release", f"unknown release {member.release!r}; valid releases: {known}"))
             continue
         problems += _member_problems(where, member, defn, names, order)
+    graph: dict[str, set[str]] = {}
+    for m in train.members:  # only dependencies already reported as fine: a cycle is its own problem
+        graph.setdefault(m.release, set()).update(d for d in m.after if d in names and d != m.release)
     try:
-        member_order(train)
+        graphlib.TopologicalSorter(graph).prepare()
     except graphlib.CycleError as exc:
         cycle = " -> ".join(exc.args[1])
         problems.append(Problem("members", f"dependency cycle: {cycle}; remove one of these after entries"))
@@ -190,7 +193,7 @@ def load_train(path: Path, releases: Mapping[str, ReleaseDefinition], display: s
     try:
         train = TrainDefinition.model_validate(data)
     except ValidationError as exc:
-        problems = problems_from(exc, data)
+        problems = problems_from(exc, data, TrainDefinition)
         raise DefinitionError(shown, _with_lines(problems, node), path) from None
     problems = train_problems(train, releases)
     if problems:
