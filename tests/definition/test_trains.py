@@ -10,7 +10,14 @@ import pytest
 import yaml
 
 from release_mgmt.definition.models import ReleaseDefinition
-from release_mgmt.definition.trains import json_schema, load_train, load_trains, member_order
+from release_mgmt.definition.trains import (
+    TrainDefinition,
+    json_schema,
+    load_train,
+    load_trains,
+    member_order,
+    train_problems,
+)
 from release_mgmt.errors import DefinitionError
 
 HERE = Path(__file__).parent / "trains"
@@ -64,3 +71,14 @@ def test_committed_train_schema_matches_the_model() -> None:
     """include/schema/train.schema.json is what `schema --train` writes."""
     committed = json.loads((REPO / "include/schema/train.schema.json").read_text())
     assert committed == json.loads(json.dumps(json_schema(), sort_keys=True))
+
+
+def test_readme_train_example_is_a_valid_train() -> None:
+    """The README's train validates against the model (its members exist in the test's releases)."""
+    section = (REPO / "README.md").read_text().split("### Release trains", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    data = yaml.safe_load(block)
+    data["approver_groups"] = {"release-managers": ["bob"]}
+    train = TrainDefinition.model_validate(data)
+    assert train_problems(train, RELEASES) == []
+    assert member_order(train) == ["identity", "payments", "web"]
