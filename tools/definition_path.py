@@ -189,3 +189,74 @@ def _signature(exc: BaseException) -> str:
             where = f"{Path(name).name}:{tb.tb_frame.f_code.co_name}"
         tb = tb.tb_next
     return f"{type(exc).__name__}@{where}"
+
+
+#: the train the train fuzzer starts from (its members: TRAIN_MEMBERS)
+TRAIN = """\
+name: corpus_train
+owner: release-office
+description: the corpus releases moved together
+members:
+  - release: infra
+  - release: payments
+    after: [infra]
+    versions: {api: 1.2.3}
+environments:
+  - name: staging
+  - name: prod
+    gates: [{type: approval, name: cab, users: [bob, carol], min_approvals: 1}]
+    change: {type: normal, authorizers: {users: [bob, carol]}, poll: 30s}
+on_member_failure: rollback_train
+windows:
+  - name: year-end
+    kind: freeze
+    reason: year-end close
+    timezone: Europe/Berlin
+    start: "2026-12-20T00:00"
+    end: "2027-01-04T00:00"
+poke_seconds: 10
+"""
+
+
+def _member(name: str, components: list[str], environments: list[str]) -> dict[str, Any]:
+    step = {"type": "command", "command": "true"}
+    return {
+        "name": name,
+        "owner": "team",
+        "components": [{"name": c, "version": "1.0.0", "deploy": step, "rollback": step} for c in components],
+        "environments": [{"name": e} for e in environments],
+    }
+
+
+#: the releases a fuzzed train may name (valid, so a train's own problems are what the campaign finds)
+TRAIN_MEMBERS = {
+    "infra": _member("infra", ["edge", "web"], ["staging", "prod"]),
+    "payments": _member("payments", ["db", "api"], ["dev", "staging", "prod"]),
+    "identity": _member("identity", ["api"], ["dev", "prod"]),
+}
+
+
+def exercise_train(folder: Path, text: str) -> Outcome:
+    """A train file as ``text``: loaded against :data:`TRAIN_MEMBERS`, planned, built and serialized as the DAG
+    processor would. ``folder`` holds trains/ (made here)."""
+    from release_mgmt.dag.trains import build_train_dag
+    from release_mgmt.definition.models import ReleaseDefinition
+    from release_mgmt.definition.trains import load_train
+    from release_mgmt.errors import DefinitionError
+
+    (folder / "trains").mkdir(exist_ok=True)
+    path = folder / "trains" / "case.yaml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    releases = {name: ReleaseDefinition.model_validate(data) for name, data in TRAIN_MEMBERS.items()}
+    try:
+        loaded = load_train(path, releases)
+    except DefinitionError as error:
+        _readable(error, text)
+        return Outcome("error", tuple(error.lines()))
+    except Exception as exc:
+        raise Crash(_signature(exc), f"escaped: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    try:
+        _after_build(build_train_dag(loaded), datetime.now(UTC))
+    except Exception as exc:
+        raise Crash(_signature(exc), f"build: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    return Outcome("accepted", ())

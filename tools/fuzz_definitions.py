@@ -14,6 +14,7 @@ make it a regression case in tests/definition/invalid with its expected message 
 
     python -m tools.fuzz_definitions --cases 50000 --seed 7 --workers 2      # the long run (about an hour)
     python -m tools.fuzz_definitions --target notify --cases 20000           # the directory and shared rules
+    python -m tools.fuzz_definitions --target train --cases 20000            # a train file over the corpus
 
 The short run (2,000 cases) is a test: tests/definition/test_fuzz.py. Exit status 1 when anything crashed or hung.
 """
@@ -265,7 +266,7 @@ class Campaign:
 def _worker(conn: Connection, memory_mb: int, target: str = "definition") -> None:
     """Run cases sent as (index, text) and answer (index, kind, signature). ``target`` "notify": the text is the
     directory (even cases) or a shared notification rules file (odd cases), used by a notifying definition."""
-    from tools.definition_path import Crash, exercise, exercise_notify
+    from tools.definition_path import Crash, exercise, exercise_notify, exercise_train
 
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     limit = (own + memory_mb) * 1024 * 1024 * 4  # address space: a process maps several times what it uses
@@ -286,6 +287,8 @@ def _worker(conn: Connection, memory_mb: int, target: str = "definition") -> Non
         try:
             if target == "notify":
                 outcome = exercise_notify(folder / "notify-case", text, as_directory=index % 2 == 0)
+            elif target == "train":
+                outcome = exercise_train(folder, text)
             else:
                 path.write_text(text, encoding="utf-8", errors="surrogatepass")
                 outcome = exercise(path, CALENDARS)
@@ -382,6 +385,13 @@ def notify_corpus() -> list[tuple[str, str]]:
     return [("directory.yaml", (REPO / "include" / "directory.yaml").read_text()), ("oncall.yaml", NOTIFY_RULES)]
 
 
+def train_corpus() -> list[tuple[str, str]]:
+    """What the train campaign mutates: a train of the definition corpus's releases."""
+    from tools.definition_path import TRAIN
+
+    return [("train.yaml", TRAIN)]
+
+
 def fuzz(
     seed: int,
     cases: int,
@@ -397,7 +407,7 @@ def fuzz(
     import tools.definition_path  # noqa: F401 - imported once here, shared by the forked workers
     from release_mgmt.dag import builder  # noqa: F401
 
-    sources = corpus() if target == "definition" else notify_corpus()
+    sources = {"definition": corpus, "notify": notify_corpus, "train": train_corpus}[target]()
     campaign = Campaign(seed, cases)
     started = time.monotonic()
     pool = Pool(workers, timeout, memory_mb, target)
@@ -406,8 +416,9 @@ def fuzz(
         batch = 200
         for first in range(0, cases, batch):
             numbers = range(first, min(first + batch, cases))
-            if target == "notify":  # the source follows the case's parity, as the worker reads it
-                jobs = [(i, mutate(sources[i % 2][1], random.Random(f"{seed}:{i}"))) for i in numbers]  # noqa: S311
+            if target in ("notify", "train"):  # the source follows the case's parity, as the worker reads it
+                pick = [sources[i % len(sources)][1] for i in numbers]
+                jobs = [(i, mutate(text, random.Random(f"{seed}:{i}"))) for i, text in zip(numbers, pick, strict=True)]  # noqa: S311
             else:
                 jobs = [(i, case_text(seed, i, sources)) for i in numbers]
             texts = dict(jobs)
@@ -441,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     args.add_argument("--out", type=Path, default=Path("fuzz-findings"), help="where minimized findings go")
     args.add_argument(
         "--target",
-        choices=("definition", "notify"),
+        choices=("definition", "notify", "train"),
         default="definition",
         help="definition files, or the notification directory and shared rules files",
     )

@@ -70,3 +70,13 @@ def test_fifteen_hundred_mutated_directories_and_rule_files_neither_crash_nor_ha
     print(campaign.report())
     assert campaign.counts["accepted"] > 50  # mutations that keep the files valid are routed end to end
     assert not campaign.findings, campaign.report()
+
+
+def test_fifteen_hundred_mutated_train_files_neither_crash_nor_hang(tmp_path: Path) -> None:
+    """The train campaign: a train file, mutated, loaded against valid member releases, planned, built and
+    serialized; every rejection a readable error naming the file. Its findings are regression cases in
+    tests/definition/test_trains.py."""
+    campaign = fuzz_definitions.fuzz(2028, 1500, workers=2, timeout=20.0, out=tmp_path / "findings", target="train")
+    print(campaign.report())
+    assert campaign.counts["accepted"] > 40  # mutations that keep the train valid reach the built DAG
+    assert not campaign.findings, campaign.report()

@@ -12,6 +12,7 @@ import yaml
 from release_mgmt.definition.models import ReleaseDefinition
 from release_mgmt.definition.trains import (
     TrainDefinition,
+    _as_release_problems,
     json_schema,
     load_train,
     load_trains,
@@ -20,7 +21,7 @@ from release_mgmt.definition.trains import (
 )
 from release_mgmt.errors import DefinitionError
 
-HERE = Path(__file__).parent / "trains"
+HERE = Path(__file__).parent / "invalid_trains"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -44,7 +45,7 @@ RELEASES = {
 }
 
 
-@pytest.mark.parametrize("case", ["bad_members", "bad_order", "bad_keys"])
+@pytest.mark.parametrize("case", ["bad_members", "bad_order", "bad_keys", "bad_controls"])
 def test_a_bad_train_names_file_line_key_path_and_fix(case: str) -> None:
     """Unknown releases, cycles, unknown dependencies, duplicates, missing or reordered environments, pins of
     unknown components, unknown keys: each problem one line, exactly as the golden file says."""
@@ -78,7 +79,8 @@ def test_readme_train_example_is_a_valid_train() -> None:
     section = (REPO / "README.md").read_text().split("### Release trains", 1)[1]
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     data = yaml.safe_load(block)
-    data["approver_groups"] = {"release-managers": ["bob"]}
+    data["approver_groups"] = {"release-managers": ["bob", "carol"]}
     train = TrainDefinition.model_validate(data)
     assert train_problems(train, RELEASES) == []
+    assert _as_release_problems(train) == []
     assert member_order(train) == ["identity", "payments", "web"]

@@ -52,7 +52,7 @@ TRAIN = {
     "environments": [
         {"name": "dev"},
         {"name": "staging"},
-        {"name": "prod", "change": {"type": "normal", "authorizers": {"users": ["bob"]}, "poll": "5s"}},
+        {"name": "prod", "change": {"type": "normal", "authorizers": {"users": ["bob", "carol"]}, "poll": "5s"}},
     ],
     "on_member_failure": "rollback_train",
     "poke_seconds": 5,
@@ -89,8 +89,7 @@ def member_runs(airflow, train_run: str) -> list[dict[str, Any]]:
 def test_a_train_moves_its_members_in_order_under_one_change_per_environment(airflow, train) -> None:
     """dev, staging, prod in turn; identity before payments and web in each; prod's one change lists all three."""
     run = airflow.trigger("train_q4", "alice")
-    airflow.wait_for(lambda: _change(airflow, run), 300, "the train's prod change")
-    change = _change(airflow, run)
+    change: dict[str, Any] = airflow.wait_for(lambda: _change(airflow, run), 300, "the train's prod change")
     for name in MEMBERS:
         assert f"{name} api: 1.0.0" in change["description"]
     assert "- tr_payments (after tr_identity): release_tr_payments for prod: api" in change["implementation_plan"]

@@ -20,7 +20,7 @@ def plan(tmp_path: Path, **extra: object):
             {"release": "payments", "after": ["identity"], "versions": {"api": "1.5.0"}},
             {"release": "web"},
         ],
-        "environments": [{"name": "dev"}, {"name": "prod", "change": {"authorizers": {"users": ["bob"]}}}],
+        "environments": [{"name": "dev"}, {"name": "prod", "change": {"authorizers": {"users": ["bob", "carol"]}}}],
         **extra,
     }
     (tmp_path / "trains").mkdir()

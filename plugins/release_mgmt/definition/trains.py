@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError
 
 from release_mgmt.definition import yaml_io
 from release_mgmt.definition.calendars import Window
+from release_mgmt.definition.checks import semantic_problems
 from release_mgmt.definition.messages import problems_from
 from release_mgmt.definition.models import ChangeConfig, Name, ReleaseDefinition, Strict, Version
 from release_mgmt.definition.shared import loc_from_path, with_calendars
@@ -195,7 +196,7 @@ def load_train(path: Path, releases: Mapping[str, ReleaseDefinition], display: s
     except ValidationError as exc:
         problems = problems_from(exc, data, TrainDefinition)
         raise DefinitionError(shown, _with_lines(problems, node), path) from None
-    problems = train_problems(train, releases)
+    problems = train_problems(train, releases) + _as_release_problems(train)
     if problems:
         raise DefinitionError(shown, _with_lines(problems, node), path)
     release = with_calendars(as_release(train), path, shown, node, None)
@@ -237,6 +238,16 @@ def as_release(train: TrainDefinition) -> ReleaseDefinition:
             "policy": {"require_rollback": False},
         }
     )
+
+
+def _as_release_problems(train: TrainDefinition) -> list[Problem]:
+    """The release checks of the train's environments, gates, windows and approver groups (the train's
+    environments are the release's, key for key; its members are checked above)."""
+    try:
+        release = as_release(train)
+    except ValidationError as exc:  # a check of the train's own model should have caught it: say what, not crash
+        return [Problem("", f"the train cannot be planned: {problems_from(exc, {})[0].message}")]
+    return [p for p in semantic_problems(release) if not p.path.startswith("components")]
 
 
 def _with_lines(problems: Iterable[Problem], node: yaml.Node | None) -> list[Problem]:
