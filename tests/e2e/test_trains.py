@@ -24,6 +24,8 @@ def member(name: str, log: Path) -> dict[str, Any]:
     check in staging."""
     write = f">> {log}"
     check = 'test "{{ environment }}/{{ version }}" != staging/2.0.0' if name == "tr_payments" else "true"
+    # tr_web asks bob or carol in every environment; the train's member_gates: waive stands for them
+    gates = [{"type": "approval", "users": ["bob", "carol"]}] if name == "tr_web" else []
     return {
         "name": name,
         "owner": f"team-{name}",
@@ -36,7 +38,7 @@ def member(name: str, log: Path) -> dict[str, Any]:
                 "rollback": command(f"echo {name} rollback {{{{ environment }}}} {{{{ previous_version }}}} {write}"),
             }
         ],
-        "environments": [{"name": "dev"}, {"name": "staging"}, {"name": "prod"}],
+        "environments": [{"name": e, "gates": gates} for e in ("dev", "staging", "prod")],
     }
 
 
@@ -55,6 +57,7 @@ TRAIN = {
         {"name": "prod", "change": {"type": "normal", "authorizers": {"users": ["bob", "carol"]}, "poll": "5s"}},
     ],
     "on_member_failure": "rollback_train",
+    "member_gates": "waive",
     "poke_seconds": 5,
 }
 
@@ -105,6 +108,8 @@ def test_a_train_moves_its_members_in_order_under_one_change_per_environment(air
     runs = member_runs(airflow, run)
     assert len(runs) == 9
     assert {r["state"] for r in runs} == {"success"}
+    web_dev = next(r["dag_run_id"] for r in runs if r["dag_id"] == "release_tr_web" and "__dev__" in r["dag_run_id"])
+    assert "gate.waived" in airflow.log("release_tr_web", web_dev, "dev.gate_approval")
     changes = airflow.api("GET", "/change-service/api/now/table/change_request?sysparm_limit=100")["result"]
     mine = [c for c in changes if run in c["correlation_id"]]
     assert len(mine) == 1
@@ -154,6 +159,14 @@ def test_a_failing_member_rolls_itself_back_and_the_train_reverts_the_others(air
     assert "promotion.waived" in log
     report = evidence.fetch(airflow.client("admin"), "train_q4", run)
     assert report["environments"]["staging"]["outcome"] == "rolled_back"
+    staging_members = {(m["member"], m["purpose"]): m["outcome"] for m in report["environments"]["staging"]["members"]}
+    assert staging_members == {
+        ("tr_identity", "stage"): "success",
+        ("tr_web", "stage"): "success",
+        ("tr_payments", "stage"): "failed",
+        ("tr_identity", "revert"): "success",
+        ("tr_web", "revert"): "success",
+    }
     assert report["environments"]["dev"]["outcome"] == "succeeded"
 
 

@@ -43,6 +43,7 @@ def test_members_run_in_dependency_order_in_each_environment(tmp_path: Path) -> 
         "member": "payments",
         "policy": "rollback_train",
         "poke_seconds": 30,
+        "waive_gates": False,
         "retries": 0,
     }
     assert tasks["prod.rollback_identity"].operator == "release_mgmt.operators.train.TrainRevertOperator"

@@ -78,6 +78,11 @@ class TrainDefinition(Strict):
     calendars: tuple[Name, ...] = Field(default=(), description="Shared calendars whose windows bind the train.")
     windows: tuple[Window, ...] = Field(default=(), max_length=200)
     poke_seconds: int = Field(default=30, ge=5, le=600, description="How often a member's run is checked.")
+    member_gates: Literal["keep", "waive"] = Field(
+        default="keep",
+        description="keep: each member's own gates still ask for approval in its run; waive: the train's gates "
+        "stand for them (a member run started by the train passes its gates, saying so in its log).",
+    )
 
 
 @dataclass(frozen=True)

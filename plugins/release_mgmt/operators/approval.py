@@ -23,6 +23,7 @@ from release_mgmt.gates.approval import APPROVE, REJECT, ApprovalGate
 from release_mgmt.notify.messages import airflow_url
 from release_mgmt.operators.base import settled_versions
 from release_mgmt.operators.gate_progress import _FRESH, _WAITING, DEADLINE, REFUSED, VOTES, GateProgressMixin
+from release_mgmt.operators.train_claim import gate_waiver
 from release_mgmt.planning import version_param
 from release_mgmt.records import audit
 from release_mgmt.rules.approval import Vote, judge, missing
@@ -103,6 +104,21 @@ class ApprovalGateOperator(GateProgressMixin, HITLOperator):
         if context["params"].get("dry_run"):
             self._audit(context, "gate.dry_run", "skipped", eligible=eligible)
             return {"decision": "dry_run", "approvers": []}
+        waiver = (
+            None
+            if isinstance(self, BreakGlassOperator)
+            else gate_waiver(context, self.release, self.environment, self.components)
+        )
+        if waiver is not None:  # the train's own gates stood for this one (member_gates: waive)
+            self._audit(
+                context, "gate.waived", "train", gate=gate.name, train=waiver["train"], run=waiver["train_run_id"]
+            )
+            return {
+                "decision": "waived",
+                "approvers": [],
+                "train": waiver["train"],
+                "train_run_id": waiver["train_run_id"],
+            }
         resumed = self._resume(context)
         if resumed is not _FRESH:
             return resumed

@@ -22,6 +22,7 @@ from release_mgmt.operators.change_close import ChangeCloseOperator
 from release_mgmt.operators.train_claim import CONF_KEY, make_claim
 from release_mgmt.records import audit, deployment
 from release_mgmt.rules.run_params import check_version
+from release_mgmt.rules.trains import failed_members, reverts, stage_starts
 from release_mgmt.sources import SOURCE_ADAPTER, Resolved, SourceContext
 
 
@@ -118,6 +119,7 @@ class TrainStageOperator(TriggerDagRunOperator):
         member: str,
         policy: str,
         poke_seconds: int = 30,
+        waive_gates: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -133,16 +135,16 @@ class TrainStageOperator(TriggerDagRunOperator):
         )
         self.release, self.components, self.environments = release, list(components), list(environments)
         self.environment, self.member, self.policy = environment, member, policy
+        self.waive_gates = waive_gates
 
     def _states(self, context: Context) -> dict[str, str | None]:
-        ids = [f"deploy_{m}" for m in self.components if m != self.member]
-        return local_states(context, self.environment, ids)
+        return local_states(context, self.environment, [f"deploy_{m}" for m in self.components])
 
     def _versions(self, context: Context) -> dict[str, str]:
-        if self.policy != "continue" and any(s == "failed" for s in self._states(context).values()):
-            raise AirflowSkipException(
-                f"another member failed in {self.environment}: the train's policy is {self.policy}"
-            )
+        states = self._states(context)
+        if not stage_starts(self.policy, states, self.member):
+            failed = ", ".join(failed_members(states))
+            raise AirflowSkipException(f"{failed} failed in {self.environment}; the train's policy is {self.policy}")
         return member_versions(context)[self.member]
 
     def execute(self, context: Context) -> None:
@@ -157,6 +159,7 @@ class TrainStageOperator(TriggerDagRunOperator):
             environment=self.environment,
             purpose=self.purpose,
             versions=versions,
+            waive_gates=self.waive_gates,
         )
         dry_run = bool(context["params"].get("dry_run"))
         self.trigger_run_id = member_run
@@ -201,10 +204,10 @@ class TrainRevertOperator(TrainStageOperator):
     purpose = "revert"
 
     def _versions(self, context: Context) -> dict[str, str]:
-        states = local_states(context, self.environment, [f"deploy_{m}" for m in self.components])
-        failed = [k for k, s in states.items() if s == "failed"]
-        if self.policy != "rollback_train" or not failed or states.get(f"deploy_{self.member}") != "success":
+        states = self._states(context)
+        if not reverts(self.policy, states, self.member):
             raise AirflowSkipException(f"{self.member} in {self.environment}: nothing to revert")
+        failed = failed_members(states)
         found = context["ti"].xcom_pull(task_ids="preflight") or {}
         previous = (found.get("previous") or {}).get(self.environment, {}).get(self.member, {})
         missing = sorted(c for c, v in previous.items() if not v)

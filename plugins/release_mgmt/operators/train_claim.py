@@ -30,6 +30,7 @@ def make_claim(
     environment: str,
     purpose: str,
     versions: Mapping[str, str],
+    waive_gates: bool = False,
 ) -> str:
     """The claim for one member run the train is about to trigger."""
     now = int(time.time())
@@ -45,8 +46,22 @@ def make_claim(
         "environment": environment,
         "purpose": purpose,
         "versions": dict(versions),
+        "waive_gates": waive_gates,
     }
     return jwt.encode(claims, _secret(), algorithm=ALGORITHM)
+
+
+def gate_waiver(context: Any, release: str, environment: str, components: list[str]) -> dict[str, Any] | None:
+    """The claim of the train that runs this member run and waives its gates (``member_gates: waive``), checked
+    again here (never trusted from another task's output); None when the run carries none or it waives nothing."""
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    if CONF_KEY not in conf:
+        return None
+    versions = {c: str(context["params"].get(f"version_{c}") or "") for c in components}
+    found = check_claim(
+        conf[CONF_KEY], release=release, run_id=str(context["run_id"]), environments=[environment], versions=versions
+    )
+    return found if isinstance(found, dict) and found.get("waive_gates") else None
 
 
 def check_claim(

@@ -84,6 +84,7 @@ def plan_train(loaded: LoadedTrain) -> ReleasePlan:
                 "member": task.component,
                 "policy": policy,
                 "poke_seconds": loaded.train.poke_seconds,
+                "waive_gates": loaded.train.member_gates == "waive",
                 "retries": 0,  # a member's run is never started twice behind anyone's back
             }
         elif task.kind == "change_open":

@@ -99,13 +99,25 @@ def _notification(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _add_versions(section: dict[str, Any], event: str, record: Mapping[str, Any], details: Mapping[str, Any]) -> bool:
+    """Release notes and a train's member runs (each member run's own evidence is that run's report)."""
+    if event == "release.notes":
+        section.setdefault("release_notes", {})[record.get("component") or ""] = dict(details)
+    elif event == "train.member_finished":
+        member = {k: details.get(k, "") for k in ("member", "purpose", "member_run_id", "versions")}
+        section.setdefault("members", []).append(member | {"outcome": record.get("outcome", "")})
+    else:
+        return False
+    return True
+
+
 def _add(section: dict[str, Any], record: Mapping[str, Any]) -> None:
     event, details = str(record.get("event", "")), record.get("details") or {}
     component = record.get("component") or ""
+    if _add_versions(section, event, record, details):
+        return
     if event == "environment.finished":
         section["outcome"] = record.get("outcome", "")
-    elif event == "release.notes":
-        section.setdefault("release_notes", {})[component] = dict(details)
     elif event == "gate.decision":
         section["gates"].append(
             {
@@ -211,6 +223,10 @@ def to_markdown(report: Mapping[str, Any]) -> str:
             outcome = ", ".join(f"{s['event']}={s['outcome']}" for s in comp["steps"])
             before = comp["previous_version"] or "nothing recorded"
             lines.append(f"- {name}: {before} -> {comp['version']}, now {comp['after']} ({outcome})")
+        lines += [
+            f"- member {m['member']} ({m['purpose']}): {m['outcome']}, run {m['member_run_id']}"
+            for m in section.get("members") or []
+        ]
         for entry in (section.get("release_notes") or {}).values():
             lines += ["", notes.to_markdown(entry, level=3)]
         lines.append("")
