@@ -72,7 +72,8 @@ def test_git_tags_resolve_deploy_record_and_notes(
     recorded = [r for r in records if r["event"] == "deployment.recorded"]
     assert {r["version"] for r in recorded} == {"1.1.0"}
     rows = {row.environment: row.record for row in status.running("versions_git")}
-    assert {env: (r.version, r.digest, r.source) for env, r in rows.items()} == dict.fromkeys(("dev", "prod"), ("1.1.0", sha, f"git {repo.url}@v1.1.0"))
+    expected = ("1.1.0", sha, f"git {repo.url}@v1.1.0")
+    assert {env: (r.version, r.digest, r.source) for env, r in rows.items()} == dict.fromkeys(("dev", "prod"), expected)
     preflight = second.get_task_instance("preflight").xcom_pull(task_ids="preflight")
     assert preflight["notes"]["prod"]["api"]["groups"]["Fixes"][0]["subject"] == "refunds rounding PAY-31"
     report = evidence.build({"run_id": second.run_id}, [], records)
