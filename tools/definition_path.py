@@ -127,12 +127,25 @@ def route_every_event(defn: Any) -> None:
             routes.unreachable(defn, record, occasion)
 
 
+def _loaded(load: Any, text: str) -> Any:
+    """What ``load()`` returns, or the error Outcome of a definition error (checked readable); anything else that
+    escapes is a Crash."""
+    from release_mgmt.errors import DefinitionError
+
+    try:
+        return load()
+    except DefinitionError as error:
+        _readable(error, text)
+        return Outcome("error", tuple(error.lines()))
+    except Exception as exc:
+        raise Crash(_signature(exc), f"escaped: {type(exc).__name__}: {str(exc)[:300]}") from exc
+
+
 def exercise_notify(folder: Path, text: str, *, as_directory: bool) -> Outcome:
     """A directory (or, with ``as_directory`` False, a shared rules file) as ``text``, used by a definition with
     notification rules (tests/definition/corpus/payments.yaml naming the shared rules ``oncall``): loaded and
     every event routed. ``folder`` holds releases/, notify/ and directory.yaml (made here)."""
     from release_mgmt.definition.loader import load_file
-    from release_mgmt.errors import DefinitionError
 
     repo = Path(__file__).resolve().parents[1]
     (folder / "releases").mkdir(exist_ok=True)
@@ -143,13 +156,9 @@ def exercise_notify(folder: Path, text: str, *, as_directory: bool) -> Outcome:
     rules = text if not as_directory else NOTIFY_RULES
     (folder / "directory.yaml").write_text(directory, encoding="utf-8", errors="surrogatepass")
     (folder / "notify" / "oncall.yaml").write_text(rules, encoding="utf-8", errors="surrogatepass")
-    try:
-        item = load_file(folder / "releases" / "payments.yaml")
-    except DefinitionError as error:
-        _readable(error, text)
-        return Outcome("error", tuple(error.lines()))
-    except Exception as exc:
-        raise Crash(_signature(exc), f"escaped: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    item = _loaded(lambda: load_file(folder / "releases" / "payments.yaml"), text)
+    if isinstance(item, Outcome):
+        return item
     try:
         route_every_event(item.definition)
     except Crash:
@@ -242,19 +251,14 @@ def exercise_train(folder: Path, text: str) -> Outcome:
     from release_mgmt.dag.trains import build_train_dag
     from release_mgmt.definition.models import ReleaseDefinition
     from release_mgmt.definition.trains import load_train
-    from release_mgmt.errors import DefinitionError
 
     (folder / "trains").mkdir(exist_ok=True)
     path = folder / "trains" / "case.yaml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     releases = {name: ReleaseDefinition.model_validate(data) for name, data in TRAIN_MEMBERS.items()}
-    try:
-        loaded = load_train(path, releases)
-    except DefinitionError as error:
-        _readable(error, text)
-        return Outcome("error", tuple(error.lines()))
-    except Exception as exc:
-        raise Crash(_signature(exc), f"escaped: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    loaded = _loaded(lambda: load_train(path, releases), text)
+    if isinstance(loaded, Outcome):
+        return loaded
     try:
         _after_build(build_train_dag(loaded), datetime.now(UTC))
     except Exception as exc:

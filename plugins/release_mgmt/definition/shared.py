@@ -52,17 +52,22 @@ def load_calendar(file: Path) -> CalendarFile:
     return load_model(file, CalendarFile)
 
 
-def load_model(file: Path, model: type[M]) -> M:
-    """One shared file (calendar, directory, notification rules) as ``model``; DefinitionError naming that file,
-    line and key path."""
-    shown = yaml_io.display_path(file)
+def read_yaml(file: Path, shown: str) -> tuple[Any, yaml.Node | None]:
+    """A file's data and node tree, read with a definition's limits; DefinitionError naming ``shown``."""
     try:
         text = yaml_io.read_small(file)
-        data, node = yaml_io.parse(text)
+        return yaml_io.parse(text)
     except ValueError as exc:
         raise DefinitionError(shown, [Problem("", str(exc))], file) from None
     except (yaml.YAMLError, yaml_io.LimitError) as exc:
         raise DefinitionError(shown, [yaml_io.problem(exc, text)], file) from None
+
+
+def load_model(file: Path, model: type[M]) -> M:
+    """One shared file (calendar, directory, notification rules) as ``model``; DefinitionError naming that file,
+    line and key path."""
+    shown = yaml_io.display_path(file)
+    data, node = read_yaml(file, shown)
     try:
         return model.model_validate(data if data is not None else {})
     except ValidationError as exc:

@@ -23,7 +23,7 @@ from release_mgmt.definition.calendars import Window
 from release_mgmt.definition.checks import semantic_problems
 from release_mgmt.definition.messages import problems_from
 from release_mgmt.definition.models import ChangeConfig, Name, ReleaseDefinition, Strict, Version
-from release_mgmt.definition.shared import loc_from_path, with_calendars
+from release_mgmt.definition.shared import loc_from_path, read_yaml, with_calendars
 from release_mgmt.errors import DefinitionError, Problem
 from release_mgmt.gates import Gate
 from release_mgmt.gates.approval import User
@@ -187,13 +187,7 @@ def _member_problems(
 def load_train(path: Path, releases: Mapping[str, ReleaseDefinition], display: str | None = None) -> LoadedTrain:
     """One train file checked against ``releases``; DefinitionError with every problem."""
     shown = display or yaml_io.display_path(path)
-    try:
-        text = yaml_io.read_small(path)
-        data, node = yaml_io.parse(text)
-    except ValueError as exc:
-        raise DefinitionError(shown, [Problem("", str(exc))], path) from None
-    except (yaml.YAMLError, yaml_io.LimitError) as exc:
-        raise DefinitionError(shown, [yaml_io.problem(exc, text)], path) from None
+    data, node = read_yaml(path, shown)
     if not isinstance(data, dict):
         raise DefinitionError(shown, [Problem("", "a train file must be a mapping (name, owner, members, ...)")], path)
     try:
