@@ -16,11 +16,11 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from release_mgmt.errors import ParameterError, SourceError
-from release_mgmt.operators.base import ReleaseOperator, local_states, selection, triggerer
+from release_mgmt.operators.base import ReleaseOperator, local_states, selection
 from release_mgmt.operators.change import ChangeOpenOperator
 from release_mgmt.operators.change_close import ChangeCloseOperator
 from release_mgmt.operators.train_claim import CONF_KEY, make_claim
-from release_mgmt.records import audit, deployment
+from release_mgmt.records import deployment
 from release_mgmt.rules.run_params import check_version
 from release_mgmt.rules.trains import failed_members, reverts, stage_starts
 from release_mgmt.sources import SOURCE_ADAPTER, Resolved, SourceContext
@@ -102,7 +102,7 @@ class TrainPreflightOperator(ReleaseOperator):
         return Resolved(name, resolved.source, resolved.reference, resolved.version, resolved.digest)
 
 
-class TrainStageOperator(TriggerDagRunOperator):
+class TrainStageOperator(ReleaseOperator, TriggerDagRunOperator):
     """A member's stage of one environment: the member's own DAG, run for that environment with the train's
     versions; succeeds when that run succeeds. Under ``stop`` and ``rollback_train`` it does not start once
     another member failed in the environment."""
@@ -123,6 +123,9 @@ class TrainStageOperator(TriggerDagRunOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(
+            release=release,
+            components=components,
+            environments=environments,
             trigger_dag_id=f"release_{member}",
             wait_for_completion=True,
             deferrable=True,
@@ -133,7 +136,6 @@ class TrainStageOperator(TriggerDagRunOperator):
             openlineage_inject_parent_info=False,
             **kwargs,
         )
-        self.release, self.components, self.environments = release, list(components), list(environments)
         self.environment, self.member, self.policy = environment, member, policy
         self.waive_gates = waive_gates
 
@@ -179,22 +181,13 @@ class TrainStageOperator(TriggerDagRunOperator):
         self._say(context, "train.member_finished", "success", versions, str(self.trigger_run_id or ""))
 
     def _say(self, context: Context, event: str, outcome: str, versions: Mapping[str, str], member_run: str) -> None:
-        audit.emit(
-            self.log,
-            event,
-            release=self.release,
-            run_id=context["run_id"],
-            outcome=outcome,
-            actor=triggerer(context),
-            environment=self.environment,
-            component=self.member,
-            details={
-                "member": self.member,
-                "purpose": self.purpose,
-                "member_run_id": member_run,
-                "versions": dict(versions),
-            },
-        )
+        details = {
+            "member": self.member,
+            "purpose": self.purpose,
+            "member_run_id": member_run,
+            "versions": dict(versions),
+        }
+        self._audit(context, event, outcome, environment=self.environment, component=self.member, details=details)
 
 
 class TrainRevertOperator(TrainStageOperator):
