@@ -14,7 +14,8 @@ import pytest
 from release_mgmt.reports import evidence
 from tests.helpers import command, write_definition
 
-pytestmark = pytest.mark.e2e
+# a train run moves 9 member runs one after another where the order says so: more than a release run takes
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 MEMBERS = ("tr_identity", "tr_payments", "tr_web")
 
