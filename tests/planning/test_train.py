@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from release_mgmt.definition.trains import load_train
+from release_mgmt.errors import DefinitionError
 from release_mgmt.planning.train import plan_train
-from tests.definition.test_trains import RELEASES
+from tests.definition.test_trains import RELEASES, REPO
 
 
 def plan(tmp_path: Path, **extra: object):
@@ -68,3 +70,18 @@ def test_without_rollback_train_there_is_no_revert(tmp_path: Path) -> None:
     """stop and continue never redeploy a member: no rollback task is planned."""
     found = plan(tmp_path)
     assert not [t for t in found.tasks() if t.kind == "rollback"]
+
+
+def test_the_trains_calendars_bind_every_environment_entry(tmp_path: Path) -> None:
+    """calendars: [company] adds the shared calendar's windows to the train's own: each environment's entry waits
+    them out (and an unknown calendar is an error naming the key)."""
+    (tmp_path / "calendars").mkdir()
+    (tmp_path / "calendars" / "company.yaml").write_text((REPO / "include/calendars/company.yaml").read_text())
+    found = plan(tmp_path, calendars=["company"])
+    enter = next(t for t in found.tasks() if t.task_id == "prod.enter")
+    assert {w["name"] for w in enter.arguments["windows"]} >= {"year-end", "black-friday"}
+    (tmp_path / "trains" / "q4.yaml").write_text(
+        (tmp_path / "trains" / "q4.yaml").read_text().replace("company", "nope")
+    )
+    with pytest.raises(DefinitionError, match=r"calendars\[0\]: no calendar"):
+        load_train(tmp_path / "trains" / "q4.yaml", RELEASES)
