@@ -50,7 +50,9 @@ def test_notes_list_exactly_the_commits_in_range(repo: Repo) -> None:
     text = to_markdown(prod)
     assert text.startswith("### api 1.1.0 (since 1.0.0): 4 commit(s)")
     assert "**Breaking changes**" in text
-    assert "- **api**: refunds over the API (PAY-12) (PAY-12)" in text
+    assert "- **api**: refunds over the API (PAY-12) [" in text  # a ticket the subject shows is not repeated
+    assert "- rounding of totals (OPS-7, PAY-13) [" in text  # tickets from the body are added
+    assert "- drop the v1 endpoint: clients must call /v2 [" in text  # the breaking note
     assert text.endswith("Tickets: OPS-7, PAY-12, PAY-13")
 
 

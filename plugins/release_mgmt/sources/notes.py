@@ -23,7 +23,7 @@ GROUPS = {
 }
 OTHER = "Other changes"
 HEADER = re.compile(r"^(?P<type>[A-Za-z]+)(?:\((?P<scope>[^()]{1,60})\))?(?P<bang>!)?: (?P<subject>\S.*)$")
-BREAKING = re.compile(r"^BREAKING[ -]CHANGE: ", re.MULTILINE)
+BREAKING = re.compile(r"^BREAKING[ -]CHANGE: (.*)$", re.MULTILINE)
 DEFAULT_TICKETS = r"\b[A-Z][A-Z0-9]{1,9}-[0-9]{1,7}\b"
 #: at most this many commits per range; more are counted, not listed
 MAX_COMMITS = 200
@@ -42,6 +42,8 @@ def parse_commit(sha: str, author: str, subject: str, body: str, tickets: re.Pat
         "scope": (match["scope"] or "") if match else "",
         "subject": match["subject"] if match else subject,
         "breaking": bool(match and match["bang"]) or bool(BREAKING.search(body)),
+        #: what the BREAKING CHANGE footer says (empty when only "!" marks it)
+        "breaking_note": (found[1].strip() if (found := BREAKING.search(body)) else ""),
         "tickets": sorted(set(tickets.findall(f"{subject}\n{body}"))),
     }
 
@@ -74,10 +76,17 @@ def notes(
     }
 
 
-def _line(commit: Mapping[str, Any]) -> str:
+def more_tickets(commit: Mapping[str, Any]) -> list[str]:
+    """The commit's ticket keys its subject does not already show (they came from its body)."""
+    return [t for t in commit.get("tickets", []) if t not in str(commit.get("subject", ""))]
+
+
+def _line(commit: Mapping[str, Any], breaking: bool = False) -> str:
     scope = f"**{commit['scope']}**: " if commit.get("scope") else ""
-    tickets = f" ({', '.join(commit['tickets'])})" if commit.get("tickets") else ""
-    return f"- {scope}{commit['subject']}{tickets} [{str(commit['sha'])[:10]}]"
+    extra = more_tickets(commit)
+    tickets = f" ({', '.join(extra)})" if extra else ""
+    note = f": {commit['breaking_note']}" if breaking and commit.get("breaking_note") else ""
+    return f"- {scope}{commit['subject']}{note}{tickets} [{str(commit['sha'])[:10]}]"
 
 
 def to_markdown(entry: Mapping[str, Any], level: int = 3) -> str:
@@ -87,7 +96,7 @@ def to_markdown(entry: Mapping[str, Any], level: int = 3) -> str:
     if entry.get("note"):
         lines.append(f"_{entry['note']}_")
     if entry.get("breaking"):
-        lines += ["", "**Breaking changes**", *(_line(c) for c in entry["breaking"])]
+        lines += ["", "**Breaking changes**", *(_line(c, breaking=True) for c in entry["breaking"])]
     for name, commits in entry.get("groups", {}).items():
         lines += ["", f"**{name}**", *(_line(c) for c in commits)]
     if entry.get("not_listed"):
