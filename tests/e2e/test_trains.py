@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from release_mgmt.reports import evidence
+from tests.e2e.test_console_browser import Person
 from tests.helpers import command, write_definition
 
 # a train run moves 9 member runs one after another where the order says so: more than a release run takes
@@ -124,7 +126,9 @@ def test_a_train_moves_its_members_in_order_under_one_change_per_environment(air
     }
 
 
-def test_a_failing_member_rolls_itself_back_and_the_train_reverts_the_others(airflow, train) -> None:
+def test_a_failing_member_rolls_itself_back_and_the_train_reverts_the_others(
+    airflow, train, browser, tmp_path: Path
+) -> None:
     """payments 2.0.0 fails its check in staging: it restores 1.0.0 itself; identity and web, deployed there at
     1.1.0, are deployed again at 1.0.0 by their own DAGs (promotion waived by the train); prod never starts."""
     start = len(lines(train))
@@ -169,6 +173,19 @@ def test_a_failing_member_rolls_itself_back_and_the_train_reverts_the_others(air
         ("tr_web", "revert"): "success",
     }
     assert report["environments"]["dev"]["outcome"] == "succeeded"
+    auditor = Person(browser, airflow, "victor", tmp_path)  # a viewer reads the train's evidence in the UI
+    try:
+        auditor.open(f"/release-console/runs/train_q4/{quote(run, safe='')}/evidence")
+        rows = auditor.page.locator("section[data-environment=staging] tr.member").all_inner_texts()
+        assert len(rows) == 5
+        assert any(row.startswith("tr_payments\tstage\tfailed") for row in rows), rows
+        auditor.page.locator("section[data-environment=staging] tr.member a").first.click()
+        auditor.page.wait_for_load_state("networkidle")
+        assert "Evidence · tr_" in auditor.page.locator("h1").inner_text()  # the member run's own evidence
+        auditor.page.go_back()
+        auditor.shot("train-evidence")
+    finally:
+        auditor.context.close()
 
 
 def test_a_copied_claim_fails_the_run_that_carries_it(airflow, train) -> None:
