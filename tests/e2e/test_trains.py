@@ -164,14 +164,20 @@ def test_a_failing_member_rolls_itself_back_and_the_train_reverts_the_others(
     assert "promotion.waived" in log
     report = evidence.fetch(airflow.client("admin"), "train_q4", run)
     assert report["environments"]["staging"]["outcome"] == "rolled_back"
-    staging_members = {(m["member"], m["purpose"]): m["outcome"] for m in report["environments"]["staging"]["members"]}
-    assert staging_members == {
-        ("tr_identity", "stage"): "success",
-        ("tr_web", "stage"): "success",
-        ("tr_payments", "stage"): "failed",
-        ("tr_identity", "revert"): "success",
-        ("tr_web", "revert"): "success",
+    staging_members = {
+        (m["member"], m["purpose"]): (m["outcome"], m["versions"]) for m in report["environments"]["staging"]["members"]
     }
+    assert staging_members == {
+        ("tr_identity", "stage"): ("success", {"api": "1.1.0"}),
+        ("tr_web", "stage"): ("success", {"api": "1.1.0"}),
+        ("tr_payments", "stage"): ("failed", {"api": "2.0.0"}),
+        ("tr_identity", "revert"): ("success", {"api": "1.0.0"}),
+        ("tr_web", "revert"): ("success", {"api": "1.0.0"}),
+    }
+    assert {v["component"]: (v["source"], v["reference"]) for v in report["versions"]}["tr_web.api"] == (
+        "train form",
+        "version_tr_web__api",
+    )
     assert report["environments"]["dev"]["outcome"] == "succeeded"
     auditor = Person(browser, airflow, "victor", tmp_path)  # a viewer reads the train's evidence in the UI
     try:

@@ -25,6 +25,9 @@ from release_mgmt.rules.run_params import check_version
 from release_mgmt.rules.trains import failed_members, reverts, stage_starts
 from release_mgmt.sources import SOURCE_ADAPTER, Resolved, SourceContext
 
+#: the XCom key of the versions a stage or revert sent to its member run
+SENT = "member_versions"
+
 
 def train_param(member: str, component: str) -> str:
     """The train's trigger-form key overriding one member component's version."""
@@ -81,7 +84,8 @@ class TrainPreflightOperator(ReleaseOperator):
         typed = context["params"].get(train_param(member, comp))
         try:
             if typed:
-                return Resolved(name, "form", "trigger form", check_version(comp, typed), how="override")
+                typed = check_version(comp, typed)
+                return Resolved(name, "train form", train_param(member, comp), typed, how="override")
             if comp in spec["pins"]:
                 return Resolved(name, "train", "pinned by the train", spec["pins"][comp], how="pinned")
             if comp not in spec["sources"]:
@@ -168,11 +172,12 @@ class TrainStageOperator(ReleaseOperator, TriggerDagRunOperator):
         self.conf = {"environments": [self.environment], "dry_run": dry_run, CONF_KEY: claim}
         self.conf |= {f"version_{c}": v for c, v in versions.items()}
         self.note = f"{self.purpose} of train {self.release} (run {context['run_id']}) in {self.environment}"
+        context["ti"].xcom_push(key=SENT, value=versions)  # what execute_complete reports (a revert's are older)
         self._say(context, "train.member_started", "running", versions, member_run)
         super().execute(context)
 
     def execute_complete(self, context: Context, event: Any) -> None:
-        versions = member_versions(context).get(self.member, {})
+        versions = context["ti"].xcom_pull(task_ids=self.task_id, key=SENT) or {}
         try:
             super().execute_complete(context, event)
         except Exception:
