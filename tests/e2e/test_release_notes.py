@@ -48,6 +48,7 @@ def test_notes_reach_the_change_and_the_evidence_page(airflow, tmp_path: Path, b
     repo.tag("v1.1.0")
     run = airflow.trigger("release_notes_api", "alice")
     change: dict[str, Any] = airflow.wait_for(lambda: _awaiting(airflow, run), 300, "the prod change")
+    assert "Versions:\n- api: 1.1.0\n" in change["description"]  # the version the source gave
     assert "Release notes:\n### api 1.1.0 (first deployment): 4 commit(s)" in change["description"]
     assert "- **api**: refunds <b>bold</b> (PAY-7) [" in change["description"]
     airflow.api("POST", f"/change-service/api/release_mgmt/change_request/{change['sys_id']}/approve", "bob", {})
@@ -72,5 +73,6 @@ def test_notes_reach_the_change_and_the_evidence_page(airflow, tmp_path: Path, b
 
 
 def _awaiting(airflow, run: str) -> dict[str, Any] | None:
-    found = airflow.api("GET", "/change-service/api/now/table/change_request?sysparm_limit=100")["result"]
-    return next((c for c in found if run in c["correlation_id"] and c["state"] == "-3"), None)
+    query = quote("correlation_idSTARTSWITHrelease_mgmt:notes_api:^state=-3", safe="")
+    found = airflow.api("GET", f"/change-service/api/now/table/change_request?sysparm_query={query}")["result"]
+    return next((c for c in found if run in c["correlation_id"]), None)

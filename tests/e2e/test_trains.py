@@ -113,8 +113,7 @@ def test_a_train_moves_its_members_in_order_under_one_change_per_environment(air
     assert {r["state"] for r in runs} == {"success"}
     web_dev = next(r["dag_run_id"] for r in runs if r["dag_id"] == "release_tr_web" and "__dev__" in r["dag_run_id"])
     assert "gate.waived" in airflow.log("release_tr_web", web_dev, "dev.gate_approval")
-    changes = airflow.api("GET", "/change-service/api/now/table/change_request?sysparm_limit=100")["result"]
-    mine = [c for c in changes if run in c["correlation_id"]]
+    mine = [c for c in _changes(airflow) if run in c["correlation_id"]]
     assert len(mine) == 1
     assert mine[0]["close_code"] == "successful"
     report = evidence.fetch(airflow.client("admin"), "train_q4", run)
@@ -212,5 +211,10 @@ def test_a_copied_claim_fails_the_run_that_carries_it(airflow, train) -> None:
 
 
 def _change(airflow, run: str) -> dict[str, Any] | None:
-    found = airflow.api("GET", "/change-service/api/now/table/change_request?sysparm_limit=100")["result"]
-    return next((c for c in found if run in c["correlation_id"] and c["state"] == "-3"), None)
+    return next((c for c in _changes(airflow) if run in c["correlation_id"] and c["state"] == "-3"), None)
+
+
+def _changes(airflow) -> list[dict[str, Any]]:
+    """The train's changes (the session's Airflow holds hundreds of other changes)."""
+    query = quote("correlation_idSTARTSWITHrelease_mgmt:q4:", safe="")
+    return airflow.api("GET", f"/change-service/api/now/table/change_request?sysparm_query={query}")["result"]

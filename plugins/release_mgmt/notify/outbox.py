@@ -73,8 +73,14 @@ def current_occasion() -> Occasion:
 
     context = get_current_context()
     params = context.get("params") or {}
-    versions = {str(k).removeprefix("version_"): str(v) for k, v in params.items() if str(k).startswith("version_")}
     ti = context["ti"]
+    # the versions the run's preflight settled (a source's answer), else what the form says
+    found = ti.xcom_pull(task_ids="preflight") if ti.task_id != "preflight" else None
+    settled = found.get("versions") if isinstance(found, dict) else None
+    versions = {
+        str(k).removeprefix("version_"): str(v) for k, v in params.items() if str(k).startswith("version_") and v
+    }
+    versions |= {str(k): str(v) for k, v in (settled or {}).items() if v}
     triggered_by = str(getattr(context.get("dag_run"), "triggering_user_name", "") or "")
     return Occasion(str(ti.dag_id), str(context["run_id"]), str(ti.task_id), triggered_by, versions, airflow_url())
 

@@ -70,7 +70,8 @@ class ApprovalGateOperator(GateProgressMixin, HITLOperator):
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Subject and body may use ``airflow_url`` (the API server's [api] base_url) for links."""
-        super().render_template_fields(cast("Any", {**dict(context), "airflow_url": airflow_url()}), jinja_env)
+        extras = {"airflow_url": airflow_url(), "versions": _versions(context, self.components)}
+        super().render_template_fields(cast("Any", {**dict(context), **extras}), jinja_env)
 
     @property
     def model(self) -> ApprovalGate:
@@ -313,7 +314,7 @@ def _iso(value: Any) -> str:
 
 
 def _body(release: str, environment: str, components: list[str], gate: ApprovalGate) -> str:
-    lines = "\n".join(f"- {c}: {{{{ params.version_{c} }}}}" for c in components)
+    lines = "\n".join(f"- {c}: {{{{ versions[{c!r}] }}}}" for c in components)
     quorum = f"{gate.min_approvals} distinct approver(s)" + "".join(
         f", {q.min_approvals} from {q.group}" for q in gate.group_quorums
     )

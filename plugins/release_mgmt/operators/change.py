@@ -21,7 +21,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from release_mgmt.change_service.service_token import TaskIdentity
 from release_mgmt.definition.durations import format_duration, parse_duration
 from release_mgmt.errors import ServiceNowError
-from release_mgmt.operators.base import ReleaseOperator, triggerer
+from release_mgmt.operators.base import ReleaseOperator, settled_versions, triggerer
 from release_mgmt.operators.versions import notes_text
 from release_mgmt.planning.words import with_versions
 from release_mgmt.rules.change import (
@@ -102,7 +102,8 @@ class ChangeOperator(ReleaseOperator):
         self._audit(context, event, outcome, environment=self.environment, change=number, details=details)
 
     def versions(self, context: Context) -> dict[str, str]:
-        return {c: str(context["params"].get(f"version_{c}", "")) for c in self.components}
+        settled = settled_versions(context)  # resolved from sources by the preflight, or typed in the form
+        return {c: settled.get(c) or str(context["params"].get(f"version_{c}") or "") for c in self.components}
 
 
 class ChangeOpenOperator(ChangeOperator):
